@@ -1,0 +1,149 @@
+"""Drop each batch as a CSV file plus a `sha256sum` checksum into an operator's outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.ports import Accepted, DeliveryResult, OutboundOrder, TransientFailure
+
+log = structlog.get_logger()
+
+CSV_HEADER = (
+    "order_id",
+    "action",
+    "kind",
+    "value",
+    "urgent",
+    "attempt",
+    "operator",
+    "created_at",
+)
+
+
+class FileDropConfig(BaseModel):
+    """Settings of an operator that collects files from a directory (often a mounted share)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outbox: Path
+    max_batch: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("outbox")
+    @classmethod
+    def _outbox_is_absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("outbox must be an absolute directory path")
+        return value
+
+
+def render_csv(orders: Sequence[OutboundOrder], created_at: datetime) -> bytes:
+    """Return the batch as CSV bytes (RFC 4180, UTF-8, header first)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    stamp = created_at.isoformat()
+    writer.writerows(
+        (
+            o.order_id,
+            o.action,
+            o.kind,
+            o.value,
+            "true" if o.urgent else "false",
+            o.attempt,
+            o.operator,
+            stamp,
+        )
+        for o in orders
+    )
+    return buffer.getvalue().encode("utf-8")
+
+
+def batch_file_name(first_order_id: int, created_at: datetime) -> str:
+    """Return a unique, sortable file name for a batch."""
+    stamp = created_at.strftime("%Y%m%dT%H%M%S%fZ")
+    return f"orders-{stamp}-{first_order_id}-{uuid.uuid4().hex[:8]}.csv"
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(directory: Path, name: str, data: bytes) -> None:
+    """Write `name` so readers see either nothing or the whole file, and make it durable."""
+    temporary = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, directory / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_directory(directory)
+
+
+def drop_batch(directory: Path, name: str, data: bytes) -> None:
+    """Write the CSV, then its checksum file; the checksum's arrival marks the CSV complete."""
+    if not directory.is_dir():
+        raise FileNotFoundError(2, "outbox directory is missing (share not mounted?)", directory)
+    write_atomically(directory, name, data)
+    checksum = f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
+    try:
+        write_atomically(directory, f"{name}.sha256", checksum)
+    except BaseException:
+        # Without its checksum the CSV would never be collected; remove it so a retry is clean.
+        with contextlib.suppress(OSError):
+            (directory / name).unlink()
+        raise
+
+
+class FileDropAdapter:
+    """Delivers each batch as one CSV file in the operator's outbox directory."""
+
+    kind: ClassVar[str] = "file_drop"
+
+    def __init__(self, operator_code: str, config: FileDropConfig) -> None:
+        self.operator_code = operator_code
+        self.config = config
+        self.max_batch = config.max_batch
+        self.pushes = True
+
+    async def send(self, orders: Sequence[OutboundOrder]) -> list[DeliveryResult]:
+        """Write the batch once; one result per order."""
+        if len(orders) > self.max_batch:
+            raise ValueError(f"batch of {len(orders)} exceeds max_batch {self.max_batch}")
+        if not orders:
+            return []
+        created_at = datetime.now(UTC)
+        name = batch_file_name(orders[0].order_id, created_at)
+        data = render_csv(orders, created_at)
+        try:
+            await asyncio.to_thread(drop_batch, self.config.outbox, name, data)
+        except OSError as exc:
+            error = f"cannot write to outbox {self.config.outbox}: {exc.strerror or exc}"
+            log.warning("file_drop.write_failed", operator=self.operator_code, error=error)
+            return [TransientFailure(o.order_id, error) for o in orders]
+        return [Accepted(o.order_id, operator_ref=name) for o in orders]
+
+    async def close(self) -> None:
+        """Nothing to release: files are closed after every batch."""

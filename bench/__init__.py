@@ -1,0 +1,1 @@
+"""Benchmarks that print their numbers: python -m bench.<name>."""

@@ -1,0 +1,1 @@
+"""fraudblock: coordinates blocking of fraudsters' numbers and handsets across operators."""

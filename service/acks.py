@@ -1,0 +1,203 @@
+"""Applying operators' acknowledgements and settling the targets and requests they finish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from service import audit
+from service.lifecycle import OrderView, target_failed, target_state
+from service.ports import AckStatus
+from service.routing import route_target
+from service.store import Row, Tx
+
+AckOutcome = Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
+ORDERS_CHANNEL = "fraudblock_orders"
+_BLOCK_ANSWERS = frozenset({"blocked", "already_blocked", "not_subscriber", "rejected"})
+_UNBLOCK_ANSWERS = frozenset({"unblocked", "not_subscriber", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class AckItem:
+    """One acknowledgement of one order."""
+
+    order_id: int
+    status: AckStatus
+    reason: str | None = None
+    operator_ref: str | None = None
+    at: datetime | None = None
+    attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """What became of one acknowledgement."""
+
+    order_id: int
+    result: AckOutcome
+    reason: str | None = None
+
+
+def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], str] | None:
+    """None when the ack can be applied, else the outcome that refuses it."""
+    answers = _BLOCK_ANSWERS if row["action"] == "block" else _UNBLOCK_ANSWERS
+    if item.status not in answers:
+        return ("invalid", f"{item.status} does not answer a {row['action']} order")
+    if item.status == "rejected" and not item.reason:
+        return ("invalid", "a rejected ack needs a reason")
+    if row["status"] == "acked":
+        return "duplicate" if row["ack_status"] == item.status else "conflict"
+    if row["status"] in ("held", "cancelled"):
+        return "conflict"
+    return None
+
+
+async def apply_acks(
+    tx: Tx, operator: str, items: Sequence[AckItem], *, actor: str, role: str
+) -> list[AckResult]:
+    """Apply acks of one operator in this transaction; one result per item, in order."""
+    rows = {
+        r["id"]: r
+        for r in await tx.fetch("orders_for_ack", sorted({i.order_id for i in items}), operator)
+    }
+    results: list[AckResult] = []
+    applied: dict[int, AckItem] = {}
+    for item in items:
+        row = rows.get(item.order_id)
+        if row is None:
+            results.append(AckResult(item.order_id, "not_found", "no such order for " + operator))
+            continue
+        if item.order_id in applied:
+            same = applied[item.order_id].status == item.status
+            results.append(AckResult(item.order_id, "duplicate" if same else "conflict"))
+            continue
+        refusal = _check(item, row)
+        if refusal is None:
+            applied[item.order_id] = item
+            results.append(AckResult(item.order_id, "applied"))
+        elif isinstance(refusal, tuple):
+            results.append(AckResult(item.order_id, refusal[0], refusal[1]))
+        else:
+            results.append(AckResult(item.order_id, refusal))
+    if applied:
+        await _apply(tx, operator, [rows[i] for i in applied], list(applied.values()))
+        await audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    actor,
+                    role,
+                    "ack.applied",
+                    "order",
+                    str(a.order_id),
+                    {"operator": operator, "status": a.status, "reason": a.reason},
+                )
+                for a in applied.values()
+            ],
+        )
+    return results
+
+
+async def _apply(tx: Tx, operator: str, rows: list[Row], items: list[AckItem]) -> None:
+    await tx.execute(
+        "orders_apply_ack",
+        [i.order_id for i in items],
+        [i.status for i in items],
+        [i.reason for i in items],
+        [i.operator_ref for i in items],
+        [i.at for i in items],
+        [i.attempts for i in items],
+    )
+    learn = [
+        (r["value"], i.status)
+        for r, i in zip(rows, items, strict=True)
+        if r["kind"] == "msisdn"
+        and r["action"] == "block"
+        and i.status in ("blocked", "already_blocked", "not_subscriber")
+    ]
+    if learn:
+        await tx.execute(
+            "routes_learn",
+            [v for v, _ in learn],
+            [operator] * len(learn),
+            [s != "not_subscriber" for _, s in learn],
+        )
+    not_serving = [
+        r
+        for r, i in zip(rows, items, strict=True)
+        if i.status == "not_subscriber" and r["action"] == "block" and r["kind"] == "msisdn"
+    ]
+    if not_serving:
+        await reroute(tx, not_serving)
+    await settle(tx, {r["target_id"] for r in rows})
+
+
+async def reroute(tx: Tx, rows: list[Row]) -> None:
+    """Ask the operators not yet asked about numbers an operator does not serve."""
+    active = [r["code"] for r in await tx.fetch("operator_active_codes")]
+    target_ids = sorted({r["target_id"] for r in rows})
+    asked: dict[int, set[str]] = {}
+    for o in await tx.fetch("orders_latest_for_targets", target_ids):
+        if o["action"] == "block":
+            asked.setdefault(o["target_id"], set()).add(o["operator_code"])
+    learned: dict[str, dict[str, bool]] = {}
+    for r in await tx.fetch("routes_for_msisdns", sorted({r["value"] for r in rows})):
+        learned.setdefault(r["msisdn"], {})[r["operator_code"]] = r["serves"]
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    seen: set[int] = set()
+    for r in rows:
+        if r["target_id"] in seen:
+            continue
+        seen.add(r["target_id"])
+        fresh = [op for op in active if op not in asked.get(r["target_id"], set())]
+        for op in route_target("msisdn", r["value"], fresh, {}, learned.get(r["value"], {})):
+            for col, v in zip(
+                cols,
+                (
+                    r["target_id"],
+                    r["kind"],
+                    r["value"],
+                    op,
+                    "block",
+                    r["request_id"],
+                    r["unit_code"],
+                    r["category"],
+                    r["urgent"],
+                    "queued",
+                ),
+                strict=True,
+            ):
+                col.append(v)
+    if cols[0]:
+        created = await tx.fetch("orders_insert_each", *cols)
+        await tx.execute("notify_orders", ",".join(sorted({c["operator_code"] for c in created})))
+
+
+async def settle(tx: Tx, target_ids: Iterable[int]) -> None:
+    """Recompute targets' states from their orders and close the requests they finish."""
+    ids = sorted(set(target_ids))
+    if not ids:
+        return
+    targets = {r["id"]: r for r in await tx.fetch("targets_for_settle", ids)}
+    latest: dict[int, list[OrderView]] = {}
+    for o in await tx.fetch("orders_latest_for_targets", ids):
+        latest.setdefault(o["target_id"], []).append(
+            OrderView(o["operator_code"], o["action"], o["status"], o["ack_status"])
+        )
+    changed_ids, changed_actions, changed_states = [], [], []
+    settled_ids, settled_failed = [], []
+    for tid, t in targets.items():
+        state = target_state(t["action"], latest.get(tid, []))
+        if state != t["state"]:
+            changed_ids.append(tid)
+            changed_actions.append(t["action"])
+            changed_states.append(state)
+        if state != "pending":
+            settled_ids.append(tid)
+            settled_failed.append(target_failed(t["action"], state))
+    if changed_ids:
+        await tx.execute("targets_set_state", changed_ids, changed_actions, changed_states)
+    if settled_ids:
+        await tx.execute("requests_settle_targets", settled_ids, settled_failed)

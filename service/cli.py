@@ -1,0 +1,377 @@
+"""The `fraudblock` command: serve, demo, migrate, tokens, routing, operators, audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.registry import validate_config
+from service import audit, auth, db, operators
+from service.errors import DomainError
+from service.logs import configure_logging
+from service.models import ROLES, Role
+from service.settings import Settings
+from service.store import Store
+
+log = structlog.get_logger()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """A migrated store for one command."""
+    pool = await db.create_pool(db.database_url(settings), 1, 4)
+    try:
+        async with pool.acquire() as conn:
+            await db.migrate(conn)
+        yield Store(pool)
+    finally:
+        await pool.close()
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the API (and the dispatcher unless --no-dispatcher)."""
+    from service.http.server import serve
+
+    return _run(serve(settings))
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run only the dispatcher."""
+    from service.http.server import run_worker
+
+    return _run(run_worker(settings))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Seed, create one token per role, print them, and serve."""
+    from service.http.server import serve
+
+    async def prepare() -> int:
+        async with open_store(settings) as store:
+            await operators.use_simulators(store, validate_config)
+            base = f"http://{settings.host}:{settings.port}"
+            print(f"fraudblock demo on {base}  (API docs: {base}/docs)")
+            demo: list[tuple[Role, str | None, str | None]] = [
+                ("investigator", "jammu", None),
+                ("supervisor", None, None),
+                ("operator", None, "jio"),
+                ("admin", None, None),
+            ]
+            for role, unit, op in demo:
+                _, token = await auth.create_token(
+                    store,
+                    role=role,
+                    name=f"demo-{role}",
+                    unit=unit,
+                    operator=op,
+                )
+                scope = f" ({unit or op})" if unit or op else ""
+                print(f"  {role:<12}{scope:<10} {token}")
+            print(f"\n  curl -H 'Authorization: Bearer <token>' {base}/v1/units\n", flush=True)
+        return 0
+
+    _run(prepare())
+    return _run(serve(settings))
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply pending migrations (reference data is seeded by a migration)."""
+
+    async def go() -> int:
+        pool = await db.create_pool(db.database_url(settings), 1, 2)
+        try:
+            async with pool.acquire() as conn:
+                applied = await db.migrate(conn)
+        finally:
+            await pool.close()
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+        return 0
+
+    return _run(go())
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Create, list or revoke API tokens."""
+
+    async def go() -> int:
+        async with open_store(settings) as store:
+            if args.token_cmd == "create":
+                _, token = await auth.create_token(
+                    store, role=args.role, name=args.name, unit=args.unit, operator=args.operator
+                )
+                print(token)
+            elif args.token_cmd == "list":
+                for r in await store.fetch("token_list"):
+                    state = "revoked" if r["revoked_at"] else "active"
+                    scope = r["unit_code"] or r["operator_code"] or "-"
+                    print(f"{r['id']}\t{r['role']}\t{scope}\t{r['name']}\t{state}")
+            else:
+                await auth.revoke_token(store, args.id)
+                print(f"revoked token {args.id}")
+        return 0
+
+    return _run(go())
+
+
+def cmd_routing(settings: Settings, args: argparse.Namespace) -> int:
+    """Load number-series prefixes from a CSV file (prefix,operator[,label])."""
+
+    async def go() -> int:
+        rows = read_series_csv(Path(args.file))
+        async with open_store(settings) as store:
+            count = await operators.load_series(store, rows)
+        print(f"loaded {count} number-series prefixes from {args.file}")
+        return 0
+
+    return _run(go())
+
+
+def read_series_csv(path: Path) -> list[tuple[str, str, str]]:
+    """Rows of a number-series CSV; a header line is optional."""
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.reader(fh)):
+            if not row or row[0].strip().startswith("#"):
+                continue
+            if i == 0 and row[0].strip().lower() == "prefix":
+                continue
+            if len(row) < 2:
+                raise DomainError(f"{path}:{i + 1}: expected prefix,operator[,label]")
+            prefix = row[0].strip().replace(" ", "")
+            if not prefix.startswith("+"):
+                prefix = "+" + prefix
+            out.append((prefix, row[1].strip(), row[2].strip() if len(row) > 2 else ""))
+    return out
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Recompute the audit chain and name the first broken row."""
+
+    async def go() -> int:
+        async with open_store(settings) as store:
+            result = await audit.verify(store)
+        if result.ok:
+            print(f"audit chain intact: {result.checked} rows verified")
+            return 0
+        print(
+            f"audit chain BROKEN at row {result.broken_id}: {result.problem} "
+            f"({result.checked} rows before it verified)"
+        )
+        return 1
+
+    return _run(go())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every command documents itself in --help."""
+    p = argparse.ArgumentParser(
+        prog="fraudblock",
+        description="Coordinates blocking of fraudsters' numbers and handsets across operators. "
+        "Without DATABASE_URL an embedded Postgres is started in --data-dir.",
+    )
+    p.add_argument("--database-url", help="Postgres URL (default: $DATABASE_URL or embedded)")
+    p.add_argument("--data-dir", help="embedded Postgres data directory")
+    p.add_argument("--log-format", choices=["auto", "json", "console"])
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, fn: Callable[[Settings, argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    for name, fn, help_ in (
+        ("serve", cmd_serve, "serve the HTTP API and run the dispatcher"),
+        ("demo", cmd_demo, "seed demo operators, print one token per role, and serve"),
+    ):
+        sp = add(name, fn, help_)
+        sp.add_argument("--host", help="address to bind (default 127.0.0.1)")
+        sp.add_argument("--port", type=int, help="port to bind (default 8080)")
+        sp.add_argument(
+            "--no-dispatcher",
+            action="store_true",
+            help="serve the API only; run `fraudblock worker` separately",
+        )
+        sp.add_argument("--approval-policy", choices=["none", "supervisor"])
+    add("worker", cmd_worker, "run only the dispatcher (several may share one Postgres)")
+    add("migrate", cmd_migrate, "apply pending SQL migrations")
+    add("seed", cmd_migrate, "seed units, operators and sample number series (via migrations)")
+
+    tp = add("token", cmd_token, "create, list or revoke API tokens")
+    tsub = tp.add_subparsers(dest="token_cmd", required=True, metavar="ACTION")
+    tc = tsub.add_parser("create", help="create a token and print it alone on stdout")
+    tc.add_argument("--role", required=True, choices=ROLES)
+    tc.add_argument("--unit", help="unit code (investigators; optional for supervisors)")
+    tc.add_argument("--operator", help="operator code (operator tokens)")
+    tc.add_argument("--name", required=True, help="who or what holds the token")
+    tsub.add_parser("list", help="list tokens (never their secrets)")
+    tr = tsub.add_parser("revoke", help="revoke a token by id")
+    tr.add_argument("id", type=int)
+
+    rp = add("routing", cmd_routing, "manage MSISDN number-series routing")
+    rsub = rp.add_subparsers(dest="routing_cmd", required=True, metavar="ACTION")
+    rl = rsub.add_parser("load", help="load prefixes from a CSV file: prefix,operator[,label]")
+    rl.add_argument("file")
+
+    ap = add("audit", cmd_audit, "audit log tools")
+    asub = ap.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
+    asub.add_parser("verify", help="recompute the hash chain and name the first broken row")
+
+    op = add("operator", cmd_operator, "list, configure or disable operators")
+    osub = op.add_subparsers(dest="operator_cmd", required=True, metavar="ACTION")
+    osub.add_parser("list", help="list operators with adapter, limits and breaker state")
+    os_ = osub.add_parser("set", help="create or reconfigure an operator and its adapter")
+    os_.add_argument("code")
+    os_.add_argument(
+        "--adapter", required=True, help="adapter kind: http_json, file_drop, pull or simulator"
+    )
+    os_.add_argument("--config", default="{}", help="adapter settings as a JSON object")
+    os_.add_argument("--name", help="display name")
+    os_.add_argument("--rate-limit", type=float, help="orders per second (0 = unlimited)")
+    os_.add_argument("--breaker-threshold", type=int, help="failed batches before opening")
+    os_.add_argument("--breaker-cooldown", type=float, help="seconds open before a probe")
+    os_.add_argument("--ack-deadline", type=int, help="seconds to acknowledge (normal)")
+    os_.add_argument("--urgent-ack-deadline", type=int, help="seconds to acknowledge (urgent)")
+    od = osub.add_parser("disable", help="stop routing new orders to an operator")
+    od.add_argument("code")
+
+    sp = add(
+        "simulate-operator",
+        cmd_simulate_operator,
+        "run a fake operator over HTTP that receives http_json batches and acks them",
+    )
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, required=True)
+    sp.add_argument("--secret", required=True, help="the webhook secret (whsec_...)")
+    sp.add_argument(
+        "--ack-url",
+        help="the service's ack API, e.g. "
+        "http://127.0.0.1:8080/v1/operator/acks (acks are posted there later)",
+    )
+    sp.add_argument("--token", help="operator token used to post acks")
+    sp.add_argument("--latency-ms", type=float, default=0)
+    sp.add_argument("--failure-rate", type=float, default=0, help="share of batches answered 503")
+    return p
+
+
+def cmd_operator(settings: Settings, args: argparse.Namespace) -> int:
+    """List, set or disable operators."""
+    import json
+
+    async def go() -> int:
+        async with open_store(settings) as store:
+            if args.operator_cmd == "list":
+                for r in await store.fetch("operator_list"):
+                    state = "active" if r["active"] else "disabled"
+                    print(
+                        f"{r['code']:<8} {state:<9} {r['adapter_kind']:<10} "
+                        f"breaker={r['breaker_state']} rate={r['rate_limit_per_s']}/s "
+                        f"config={json.dumps(r['adapter_config'])}"
+                    )
+            elif args.operator_cmd == "set":
+                try:
+                    config = json.loads(args.config)
+                except json.JSONDecodeError as exc:
+                    raise DomainError(f"--config is not valid JSON: {exc}") from None
+                if not isinstance(config, dict):
+                    raise DomainError("--config must be a JSON object")
+                await operators.set_operator(
+                    store, args.code, args.adapter, config, validate_config, name=args.name
+                )
+                await operators.set_limits(
+                    store,
+                    args.code,
+                    rate_limit_per_s=args.rate_limit,
+                    breaker_threshold=args.breaker_threshold,
+                    breaker_cooldown_s=args.breaker_cooldown,
+                    ack_deadline_s=args.ack_deadline,
+                    urgent_ack_deadline_s=args.urgent_ack_deadline,
+                )
+                print(f"operator {args.code} uses {args.adapter}")
+            else:
+                await operators.disable_operator(store, args.code)
+                print(f"operator {args.code} disabled")
+        return 0
+
+    return _run(go())
+
+
+def cmd_simulate_operator(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the standalone fake operator until interrupted."""
+    from pydantic import ValidationError
+
+    from adapters.simulator_server import SimulatorSettings, run_simulated_operator
+
+    try:
+        sim = SimulatorSettings(
+            secret=args.secret,
+            ack_url=args.ack_url,
+            token=args.token,
+            latency_ms=args.latency_ms,
+            failure_rate=args.failure_rate,
+        )
+    except ValidationError as exc:
+        raise DomainError(f"bad simulator settings: {exc}") from None
+
+    async def go() -> int:
+        await run_simulated_operator(args.host, args.port, sim)
+        return 0
+
+    return _run(go())
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by flags that were given."""
+    overrides: dict[str, Any] = {}
+    for flag, field in (
+        ("database_url", "database_url"),
+        ("data_dir", "data_dir"),
+        ("log_format", "log_format"),
+        ("log_level", "log_level"),
+        ("host", "host"),
+        ("port", "port"),
+        ("approval_policy", "approval_policy"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[field] = value
+    if getattr(args, "no_dispatcher", False):
+        overrides["run_dispatcher"] = False
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fraudblock` console script."""
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return int(args.fn(settings, args))
+    except DomainError as exc:
+        print(f"fraudblock: {exc.detail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

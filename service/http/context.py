@@ -1,0 +1,22 @@
+"""Application keys shared by the app factory and the resource modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from service.auth import Principal, authenticate
+from service.dispatcher import Dispatcher
+from service.settings import Settings
+from service.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
+
+
+async def principal_of(request: web.Request) -> Principal:
+    """The authenticated caller, or a 401 problem."""
+    return await authenticate(request.app[STORE], request.headers.get("Authorization"))

@@ -1,0 +1,121 @@
+"""The operators' side: pulling due orders and posting acknowledgements."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from service import acks
+from service.auth import Principal, require
+from service.http.context import SETTINGS, STORE, principal_of
+from service.http.openapi import Operation
+from service.http.problems import json_response, query_model, read_model, validation_errors
+from service.models import (
+    AckIn,
+    AckResultOut,
+    AcksIn,
+    AcksOut,
+    PulledOrder,
+    PulledOrders,
+    PullQuery,
+)
+
+routes = web.RouteTableDef()
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/v1/operator/acks",
+        "Acknowledge orders (operator token)",
+        "operator",
+        request_model=AcksIn,
+        response_model=AcksOut,
+        errors=(400, 401, 403, 413, 422),
+    ),
+    Operation(
+        "GET",
+        "/v1/operator/orders",
+        "Claim due orders to pull (operator token)",
+        "operator",
+        response_model=PulledOrders,
+        query_model=PullQuery,
+        errors=(401, 403, 422),
+    ),
+]
+
+
+async def _operator(request: web.Request) -> tuple[Principal, str]:
+    principal = await principal_of(request)
+    require(principal, "operator")
+    assert principal.operator is not None
+    return principal, principal.operator
+
+
+@routes.post("/v1/operator/acks")
+async def post_acks(request: web.Request) -> web.Response:
+    """Apply a batch of acks; each item gets its own result."""
+    principal, operator = await _operator(request)
+    body = await read_model(request, AcksIn)
+    parsed: list[tuple[int, AckIn]] = []
+    results: list[AckResultOut | None] = []
+    for i, raw in enumerate(body.acks):
+        try:
+            parsed.append((i, AckIn.model_validate(raw)))
+            results.append(None)
+        except ValidationError as exc:
+            oid = raw.get("order_id") if isinstance(raw, dict) else None
+            reason = "; ".join(f"{e['field']}: {e['message']}" for e in validation_errors(exc))
+            results.append(
+                AckResultOut(
+                    index=i,
+                    order_id=oid if isinstance(oid, int) else None,
+                    result="invalid",
+                    reason=reason,
+                )
+            )
+    if parsed:
+        items = [
+            acks.AckItem(a.order_id, a.status, a.reason, a.operator_ref, a.at) for _, a in parsed
+        ]
+        async with request.app[STORE].transaction() as tx:
+            outcome = await acks.apply_acks(
+                tx, operator, items, actor=principal.actor, role=principal.role
+            )
+        for (i, _), r in zip(parsed, outcome, strict=True):
+            results[i] = AckResultOut(
+                index=i, order_id=r.order_id, result=r.result, reason=r.reason
+            )
+    final = [r for r in results if r is not None]
+    return json_response(
+        AcksOut(results=final, applied=sum(1 for r in final if r.result == "applied"))
+    )
+
+
+@routes.get("/v1/operator/orders")
+async def pull_orders(request: web.Request) -> web.Response:
+    """Claim due orders for the calling operator under a lease; ack them to finish."""
+    _principal, operator = await _operator(request)
+    q = query_model(request, PullQuery)
+    lease = request.app[SETTINGS].lease_s
+    worker = f"pull:{operator}"
+    async with request.app[STORE].transaction() as tx:
+        rows = await tx.fetch("orders_claim", operator, q.limit, lease, worker)
+        if rows:
+            ids = [r["id"] for r in rows]
+            await tx.execute("orders_pull_record", ids, [r["attempts"] for r in rows], worker)
+            await tx.execute("orders_pull_mark", ids)
+    return json_response(
+        PulledOrders(
+            orders=[
+                PulledOrder(
+                    order_id=r["id"],
+                    action=r["action"],
+                    kind=r["kind"],
+                    value=r["value"],
+                    urgent=r["urgent"],
+                    attempt=r["attempts"],
+                    lease_expires_in_s=lease,
+                )
+                for r in rows
+            ]
+        )
+    )

@@ -1,0 +1,61 @@
+"""Health, readiness and reference data (units)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.db import pending_migrations
+from service.http.context import STORE, principal_of
+from service.http.openapi import Operation
+from service.http.problems import json_response
+from service.models import Health, UnitList, UnitOut
+from service.store import StoreError
+
+routes = web.RouteTableDef()
+OPERATIONS = [
+    Operation("GET", "/healthz", "The process is up", "health", response_model=Health, auth=False),
+    Operation(
+        "GET",
+        "/readyz",
+        "The database is reachable and migrated",
+        "health",
+        response_model=Health,
+        auth=False,
+        errors=(503,),
+    ),
+    Operation(
+        "GET", "/v1/units", "List police units", "reference", response_model=UnitList, errors=(401,)
+    ),
+]
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness."""
+    return json_response(Health(status="ok"))
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: database reachable and every migration applied."""
+    store = request.app[STORE]
+    try:
+        async with store.pool.acquire() as conn:
+            pending = await pending_migrations(conn)
+    except (StoreError, OSError) as exc:
+        return json_response(Health(status="unavailable", detail=f"database: {exc}"), 503)
+    except Exception as exc:  # a driver error: report, do not crash the probe
+        return json_response(Health(status="unavailable", detail=f"database: {exc}"), 503)
+    if pending:
+        return json_response(
+            Health(status="unavailable", detail=f"migrations pending: {pending}"), 503
+        )
+    return json_response(Health(status="ok"))
+
+
+@routes.get("/v1/units")
+async def units(request: web.Request) -> web.Response:
+    """Every unit; any authenticated caller may read them."""
+    await principal_of(request)
+    rows = await request.app[STORE].fetch("unit_list")
+    return json_response(UnitList(items=[UnitOut(**dict(r)) for r in rows]))

@@ -1,0 +1,94 @@
+"""MSISDN and IMEI normalisation: a value of these types that exists is valid."""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+import phonenumbers
+
+Msisdn = NewType("Msisdn", str)
+Imei = NewType("Imei", str)
+
+_IMEI_SEPARATORS = re.compile(r"[\s\-/.]+")
+_POSSIBLE_REASONS = {
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.ValidationResult.TOO_SHORT: "too short for a phone number",
+    phonenumbers.ValidationResult.TOO_LONG: "too long for a phone number",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length for a phone number",
+}
+
+
+class InvalidTarget(ValueError):
+    """A target value that cannot be normalised; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def normalize_msisdn(raw: str, region: str = "IN") -> Msisdn:
+    """Parse a phone number (default region India) and return it as E.164."""
+    text = raw.strip()
+    if not text:
+        raise InvalidTarget("empty phone number")
+    if len(text) > 40:
+        raise InvalidTarget("too long for a phone number")
+    if re.search(r"[A-Za-z]", text):
+        raise InvalidTarget("phone numbers contain digits only (letters found)")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidTarget(f"not a phone number: {exc.args[0] if exc.args else exc}") from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible in _POSSIBLE_REASONS:
+        raise InvalidTarget(_POSSIBLE_REASONS[possible])
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidTarget("not a valid number in any numbering plan")
+    return Msisdn(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def luhn_check_digit(body: str) -> str:
+    """The Luhn check digit for a string of digits (the IMEI's first 14)."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def normalize_imei(raw: str) -> Imei:
+    """Return the 15-digit IMEI with a valid check digit, or raise InvalidTarget."""
+    digits = _IMEI_SEPARATORS.sub("", raw.strip())
+    if not digits:
+        raise InvalidTarget("empty IMEI")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidTarget("an IMEI contains digits only")
+    if len(digits) == 14:
+        body = digits
+    elif len(digits) == 15:
+        body = digits[:14]
+        if luhn_check_digit(body) != digits[14]:
+            raise InvalidTarget(
+                f"check digit {digits[14]} is wrong (Luhn gives {luhn_check_digit(body)})"
+            )
+    elif len(digits) == 16:
+        body = digits[:14]  # IMEISV: the last two digits are the software version
+    else:
+        raise InvalidTarget(f"an IMEI has 14, 15 or 16 digits, not {len(digits)}")
+    if body[:8] == "00000000":
+        raise InvalidTarget("type allocation code 00000000 is not a real handset")
+    return Imei(body + luhn_check_digit(body))
+
+
+def normalize_target(kind: str, raw: str, region: str = "IN") -> str:
+    """Normalise a target value of the given kind ('msisdn' or 'imei')."""
+    if kind == "msisdn":
+        return normalize_msisdn(raw, region)
+    if kind == "imei":
+        return normalize_imei(raw)
+    raise InvalidTarget(f"unknown target kind {kind!r}")

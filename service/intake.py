@@ -1,0 +1,433 @@
+"""Filing block and unblock requests: normalise, route, and queue orders in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from service import audit
+from service.auth import Principal
+from service.errors import Forbidden, Invalid
+from service.identifiers import InvalidTarget, normalize_target
+from service.models import BlockRequestIn, BlockRequestOut, OrderOut, RequestTargetOut
+from service.routing import candidate_prefixes, route_target
+from service.store import RetryableConflict, Row, Store, Tx
+
+log = structlog.get_logger()
+ORDERS_CHANNEL = "fraudblock_orders"
+_ATTEMPTS_ON_DEADLOCK = 5
+
+
+@dataclass
+class NormalTarget:
+    """A submitted target after normalisation; duplicates merged into the first index."""
+
+    index: int
+    kind: str
+    submitted: str
+    value: str
+
+
+@dataclass
+class TargetPlan:
+    """What intake decided for one target."""
+
+    target: NormalTarget
+    target_id: int
+    outcome: str
+    state: str
+    operators: list[str] = field(default_factory=list)
+    held_by: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """The stored request as the API returns it, and whether it was a replay."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def normalise_targets(req: BlockRequestIn, region: str, max_targets: int) -> list[NormalTarget]:
+    """Normalise every target; a single bad one refuses the whole request, naming all."""
+    if len(req.targets) > max_targets:
+        raise Invalid(
+            f"at most {max_targets} targets per request, got {len(req.targets)}",
+            [{"field": "targets", "message": f"at most {max_targets} entries"}],
+        )
+    errors: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], NormalTarget] = {}
+    for i, t in enumerate(req.targets):
+        try:
+            value = normalize_target(t.kind, t.value, region)
+        except InvalidTarget as exc:
+            errors.append(
+                {
+                    "field": f"targets[{i}].value",
+                    "index": i,
+                    "kind": t.kind,
+                    "value": t.value,
+                    "reason": exc.reason,
+                    "message": exc.reason,
+                }
+            )
+            continue
+        seen.setdefault((t.kind, value), NormalTarget(i, t.kind, t.value, value))
+    if errors:
+        raise Invalid(f"{len(errors)} of {len(req.targets)} targets are invalid", errors)
+    return list(seen.values())
+
+
+def body_hash(req: BlockRequestIn) -> bytes:
+    """A stable digest of a request body, for Idempotency-Key comparisons."""
+    return hashlib.sha256(
+        orjson.dumps(req.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    ).digest()
+
+
+def filing_unit(principal: Principal, req: BlockRequestIn) -> str:
+    """The unit a request is filed for, from the caller's token."""
+    if principal.role == "investigator":
+        assert principal.unit is not None
+        if req.unit is not None and req.unit != principal.unit:
+            raise Forbidden(f"an investigator of {principal.unit} cannot file for {req.unit}")
+        return principal.unit
+    if principal.role == "supervisor":
+        unit = req.unit or principal.unit
+        if unit is None:
+            raise Invalid("a supervisor must name the unit", [{"field": "unit"}])
+        return unit
+    raise Forbidden(f"a {principal.role} token cannot file block requests")
+
+
+async def file_request(
+    store: Store,
+    principal: Principal,
+    req: BlockRequestIn,
+    *,
+    region: str = "IN",
+    max_targets: int = 10_000,
+    approval_policy: str = "none",
+    idempotency_key: str | None = None,
+) -> IntakeResult:
+    """Store the request, its targets and its orders in one transaction."""
+    unit = filing_unit(principal, req)
+    if req.force and principal.role != "supervisor":
+        raise Forbidden("only a supervisor may force an unblock")
+    targets = normalise_targets(req, region, max_targets)
+    digest = body_hash(req)
+    for attempt in range(_ATTEMPTS_ON_DEADLOCK):
+        try:
+            async with store.transaction() as tx:
+                if idempotency_key is not None:
+                    replay = await _replay(tx, principal, idempotency_key, digest)
+                    if replay is not None:
+                        return IntakeResult(replay, True)
+                if not await tx.fetchval("unit_exists", unit):
+                    raise Invalid(f"no such unit: {unit}", [{"field": "unit"}])
+                body = await _store_request(tx, principal, req, unit, targets, approval_policy)
+                if idempotency_key is not None:
+                    await tx.execute(
+                        "idempotency_put",
+                        principal.token_id,
+                        idempotency_key,
+                        digest,
+                        body["id"],
+                        body,
+                    )
+                return IntakeResult(body, False)
+        except RetryableConflict:
+            log.info("intake.retry_after_conflict", attempt=attempt + 1)
+    raise RetryableConflict("the request kept colliding with concurrent requests; try again")
+
+
+async def _replay(tx: Tx, principal: Principal, key: str, digest: bytes) -> dict[str, Any] | None:
+    await tx.execute("idempotency_lock", f"{principal.token_id}:{key}")
+    row = await tx.fetchrow("idempotency_get", principal.token_id, key)
+    if row is None:
+        return None
+    if bytes(row["body_hash"]) != digest:
+        raise Invalid(
+            "this Idempotency-Key was already used with a different request body",
+            [{"field": "Idempotency-Key", "message": "reused with a different body"}],
+        )
+    response: dict[str, Any] = row["response"]
+    return response
+
+
+async def _routing_context(
+    tx: Tx, targets: Sequence[NormalTarget]
+) -> tuple[list[str], dict[str, str], dict[str, dict[str, bool]]]:
+    active = [r["code"] for r in await tx.fetch("operator_active_codes")]
+    msisdns = [t.value for t in targets if t.kind == "msisdn"]
+    series: dict[str, str] = {}
+    learned: dict[str, dict[str, bool]] = {}
+    if msisdns:
+        prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
+        for r in await tx.fetch("series_for_prefixes", prefixes):
+            series[r["prefix"]] = r["operator_code"]
+        for r in await tx.fetch("routes_for_msisdns", msisdns):
+            learned.setdefault(r["msisdn"], {})[r["operator_code"]] = r["serves"]
+    return active, series, learned
+
+
+async def _store_request(
+    tx: Tx,
+    principal: Principal,
+    req: BlockRequestIn,
+    unit: str,
+    targets: list[NormalTarget],
+    approval_policy: str,
+) -> dict[str, Any]:
+    head = await tx.fetchrow(
+        "request_insert",
+        unit,
+        req.case_ref,
+        req.category,
+        req.action,
+        req.priority,
+        req.legal_basis,
+        req.note,
+        req.reason,
+        req.force,
+        len(targets),
+        principal.token_id,
+    )
+    assert head is not None
+    request_id: int = head["id"]
+    kinds = [t.kind for t in targets]
+    values = [t.value for t in targets]
+    if req.action == "block":
+        rows = await tx.fetch(
+            "targets_upsert_locked", kinds, values, unit, req.category, request_id
+        )
+    else:
+        rows = await tx.fetch("targets_lock_existing", kinds, values)
+    by_key = {(r["kind"], r["value"]): r for r in rows}
+    if req.action == "block":
+        plans = await _plan_block(tx, targets, by_key)
+    else:
+        plans = await _plan_unblock(tx, principal, req, unit, targets, by_key)
+    held = approval_policy == "supervisor" and any(p.operators for p in plans)
+    orders = await _insert_orders(tx, req, unit, request_id, plans, held)
+    await _apply_target_states(tx, plans, req.action)
+    stored = [p for p in plans if p.target_id]
+    await tx.execute(
+        "request_targets_insert",
+        request_id,
+        [p.target_id for p in stored],
+        [p.target.index for p in stored],
+        [p.target.submitted for p in stored],
+        [p.outcome for p in stored],
+        [req.action == "block" and p.outcome != "unroutable" for p in stored],
+        [p.state != "pending" for p in stored],
+    )
+    open_targets = sum(1 for p in stored if p.state == "pending")
+    failed = sum(1 for p in plans if p.outcome == "unroutable")
+    if held:
+        status = "pending_approval"
+    elif open_targets:
+        status = "dispatching"
+    else:
+        status = "partially_completed" if failed else "completed"
+    await tx.execute("request_finish_intake", request_id, status, open_targets, failed)
+    linked = [p.target_id for p in stored if not p.operators]
+    current = await tx.fetch("orders_latest_for_targets", linked) if linked else []
+    for r in current:
+        orders.setdefault(r["target_id"], []).append(r)
+    if not held and any(p.operators for p in plans):
+        ops = sorted({op for p in plans for op in p.operators})
+        await tx.execute("notify_orders", ",".join(ops))
+    await audit.record(
+        tx,
+        [
+            audit.AuditEntry(
+                principal.actor,
+                principal.role,
+                f"request.filed.{req.action}",
+                "block_request",
+                str(request_id),
+                {
+                    "unit": unit,
+                    "case_ref": req.case_ref,
+                    "targets": len(targets),
+                    "force": req.force,
+                    "orders": sum(len(p.operators) for p in plans),
+                },
+            )
+        ],
+    )
+    out = BlockRequestOut(
+        id=request_id,
+        unit=unit,
+        case_ref=req.case_ref,
+        category=req.category,
+        action=req.action,
+        priority=req.priority,
+        legal_basis=req.legal_basis,
+        note=req.note,
+        reason=req.reason,
+        force=req.force,
+        status=status,
+        target_count=len(targets),
+        created_at=head["created_at"],
+        updated_at=head["created_at"],
+        targets=[_target_out(p, orders.get(p.target_id, [])) for p in plans],
+    )
+    return out.model_dump(mode="json")
+
+
+async def _plan_block(
+    tx: Tx, targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row]
+) -> list[TargetPlan]:
+    active, series, learned = await _routing_context(tx, targets)
+    plans = []
+    for t in targets:
+        row = by_key[(t.kind, t.value)]
+        if not row["inserted"] and row["action"] == "block":
+            if row["state"] == "pending":
+                plans.append(TargetPlan(t, row["id"], "in_progress", "pending"))
+                continue
+            if row["state"] in ("blocked", "partially_blocked"):
+                plans.append(TargetPlan(t, row["id"], "already_blocked", row["state"]))
+                continue
+        ops = route_target(t.kind, t.value, active, series, learned.get(t.value, {}))
+        if not ops:
+            plans.append(TargetPlan(t, row["id"], "unroutable", "unroutable"))
+        else:
+            plans.append(TargetPlan(t, row["id"], "queued", "pending", ops))
+    return plans
+
+
+async def _plan_unblock(
+    tx: Tx,
+    principal: Principal,
+    req: BlockRequestIn,
+    unit: str,
+    targets: list[NormalTarget],
+    by_key: Mapping[tuple[str, str], Row],
+) -> list[TargetPlan]:
+    ids = [r["id"] for r in by_key.values()]
+    if ids:
+        scope_unit = None if principal.role == "supervisor" else unit
+        released = await tx.fetch("holds_release", ids, req.case_ref, scope_unit)
+        released_ids = {r["target_id"] for r in released}
+        rest = [i for i in ids if i not in released_ids]
+        if rest:
+            await tx.fetch("holds_release", rest, None, unit)
+        if req.force:
+            await tx.fetch("holds_release", ids, None, None)
+    holders = (
+        {r["target_id"]: list(r["case_refs"]) for r in await tx.fetch("holds_remaining", ids)}
+        if ids
+        else {}
+    )
+    latest = await tx.fetch("orders_latest_for_targets", ids) if ids else []
+    blocked_by: dict[int, list[str]] = {}
+    for o in latest:
+        if (
+            o["action"] == "block"
+            and o["status"] not in ("dead", "cancelled")
+            and (o["ack_status"] not in ("not_subscriber", "rejected"))
+        ):
+            blocked_by.setdefault(o["target_id"], []).append(o["operator_code"])
+    plans = []
+    for t in targets:
+        row = by_key.get((t.kind, t.value))
+        if row is None:
+            plans.append(TargetPlan(t, 0, "not_blocked", "unblocked"))
+        elif row["action"] == "unblock":
+            outcome = "in_progress" if row["state"] == "pending" else "already_unblocked"
+            plans.append(TargetPlan(t, row["id"], outcome, row["state"]))
+        elif row["id"] in holders:
+            plans.append(TargetPlan(t, row["id"], "held", row["state"], held_by=holders[row["id"]]))
+        elif not blocked_by.get(row["id"]):
+            plans.append(TargetPlan(t, row["id"], "not_blocked", row["state"]))
+        else:
+            plans.append(
+                TargetPlan(t, row["id"], "queued", "pending", sorted(blocked_by[row["id"]]))
+            )
+    return plans
+
+
+async def _insert_orders(
+    tx: Tx,
+    req: BlockRequestIn,
+    unit: str,
+    request_id: int,
+    plans: list[TargetPlan],
+    held: bool,
+) -> dict[int, list[Row]]:
+    cols: tuple[list[int], list[str], list[str], list[str]] = ([], [], [], [])
+    for p in plans:
+        for op in p.operators:
+            cols[0].append(p.target_id)
+            cols[1].append(p.target.kind)
+            cols[2].append(p.target.value)
+            cols[3].append(op)
+    orders: dict[int, list[Row]] = {}
+    if not cols[0]:
+        return orders
+    rows = await tx.fetch(
+        "orders_insert",
+        *cols,
+        req.action,
+        request_id,
+        unit,
+        req.category,
+        req.priority == "urgent",
+        "held" if held else "queued",
+    )
+    for r in rows:
+        orders.setdefault(r["target_id"], []).append(r)
+    return orders
+
+
+async def _apply_target_states(tx: Tx, plans: list[TargetPlan], action: str) -> None:
+    changed = [p for p in plans if p.target_id and p.outcome in ("queued", "unroutable")]
+    if changed:
+        await tx.execute(
+            "targets_set_state",
+            [p.target_id for p in changed],
+            [action] * len(changed),
+            [p.state for p in changed],
+        )
+
+
+def order_out(r: Row) -> OrderOut:
+    """An order row as the API shows it."""
+    return OrderOut(
+        id=r["id"],
+        operator=r["operator_code"],
+        action=r["action"],
+        status=r["status"],
+        attempts=r["attempts"],
+        created_at=r["created_at"],
+        first_sent_at=r["first_sent_at"],
+        sent_at=r["sent_at"],
+        acked_at=r["acked_at"],
+        ack_status=r["ack_status"],
+        ack_reason=r["ack_reason"],
+        operator_ref=r["operator_ref"],
+        dead_at=r["dead_at"],
+        last_error=r["last_error"],
+        request_id=r["request_id"],
+    )
+
+
+def _target_out(p: TargetPlan, orders: Sequence[Row]) -> RequestTargetOut:
+    return RequestTargetOut(
+        index=p.target.index,
+        kind=p.target.kind,
+        submitted=p.target.submitted,
+        value=p.target.value,
+        outcome=p.outcome,
+        state=p.state,
+        held_by=p.held_by,
+        orders=[order_out(o) for o in orders],
+    )

@@ -1,0 +1,300 @@
+"""Pydantic models of the API and the status literals of the domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.ports import AckStatus, Action, TargetKind
+
+Category = Literal[
+    "kyc_update", "olx_marketplace", "fake_loan_app", "investment", "social_media", "other"
+]
+CATEGORIES: tuple[Category, ...] = (
+    "kyc_update",
+    "olx_marketplace",
+    "fake_loan_app",
+    "investment",
+    "social_media",
+    "other",
+)
+Priority = Literal["normal", "urgent"]
+Role = Literal["investigator", "supervisor", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("investigator", "supervisor", "operator", "admin")
+RequestStatus = Literal[
+    "pending_approval", "dispatching", "completed", "partially_completed", "rejected", "cancelled"
+]
+REQUEST_STATUSES: tuple[RequestStatus, ...] = (
+    "pending_approval",
+    "dispatching",
+    "completed",
+    "partially_completed",
+    "rejected",
+    "cancelled",
+)
+OrderStatus = Literal["held", "queued", "in_flight", "sent", "acked", "dead", "cancelled"]
+TargetState = Literal[
+    "pending",
+    "blocked",
+    "partially_blocked",
+    "unblocked",
+    "rejected",
+    "dead",
+    "unroutable",
+    "cancelled",
+]
+TargetOutcome = Literal[
+    "queued",
+    "in_progress",
+    "already_blocked",
+    "already_unblocked",
+    "held",
+    "not_blocked",
+    "unroutable",
+]
+
+CaseRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+
+
+class TargetIn(BaseModel):
+    """One target as submitted: a phone number or a handset IMEI, in any usual notation."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: TargetKind
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class BlockRequestIn(BaseModel):
+    """A block or unblock request for one case."""
+
+    model_config = ConfigDict(extra="forbid")
+    case_ref: CaseRef = Field(description="The case reference (FIR or complaint number).")
+    category: Category
+    legal_basis: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    priority: Priority = "normal"
+    action: Action = "block"
+    note: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
+        Field(default=None, description="Why an unblock is asked (court order, false positive).")
+    )
+    force: bool = Field(
+        default=False, description="Supervisor only: unblock even while other cases hold it."
+    )
+    unit: Code | None = Field(
+        default=None, description="Supervisors may file for a unit; investigators file for theirs."
+    )
+    targets: list[TargetIn] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _unblock_needs_reason(self) -> BlockRequestIn:
+        if self.action == "unblock" and not self.reason:
+            raise ValueError("an unblock request needs a reason (court order, false positive, ...)")
+        if self.force and self.action != "unblock":
+            raise ValueError("force applies to unblock requests only")
+        return self
+
+
+class OrderOut(BaseModel):
+    """One order: a target's delivery to one operator."""
+
+    id: int
+    operator: str
+    action: Action
+    status: OrderStatus
+    attempts: int
+    created_at: datetime
+    first_sent_at: datetime | None = None
+    sent_at: datetime | None = None
+    acked_at: datetime | None = None
+    ack_status: AckStatus | None = None
+    ack_reason: str | None = None
+    operator_ref: str | None = None
+    dead_at: datetime | None = None
+    last_error: str | None = None
+    request_id: int
+
+
+class RequestTargetOut(BaseModel):
+    """A target as this request named it, and what happened to it."""
+
+    index: int
+    kind: TargetKind
+    submitted: str
+    value: str
+    outcome: TargetOutcome
+    state: TargetState
+    held_by: list[str] = Field(default_factory=list, description="Case refs still holding it.")
+    orders: list[OrderOut]
+
+
+class BlockRequestOut(BaseModel):
+    """A stored block request with its targets and orders."""
+
+    id: int
+    unit: str
+    case_ref: str
+    category: Category
+    action: Action
+    priority: Priority
+    legal_basis: str | None
+    note: str | None
+    reason: str | None
+    force: bool
+    status: RequestStatus
+    target_count: int
+    created_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    targets: list[RequestTargetOut]
+
+
+class BlockRequestSummary(BaseModel):
+    """A block request in a list."""
+
+    id: int
+    unit: str
+    case_ref: str
+    category: Category
+    action: Action
+    priority: Priority
+    status: RequestStatus
+    target_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BlockRequestPage(BaseModel):
+    """One page of block requests; pass `next_after` as `after` for the next page."""
+
+    items: list[BlockRequestSummary]
+    next_after: int | None
+
+
+class BlockRequestQuery(BaseModel):
+    """Filters for listing block requests."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit: Code | None = None
+    status: RequestStatus | None = None
+    category: Category | None = None
+    case_ref: str | None = None
+    created_from: datetime | None = Field(default=None, alias="from")
+    created_to: datetime | None = Field(default=None, alias="to")
+    limit: int = Field(default=50, ge=1, le=500)
+    after: int | None = Field(default=None, ge=0, description="Cursor: the last id seen.")
+
+
+class TargetCaseOut(BaseModel):
+    """A request that named the target."""
+
+    request_id: int
+    case_ref: str
+    unit: str
+    action: Action
+    status: RequestStatus
+    holds: bool
+    created_at: datetime
+
+
+class TargetOut(BaseModel):
+    """A target's state across operators and every case that named it."""
+
+    kind: TargetKind
+    value: str
+    state: TargetState
+    action: Action
+    state_changed_at: datetime
+    created_at: datetime
+    operators: dict[str, OrderOut] = Field(description="The latest order per operator.")
+    orders: list[OrderOut]
+    cases: list[TargetCaseOut]
+
+
+class UnitOut(BaseModel):
+    """A police unit."""
+
+    code: str
+    name: str
+    kind: Literal["district", "zone"]
+
+
+class UnitList(BaseModel):
+    """All units."""
+
+    items: list[UnitOut]
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None
+
+
+class AckIn(BaseModel):
+    """One acknowledgement from an operator."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: int = Field(ge=1, le=2**63 - 1)
+    status: AckStatus
+    operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    at: datetime | None = Field(default=None, description="When the operator acted.")
+
+    @model_validator(mode="after")
+    def _rejected_needs_reason(self) -> AckIn:
+        if self.status == "rejected" and not self.reason:
+            raise ValueError("a rejected ack needs a reason")
+        return self
+
+
+class AcksIn(BaseModel):
+    """A batch of 1-1,000 acknowledgements; each item is judged on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    acks: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class AckResultOut(BaseModel):
+    """What became of one acknowledgement."""
+
+    index: int
+    order_id: int | None
+    result: Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
+    reason: str | None = None
+
+
+class AcksOut(BaseModel):
+    """One result per submitted ack, in order."""
+
+    results: list[AckResultOut]
+    applied: int
+
+
+class PulledOrder(BaseModel):
+    """An order handed to a pulling operator; ack it by `order_id`."""
+
+    order_id: int
+    action: Action
+    kind: TargetKind
+    value: str
+    urgent: bool
+    attempt: int
+    lease_expires_in_s: float
+
+
+class PulledOrders(BaseModel):
+    """Due orders claimed for the calling operator."""
+
+    orders: list[PulledOrder]
+
+
+class PullQuery(BaseModel):
+    """How many orders to claim."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=1000)

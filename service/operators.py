@@ -1,0 +1,111 @@
+"""Managing operators and number-series routing (admin use cases)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from service import audit
+from service.errors import Invalid, NotFound
+from service.store import IntegrityConflict, Store
+
+ConfigValidator = Callable[[str, dict[str, Any]], dict[str, Any]]
+_PREFIX = re.compile(r"^\+[0-9]{2,14}$")
+DEMO_OPERATORS = ("jio", "airtel", "vi", "bsnl")
+
+
+async def set_operator(
+    store: Store,
+    code: str,
+    kind: str,
+    config: dict[str, Any],
+    validate: ConfigValidator,
+    *,
+    name: str | None = None,
+    actor: str = "system",
+) -> dict[str, Any]:
+    """Create or reconfigure an operator; a bad adapter config is refused here."""
+    try:
+        clean = validate(kind, config)
+    except ValueError as exc:
+        raise Invalid(f"adapter config refused: {exc}", [{"field": "config"}]) from None
+    if not re.match(r"^[a-z0-9][a-z0-9-]{1,31}$", code):
+        raise Invalid(f"operator code {code!r} must be 2-32 lowercase letters, digits or -")
+    async with store.transaction() as tx:
+        await tx.fetchval("operator_upsert", code, name, kind, clean)
+        await audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    actor,
+                    "admin",
+                    "operator.changed",
+                    "operator",
+                    code,
+                    {"adapter": kind, "config_keys": sorted(clean)},
+                )
+            ],
+        )
+    return clean
+
+
+async def set_limits(store: Store, code: str, actor: str = "system", **limits: Any) -> None:
+    """Change an operator's rate limit, breaker and ack deadlines."""
+    async with store.transaction() as tx:
+        found = await tx.fetchval(
+            "operator_set_limits",
+            code,
+            limits.get("rate_limit_per_s"),
+            limits.get("breaker_threshold"),
+            limits.get("breaker_cooldown_s"),
+            limits.get("ack_deadline_s"),
+            limits.get("urgent_ack_deadline_s"),
+        )
+        if found is None:
+            raise NotFound(f"no operator {code}")
+        await audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    actor,
+                    "admin",
+                    "operator.changed",
+                    "operator",
+                    code,
+                    {k: v for k, v in limits.items() if v is not None},
+                )
+            ],
+        )
+
+
+async def disable_operator(store: Store, code: str, actor: str = "system") -> None:
+    """Stop routing new orders to an operator."""
+    async with store.transaction() as tx:
+        if await tx.fetchval("operator_disable", code) is None:
+            raise NotFound(f"no operator {code}")
+        await audit.record(
+            tx, [audit.AuditEntry(actor, "admin", "operator.disabled", "operator", code, {})]
+        )
+
+
+async def use_simulators(store: Store, validate: ConfigValidator) -> None:
+    """Point the demo operators at the in-process simulator (acks synchronously)."""
+    for code in DEMO_OPERATORS:
+        await set_operator(store, code, "simulator", {"latency_ms": 5}, validate)
+
+
+async def load_series(store: Store, rows: Sequence[tuple[str, str, str]]) -> int:
+    """Upsert number-series prefixes; refuses the whole file on any bad row."""
+    bad = [f"{p!r}" for p, _, _ in rows if not _PREFIX.match(p)]
+    if bad:
+        raise Invalid(f"bad prefixes (want +digits): {', '.join(bad[:10])}")
+    try:
+        async with store.transaction() as tx:
+            await tx.execute(
+                "series_upsert", [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+            )
+    except IntegrityConflict:
+        ops = sorted({r[1] for r in rows})
+        raise Invalid(f"unknown operator among {ops}; create it with `operator set`") from None
+    return len(rows)

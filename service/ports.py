@@ -1,0 +1,93 @@
+"""The operator adapter interface (a Protocol) and the results it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol
+
+Action = Literal["block", "unblock"]
+TargetKind = Literal["msisdn", "imei"]
+AckStatus = Literal["blocked", "unblocked", "already_blocked", "not_subscriber", "rejected"]
+ACK_STATUSES: tuple[AckStatus, ...] = (
+    "blocked",
+    "unblocked",
+    "already_blocked",
+    "not_subscriber",
+    "rejected",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundOrder:
+    """One order as an operator sees it; `order_id` is stable across re-sends."""
+
+    order_id: int
+    operator: str
+    action: Action
+    kind: TargetKind
+    value: str
+    urgent: bool
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The operator has the order; its acknowledgement will follow later."""
+
+    order_id: int
+    operator_ref: str | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """The operator answered synchronously with a final status."""
+
+    order_id: int
+    status: AckStatus
+    reason: str | None = None
+    operator_ref: str | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransientFailure:
+    """Delivery failed in a way worth retrying (timeouts, 5xx, 429, outages)."""
+
+    order_id: int
+    error: str
+    retry_after: float | None = None
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PermanentFailure:
+    """Delivery failed in a way that retrying cannot fix (4xx, bad data)."""
+
+    order_id: int
+    error: str
+    http_status: int | None = None
+
+
+DeliveryResult = Accepted | Acknowledged | TransientFailure | PermanentFailure
+
+
+class OperatorAdapter(Protocol):
+    """Delivers batches of orders to one operator.
+
+    `send` returns exactly one result per order, in any order, and never raises
+    for delivery problems: it translates them into the results above.
+    """
+
+    kind: ClassVar[str]
+    max_batch: int
+    pushes: bool
+
+    async def send(self, orders: Sequence[OutboundOrder]) -> list[DeliveryResult]:
+        """Deliver a batch; one result per order."""
+        ...
+
+    async def close(self) -> None:
+        """Release sockets, files and tasks."""
+        ...

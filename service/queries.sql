@@ -1,0 +1,354 @@
+-- Every statement the service runs, by name. Loaded by service.store.
+
+-- name: ping
+SELECT 1;
+
+-- name: token_by_hash
+SELECT id, name, role, unit_code, operator_code
+FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL;
+
+-- name: token_insert
+INSERT INTO tokens (name, role, unit_code, operator_code, token_hash)
+VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
+
+-- name: token_list
+SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
+
+-- name: token_revoke
+UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id, name, role;
+
+-- name: unit_list
+SELECT code, name, kind FROM units ORDER BY kind DESC, code;
+
+-- name: unit_exists
+SELECT EXISTS (SELECT 1 FROM units WHERE code = $1);
+
+-- name: operator_list
+SELECT code, name, active, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
+       breaker_cooldown_s, ack_deadline_s, urgent_ack_deadline_s, breaker_state,
+       breaker_failures, breaker_opened_at, updated_at
+FROM operators ORDER BY code;
+
+-- name: operator_active_codes
+SELECT code FROM operators WHERE active ORDER BY code;
+
+-- name: operator_upsert
+INSERT INTO operators (code, name, adapter_kind, adapter_config, active)
+VALUES ($1, coalesce($2, $1), $3, $4, true)
+ON CONFLICT (code) DO UPDATE SET
+    name = coalesce($2, operators.name),
+    adapter_kind = EXCLUDED.adapter_kind,
+    adapter_config = EXCLUDED.adapter_config,
+    active = true,
+    updated_at = now()
+RETURNING code;
+
+-- name: operator_set_limits
+UPDATE operators SET
+    rate_limit_per_s = coalesce($2, rate_limit_per_s),
+    breaker_threshold = coalesce($3, breaker_threshold),
+    breaker_cooldown_s = coalesce($4, breaker_cooldown_s),
+    ack_deadline_s = coalesce($5, ack_deadline_s),
+    urgent_ack_deadline_s = coalesce($6, urgent_ack_deadline_s),
+    updated_at = now()
+WHERE code = $1 RETURNING code;
+
+-- name: operator_disable
+UPDATE operators SET active = false, updated_at = now() WHERE code = $1 RETURNING code;
+
+-- name: series_upsert
+INSERT INTO number_series (prefix, operator_code, label)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+ON CONFLICT (prefix) DO UPDATE SET
+    operator_code = EXCLUDED.operator_code, label = EXCLUDED.label, loaded_at = now();
+
+-- name: series_for_prefixes
+SELECT prefix, operator_code FROM number_series WHERE prefix = ANY($1::text[]);
+
+-- name: routes_for_msisdns
+SELECT msisdn, operator_code, serves FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
+
+-- name: idempotency_lock
+SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0));
+
+-- name: idempotency_get
+SELECT body_hash, request_id, response FROM idempotency_keys WHERE token_id = $1 AND key = $2;
+
+-- name: idempotency_put
+INSERT INTO idempotency_keys (token_id, key, body_hash, request_id, response)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: request_insert
+INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis, note,
+                            reason, force, status, target_count, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
+RETURNING id, created_at;
+
+-- name: request_finish_intake
+UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4, updated_at = now()
+WHERE id = $1 RETURNING updated_at;
+
+-- name: targets_upsert_locked
+-- Inserts new targets and locks every named one, in a stable order (no deadlocks).
+INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
+SELECT k, v, $3, $4, $5, 'block', 'pending'
+FROM unnest($1::text[], $2::text[]) AS u(k, v) ORDER BY k, v
+ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
+RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted;
+
+-- name: targets_lock_existing
+SELECT t.id, t.kind, t.value, t.action, t.state, false AS inserted
+FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+ORDER BY t.id FOR UPDATE OF t;
+
+-- name: targets_set_state
+UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
+                     updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, action, state)
+WHERE t.id = u.id AND (t.state <> u.state OR t.action <> u.action);
+
+-- name: orders_insert
+INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
+                    category, urgent, status)
+SELECT u.target_id, u.kind, u.value, u.operator_code, $5, $6, $7, $8, $9, $10
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+     AS u(target_id, kind, value, operator_code)
+RETURNING id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+          sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id;
+
+-- name: orders_latest_for_targets
+SELECT DISTINCT ON (target_id, operator_code)
+       id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
+FROM orders WHERE target_id = ANY($1::bigint[])
+ORDER BY target_id, operator_code, id DESC;
+
+-- name: orders_for_target
+SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
+FROM orders WHERE target_id = $1 ORDER BY id;
+
+-- name: request_targets_insert
+INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome, holds,
+                             done)
+SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::bool[],
+                         $7::bool[]);
+
+-- name: holds_release
+-- Release the block holds of the given targets by the cases of this case_ref (or unit).
+UPDATE request_targets rt SET holds = false
+FROM block_requests r
+WHERE rt.request_id = r.id AND rt.holds AND rt.target_id = ANY($1::bigint[])
+  AND ($2::text IS NULL OR r.case_ref = $2) AND ($3::text IS NULL OR r.unit_code = $3)
+RETURNING rt.target_id, r.case_ref;
+
+-- name: holds_remaining
+SELECT rt.target_id, array_agg(DISTINCT r.case_ref ORDER BY r.case_ref) AS case_refs
+FROM request_targets rt JOIN block_requests r ON r.id = rt.request_id
+WHERE rt.holds AND rt.target_id = ANY($1::bigint[])
+GROUP BY rt.target_id;
+
+-- name: request_get
+SELECT id, unit_code, case_ref, category, action, priority, legal_basis, note, reason, force,
+       status, target_count, created_at, updated_at, decided_at, decision_reason
+FROM block_requests WHERE id = $1;
+
+-- name: request_targets_of
+SELECT rt.position, rt.submitted_value, rt.outcome, rt.target_id, t.kind, t.value, t.state
+FROM request_targets rt JOIN targets t ON t.id = rt.target_id
+WHERE rt.request_id = $1 ORDER BY rt.position;
+
+-- name: request_list
+SELECT id, unit_code, case_ref, category, action, priority, status, target_count, created_at,
+       updated_at
+FROM block_requests
+WHERE ($1::text IS NULL OR unit_code = $1)
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR category = $3)
+  AND ($4::text IS NULL OR case_ref = $4)
+  AND ($5::timestamptz IS NULL OR created_at >= $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6)
+  AND ($7::bigint IS NULL OR id < $7)
+ORDER BY id DESC LIMIT $8;
+
+-- name: target_get
+SELECT id, kind, value, state, action, state_changed_at, created_at
+FROM targets WHERE kind = $1 AND value = $2;
+
+-- name: target_cases
+SELECT r.id AS request_id, r.case_ref, r.unit_code, r.action, r.status, rt.holds, r.created_at
+FROM request_targets rt JOIN block_requests r ON r.id = rt.request_id
+WHERE rt.target_id = $1 ORDER BY r.id;
+
+-- name: notify_orders
+SELECT pg_notify('fraudblock_orders', $1);
+
+-- name: audit_lock_head
+SELECT pg_advisory_xact_lock(7201002);
+
+-- name: audit_head
+SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1;
+
+-- name: audit_insert
+INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash, hash)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::text[], $7::jsonb[], $8::bytea[], $9::bytea[]);
+
+-- name: audit_all
+SELECT id, at, actor, role, action, entity_type, entity_id, details, prev_hash, hash
+FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2;
+
+-- name: dispatch_operators
+SELECT code, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
+       breaker_cooldown_s, ack_deadline_s, urgent_ack_deadline_s, breaker_state,
+       breaker_opened_at, now() AS db_now
+FROM operators WHERE active ORDER BY code;
+
+-- name: orders_claim
+-- Claim due orders of one operator: urgent first, oldest first, under a lease.
+UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
+       lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
+WHERE o.id IN (
+    SELECT id FROM orders
+    WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
+    ORDER BY urgent DESC, next_attempt_at, id
+    LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts, o.created_at;
+
+-- name: orders_renew_lease
+UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2;
+
+-- name: orders_release
+-- Give unfinished orders back to the queue (shutdown).
+UPDATE orders SET status = 'queued', lease_expires_at = NULL, leased_by = NULL,
+       attempts = greatest(attempts - 1, 0)
+WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
+RETURNING id, operator_code;
+
+-- name: orders_reap_expired
+-- Orders whose worker stopped renewing its lease come back to the queue.
+UPDATE orders o SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
+       last_error = 'lease expired: worker ' || coalesce(o.leased_by, '?') || ' stopped',
+       leased_by = NULL
+WHERE o.id IN (SELECT id FROM orders WHERE status = 'in_flight' AND lease_expires_at < now()
+               ORDER BY lease_expires_at LIMIT 5000 FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.operator_code, o.attempts, o.last_error;
+
+-- name: attempts_insert
+INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
+                      operator_status, http_status)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[],
+                     $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[]);
+
+-- name: orders_mark_sent
+UPDATE orders o SET status = 'sent', sent_at = now(), first_sent_at = coalesce(first_sent_at, now()),
+       ack_due_at = now() + make_interval(secs => CASE WHEN o.urgent THEN $4 ELSE $3 END),
+       operator_ref = coalesce(u.ref, o.operator_ref), attempts = u.attempts,
+       lease_expires_at = NULL, leased_by = NULL, last_error = NULL
+FROM unnest($1::bigint[], $2::text[], $6::int[]) AS u(id, ref, attempts)
+WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5;
+
+-- name: orders_reschedule
+UPDATE orders o SET status = 'queued', next_attempt_at = u.at, last_error = u.error,
+       attempts = u.attempts, lease_expires_at = NULL, leased_by = NULL
+FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[]) AS u(id, at, error, attempts)
+WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5;
+
+-- name: orders_mark_dead
+UPDATE orders o SET status = 'dead', dead_at = now(), last_error = u.error,
+       attempts = coalesce(u.attempts, o.attempts), lease_expires_at = NULL, leased_by = NULL,
+       first_sent_at = CASE WHEN u.sent THEN coalesce(o.first_sent_at, now())
+                            ELSE o.first_sent_at END
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bool[]) AS u(id, error, attempts, sent)
+WHERE o.id = u.id AND o.status IN ('in_flight', 'queued', 'sent')
+RETURNING o.id, o.target_id;
+
+-- name: breaker_failure
+UPDATE operators SET breaker_failures = breaker_failures + 1,
+       breaker_state = CASE WHEN breaker_state = 'half_open'
+                              OR breaker_failures + 1 >= breaker_threshold
+                            THEN 'open' ELSE breaker_state END,
+       breaker_opened_at = CASE WHEN breaker_state = 'half_open'
+                                  OR breaker_failures + 1 >= breaker_threshold
+                                THEN now() ELSE breaker_opened_at END
+WHERE code = $1 RETURNING breaker_state;
+
+-- name: breaker_success
+UPDATE operators SET breaker_failures = 0, breaker_state = 'closed', breaker_opened_at = NULL
+WHERE code = $1 AND (breaker_failures <> 0 OR breaker_state <> 'closed') RETURNING breaker_state;
+
+-- name: breaker_try_half_open
+UPDATE operators SET breaker_state = 'half_open'
+WHERE code = $1 AND breaker_state = 'open'
+  AND breaker_opened_at + make_interval(secs => breaker_cooldown_s) <= now()
+RETURNING breaker_state;
+
+-- name: orders_overdue_resend
+-- Sent and not acknowledged in time: mark overdue and send once more.
+UPDATE orders SET overdue_at = now(), status = 'queued', next_attempt_at = now()
+WHERE id IN (SELECT id FROM orders WHERE status = 'sent' AND ack_due_at < now()
+             AND overdue_at IS NULL LIMIT 5000 FOR UPDATE SKIP LOCKED)
+RETURNING id, operator_code;
+
+-- name: orders_for_ack
+SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.request_id,
+       o.unit_code, o.category, o.urgent, o.operator_ref
+FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
+ORDER BY o.id FOR UPDATE;
+
+-- name: orders_apply_ack
+UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reason,
+       operator_ref = coalesce(u.ref, o.operator_ref), acked_at = coalesce(u.at, now()),
+       first_sent_at = coalesce(o.first_sent_at, now()), sent_at = coalesce(o.sent_at, now()),
+       attempts = coalesce(u.attempts, o.attempts), lease_expires_at = NULL, leased_by = NULL
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
+     AS u(id, status, reason, ref, at, attempts)
+WHERE o.id = u.id;
+
+-- name: routes_learn
+INSERT INTO msisdn_routes (msisdn, operator_code, serves)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
+ON CONFLICT (msisdn, operator_code) DO UPDATE SET serves = EXCLUDED.serves, learned_at = now();
+
+-- name: targets_for_settle
+SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE;
+
+-- name: requests_settle_targets
+-- Mark the open links of settled targets done and fold them into their requests' counters.
+WITH settled AS (
+    UPDATE request_targets rt SET done = true
+    FROM unnest($1::bigint[], $2::bool[]) AS u(target_id, failed)
+    WHERE rt.target_id = u.target_id AND NOT rt.done
+    RETURNING rt.request_id, u.failed
+), agg AS (
+    SELECT request_id, count(*) AS n, count(*) FILTER (WHERE failed) AS f
+    FROM settled GROUP BY request_id
+)
+UPDATE block_requests r SET
+    open_targets = greatest(r.open_targets - agg.n, 0),
+    failed_targets = r.failed_targets + agg.f,
+    status = CASE WHEN r.status = 'dispatching' AND r.open_targets - agg.n <= 0 THEN
+                 CASE WHEN r.failed_targets + agg.f > 0 THEN 'partially_completed'
+                      ELSE 'completed' END
+             ELSE r.status END,
+    updated_at = now()
+FROM agg WHERE r.id = agg.request_id;
+
+-- name: orders_insert_each
+-- Orders that differ row by row (re-routing after not_subscriber).
+INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
+                    category, urgent, status)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::bigint[], $7::text[], $8::text[], $9::bool[], $10::text[])
+RETURNING id, operator_code;
+
+-- name: orders_pull_record
+-- A pulled batch counts as an accepted attempt for each order.
+INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
+SELECT id, n, $3, now(), now(), 'accepted'
+FROM unnest($1::bigint[], $2::int[]) AS u(id, n);
+
+-- name: orders_pull_mark
+UPDATE orders SET first_sent_at = coalesce(first_sent_at, now()), sent_at = now()
+WHERE id = ANY($1::bigint[]);

@@ -1,0 +1,34 @@
+"""The retry policy for orders rescheduled in Postgres (pure)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+
+def backoff_delay(attempts: int, base_s: float, cap_s: float, rand: float | None = None) -> float:
+    """Seconds before the next attempt: capped exponential with jitter in [half, full]."""
+    r: float = random.random() if rand is None else rand
+    ceiling = min(cap_s, base_s * float(2 ** max(0, attempts - 1)))
+    return float(ceiling * (0.5 + 0.5 * r))
+
+
+def next_attempt(
+    *,
+    now: datetime,
+    created_at: datetime,
+    attempts: int,
+    base_s: float,
+    cap_s: float,
+    max_age_s: float,
+    retry_after_s: float | None = None,
+    rand: float | None = None,
+) -> datetime | None:
+    """When to try again, or None when the order is past its maximum age (dead)."""
+    delay = backoff_delay(attempts, base_s, cap_s, rand)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, cap_s))
+    when = now + timedelta(seconds=delay)
+    if when - created_at > timedelta(seconds=max_age_s):
+        return None
+    return when

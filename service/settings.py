@@ -1,0 +1,54 @@
+"""Every URL, directory and limit of the service, from environment and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the embedded Postgres keeps its data unless told otherwise."""
+    return Path(platformdirs.user_data_dir("fraudblock"))
+
+
+class Settings(BaseSettings):
+    """Service configuration; environment variables are FRAUDBLOCK_<FIELD>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDBLOCK_", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "FRAUDBLOCK_DATABASE_URL"),
+        description="Postgres URL; without it an embedded Postgres is started.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, description="Embedded Postgres data.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    max_targets_per_request: int = Field(default=10_000, gt=0)
+    default_region: str = "IN"
+    approval_policy: Literal["none", "supervisor"] = "none"
+    pool_min_size: int = Field(default=2, ge=1)
+    pool_max_size: int = Field(default=10, ge=1)
+
+    # dispatcher
+    run_dispatcher: bool = True
+    worker_id: str | None = None
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0)
+    claim_batch: int = Field(default=500, gt=0)
+    inline_retries: int = Field(default=3, ge=1)
+    inline_retry_max_s: float = Field(default=5.0, gt=0)
+    retry_base_s: float = Field(default=10.0, gt=0)
+    retry_cap_s: float = Field(default=900.0, gt=0)
+    max_order_age_s: float = Field(default=86_400.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
+    maintenance_interval_s: float = Field(default=5.0, gt=0)

@@ -1,0 +1,179 @@
+"""The only module that talks to asyncpg: named queries from queries.sql, in transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+
+Row = Mapping[str, Any]
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+_NAME = re.compile(r"^-- name: ([a-z0-9_]+)\s*$", re.MULTILINE)
+
+
+class StoreError(Exception):
+    """A database problem, translated so no driver exception crosses a layer."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached."""
+
+
+class RetryableConflict(StoreError):
+    """A deadlock or serialization failure: the whole transaction may be retried."""
+
+
+class IntegrityConflict(StoreError):
+    """A constraint refused the change (unique, foreign key, check)."""
+
+
+def load_queries(text: str | None = None) -> dict[str, str]:
+    """Parse `-- name: x` blocks into a dict of name -> SQL."""
+    if text is None:
+        text = importlib.resources.files("service").joinpath("queries.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def _translate(exc: BaseException) -> StoreError:
+    if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
+        return RetryableConflict(str(exc))
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityConflict(str(exc))
+    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.CannotConnectNowError):
+        return StoreUnavailable(str(exc))
+    return StoreError(str(exc))
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class Tx:
+    """Named queries on one connection (usually inside a transaction)."""
+
+    def __init__(self, conn: Conn, queries: Mapping[str, str]) -> None:
+        self._conn = conn
+        self._q = queries
+
+    async def fetch(self, name: str, *args: Any) -> list[Row]:
+        """All rows of a named query."""
+        try:
+            return list(await self._conn.fetch(self._q[name], *args))
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def fetchrow(self, name: str, *args: Any) -> Row | None:
+        """The first row of a named query, or None."""
+        try:
+            return await self._conn.fetchrow(self._q[name], *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        """The first column of the first row of a named query."""
+        try:
+            return await self._conn.fetchval(self._q[name], *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def execute(self, name: str, *args: Any) -> str:
+        """Run a named statement; returns the command tag."""
+        try:
+            return await self._conn.execute(self._q[name], *args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def executemany(self, name: str, args: Sequence[Sequence[Any]]) -> None:
+        """Run a named statement once per argument tuple, pipelined."""
+        try:
+            await self._conn.executemany(self._q[name], args)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def copy_records(
+        self, table: str, records: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
+        """Bulk-load rows with COPY."""
+        try:
+            await self._conn.copy_records_to_table(table, records=records, columns=columns)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+
+class Store:
+    """The pool and the named queries."""
+
+    def __init__(
+        self, pool: asyncpg.Pool[Any] | None = None, queries: Mapping[str, str] | None = None
+    ) -> None:
+        self._pool = pool
+        self.queries = dict(queries or load_queries())
+
+    def bind(self, pool: asyncpg.Pool[Any]) -> None:
+        """Attach the pool once the application has started."""
+        self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool[Any]:
+        """The connection pool; StoreUnavailable before start-up."""
+        if self._pool is None:
+            raise StoreUnavailable("the database pool is not started")
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A transaction on a pooled connection; commits on success."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield Tx(conn, self.queries)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Tx]:
+        """A pooled connection without an explicit transaction (autocommit)."""
+        try:
+            async with self.pool.acquire() as conn:
+                yield Tx(conn, self.queries)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def fetch(self, name: str, *args: Any) -> list[Row]:
+        """One named query in autocommit."""
+        async with self.connection() as tx:
+            return await tx.fetch(name, *args)
+
+    async def fetchrow(self, name: str, *args: Any) -> Row | None:
+        """One named query in autocommit, first row."""
+        async with self.connection() as tx:
+            return await tx.fetchrow(name, *args)
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        """One named query in autocommit, first value."""
+        async with self.connection() as tx:
+            return await tx.fetchval(name, *args)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Any]:
+        """LISTEN on a dedicated connection; returns an async closer."""
+        try:
+            conn = await self.pool.acquire()
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+        def on_notify(_c: Any, _pid: int, _channel: str, payload: object) -> None:
+            callback(str(payload))
+
+        await conn.add_listener(channel, on_notify)
+
+        async def close() -> None:
+            # the connection may already be broken; it is released either way
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await conn.remove_listener(channel, on_notify)
+            await self.pool.release(conn)
+
+        return close
