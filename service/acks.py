@@ -69,11 +69,11 @@ async def apply_acks(
         if row is None:
             results.append(AckResult(item.order_id, "not_found", "no such order for " + operator))
             continue
-        if item.order_id in applied:
+        refusal = _check(item, row)
+        if item.order_id in applied and not isinstance(refusal, tuple):
             same = applied[item.order_id].status == item.status
             results.append(AckResult(item.order_id, "duplicate" if same else "conflict"))
             continue
-        refusal = _check(item, row)
         if refusal is None:
             applied[item.order_id] = item
             results.append(AckResult(item.order_id, "applied"))

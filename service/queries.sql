@@ -352,3 +352,181 @@ FROM unnest($1::bigint[], $2::int[]) AS u(id, n);
 -- name: orders_pull_mark
 UPDATE orders SET first_sent_at = coalesce(first_sent_at, now()), sent_at = now()
 WHERE id = ANY($1::bigint[]);
+
+-- name: request_lock
+SELECT id, unit_code, status, action, case_ref FROM block_requests WHERE id = $1 FOR UPDATE;
+
+-- name: request_decide
+UPDATE block_requests SET status = $2, decided_by = $3, decided_at = now(),
+       decision_reason = $4, updated_at = now()
+WHERE id = $1;
+
+-- name: orders_release_held
+UPDATE orders SET status = 'queued', next_attempt_at = now()
+WHERE request_id = $1 AND status = 'held' RETURNING operator_code;
+
+-- name: request_orders_sent
+SELECT count(*) FROM orders
+WHERE request_id = $1 AND (first_sent_at IS NOT NULL OR attempts > 0
+                           OR status NOT IN ('held', 'queued', 'cancelled'));
+
+-- name: orders_cancel_unsent
+UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL
+WHERE request_id = $1 AND status IN ('held', 'queued') RETURNING target_id;
+
+-- name: request_links_close
+UPDATE request_targets SET holds = false, done = true WHERE request_id = $1;
+
+-- name: order_requeue_dead
+UPDATE orders SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+       dead_at = NULL, overdue_at = NULL
+WHERE id = $1 AND status = 'dead' RETURNING id, target_id, request_id, operator_code;
+
+-- name: order_get
+SELECT id, status, operator_code, request_id, target_id FROM orders WHERE id = $1;
+
+-- name: requests_recount
+-- Recompute requests' counters and status from their targets' current states.
+UPDATE block_requests r SET
+    open_targets = c.open, failed_targets = c.failed, updated_at = now(),
+    status = CASE WHEN r.status IN ('dispatching', 'completed', 'partially_completed') THEN
+                 CASE WHEN c.open > 0 THEN 'dispatching'
+                      WHEN c.failed > 0 THEN 'partially_completed' ELSE 'completed' END
+             ELSE r.status END
+FROM (
+    SELECT rt.request_id,
+           count(*) FILTER (WHERE t.state = 'pending') AS open,
+           count(*) FILTER (WHERE t.state <> 'pending'
+               AND rt.outcome NOT IN ('held', 'already_unblocked', 'not_blocked')
+               AND CASE WHEN q.action = 'unblock' THEN t.state <> 'unblocked'
+                        ELSE t.state IN ('partially_blocked', 'rejected', 'dead',
+                                         'unroutable', 'cancelled') END) AS failed
+    FROM request_targets rt
+    JOIN targets t ON t.id = rt.target_id
+    JOIN block_requests q ON q.id = rt.request_id
+    WHERE rt.request_id = ANY($1::bigint[])
+    GROUP BY rt.request_id
+) c
+WHERE r.id = c.request_id;
+
+-- name: request_links_reopen
+UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2;
+
+-- name: stats_targets
+SELECT CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category,
+       kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       state, sum(n)::bigint AS n
+FROM target_state_counts
+WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+  AND ($6::text IS NULL OR unit_code = $6)
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+
+-- name: stats_events
+SELECT CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category,
+       kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       event AS state, sum(n)::bigint AS n
+FROM target_event_counts
+WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+  AND ($6::text IS NULL OR unit_code = $6)
+GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+
+-- name: stats_orders
+SELECT operator_code AS operator,
+       CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category,
+       kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       state, sum(n)::bigint AS n
+FROM order_state_counts
+WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+  AND ($6::text IS NULL OR unit_code = $6)
+GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0;
+
+-- name: counts_compact
+-- Fold counter deltas together; sums are unchanged, so readers never see a jump.
+WITH t AS (DELETE FROM target_state_counts RETURNING *),
+     ti AS (INSERT INTO target_state_counts
+            SELECT unit_code, category, kind, day, state, sum(n) FROM t
+            GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1),
+     e AS (DELETE FROM target_event_counts RETURNING *),
+     ei AS (INSERT INTO target_event_counts
+            SELECT unit_code, category, kind, day, event, sum(n) FROM e
+            GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1),
+     o AS (DELETE FROM order_state_counts RETURNING *),
+     oi AS (INSERT INTO order_state_counts
+            SELECT operator_code, unit_code, category, kind, day, state, sum(n) FROM o
+            GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0 RETURNING 1)
+SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM e) + (SELECT count(*) FROM o)
+       AS folded,
+       (SELECT count(*) FROM ti) + (SELECT count(*) FROM ei) + (SELECT count(*) FROM oi)
+       AS kept;
+
+-- name: counts_compact_lock
+SELECT pg_try_advisory_xact_lock(7201003);
+
+-- name: operators_health
+SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_failures,
+       o.breaker_opened_at, o.rate_limit_per_s,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'queued') AS queued,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'in_flight')
+           AS in_flight,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent')
+           AS awaiting_ack,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent'
+           AND ack_due_at < now()) AS overdue,
+       (SELECT coalesce(sum(n), 0) FROM order_state_counts
+           WHERE operator_code = o.code AND state = 'dead')::bigint AS dead,
+       a.acked_24h, a.succeeded_24h, a.p50_ack_s, a.p95_ack_s,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'dead'
+           AND dead_at > now() - interval '24 hours') AS dead_24h
+FROM operators o
+LEFT JOIN LATERAL (
+    SELECT count(*) AS acked_24h,
+           count(*) FILTER (WHERE ack_status IN ('blocked', 'unblocked', 'already_blocked',
+                                                 'not_subscriber')) AS succeeded_24h,
+           percentile_cont(0.5) WITHIN GROUP (
+               ORDER BY extract(epoch FROM acked_at - coalesce(first_sent_at, created_at)))
+               AS p50_ack_s,
+           percentile_cont(0.95) WITHIN GROUP (
+               ORDER BY extract(epoch FROM acked_at - coalesce(first_sent_at, created_at)))
+               AS p95_ack_s
+    FROM orders WHERE operator_code = o.code AND status = 'acked'
+      AND acked_at > now() - interval '24 hours'
+) a ON true
+ORDER BY o.code;
+
+-- name: orders_overdue_list
+SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
+       kind, value, ack_due_at, overdue_at
+FROM orders WHERE status = 'sent' AND ack_due_at < now()
+  AND ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- name: orders_dead_list
+SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
+       kind, value, ack_due_at, overdue_at
+FROM orders WHERE status = 'dead'
+  AND ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- name: audit_page
+SELECT id, at, actor, role, action, entity_type, entity_id, details,
+       encode(hash, 'hex') AS hash
+FROM audit_log
+WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $2)
+  AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR actor = $4)
+  AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
+  AND ($7::bigint IS NULL OR id > $7)
+ORDER BY id LIMIT $8;

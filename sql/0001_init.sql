@@ -158,6 +158,7 @@ CREATE TABLE orders (
     ack_reason       text,
     operator_ref     text,
     dead_at          timestamptz,
+    retry_from       timestamptz,
     last_error       text
 );
 CREATE INDEX orders_claim_idx ON orders (operator_code, urgent DESC, next_attempt_at, id)

@@ -11,7 +11,14 @@ from aiohttp import web
 from adapters.registry import build_adapter
 from service import db
 from service.dispatcher import Dispatcher
-from service.http import block_requests, operator_api, reference, targets
+from service.http import (
+    block_requests,
+    operator_api,
+    reference,
+    review_api,
+    supervision_api,
+    targets,
+)
 from service.http.context import DISPATCHER, OPENAPI, SETTINGS, STORE
 from service.http.docs import add_docs_routes
 from service.http.middleware import request_context
@@ -22,7 +29,7 @@ from service.store import Store
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
-RESOURCES = (reference, block_requests, targets, operator_api)
+RESOURCES = (reference, block_requests, review_api, targets, operator_api, supervision_api)
 
 
 def operations() -> list[Operation]:

@@ -1,0 +1,99 @@
+"""Approving, rejecting and cancelling requests; re-queuing dead orders."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import review, views
+from service.http.context import STORE, principal_of
+from service.http.openapi import Operation
+from service.http.problems import json_response, read_model
+from service.models import BlockRequestOut, DecisionIn
+
+routes = web.RouteTableDef()
+_ERR = (401, 403, 404, 409, 422)
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/v1/block-requests/{id}/approve",
+        "Approve a pending request (supervisor)",
+        "review",
+        response_model=BlockRequestOut,
+        errors=_ERR,
+    ),
+    Operation(
+        "POST",
+        "/v1/block-requests/{id}/reject",
+        "Reject a pending request (supervisor)",
+        "review",
+        request_model=DecisionIn,
+        response_model=BlockRequestOut,
+        errors=_ERR,
+    ),
+    Operation(
+        "POST",
+        "/v1/block-requests/{id}/cancel",
+        "Cancel a request before anything was sent",
+        "review",
+        request_model=DecisionIn,
+        response_model=BlockRequestOut,
+        errors=_ERR,
+    ),
+    Operation(
+        "POST",
+        "/v1/orders/{id}/retry",
+        "Re-queue a dead order (supervisor)",
+        "review",
+        errors=_ERR,
+        status=202,
+    ),
+]
+
+
+async def _optional_decision(request: web.Request) -> DecisionIn:
+    if request.can_read_body and (await request.read()).strip():
+        return await read_model(request, DecisionIn)
+    return DecisionIn()
+
+
+def _id(request: web.Request) -> int:
+    value = int(request.match_info["id"])
+    return value if value < 2**63 else 0
+
+
+@routes.post(r"/v1/block-requests/{id:\d+}/approve")
+async def approve(request: web.Request) -> web.Response:
+    """Approve: the orders become due now."""
+    principal = await principal_of(request)
+    rid = _id(request)
+    await review.approve(request.app[STORE], principal, rid)
+    return json_response(await views.get_request(request.app[STORE], principal, rid))
+
+
+@routes.post(r"/v1/block-requests/{id:\d+}/reject")
+async def reject(request: web.Request) -> web.Response:
+    """Reject with a reason: nothing is sent."""
+    principal = await principal_of(request)
+    rid = _id(request)
+    body = await read_model(request, DecisionIn)
+    await review.reject(request.app[STORE], principal, rid, body.reason or "")
+    return json_response(await views.get_request(request.app[STORE], principal, rid))
+
+
+@routes.post(r"/v1/block-requests/{id:\d+}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    """Cancel a request none of whose orders has been sent."""
+    principal = await principal_of(request)
+    rid = _id(request)
+    body = await _optional_decision(request)
+    await review.cancel(request.app[STORE], principal, rid, body.reason)
+    return json_response(await views.get_request(request.app[STORE], principal, rid))
+
+
+@routes.post(r"/v1/orders/{id:\d+}/retry")
+async def retry(request: web.Request) -> web.Response:
+    """Put a dead order back in the queue."""
+    principal = await principal_of(request)
+    oid = _id(request)
+    await review.requeue(request.app[STORE], principal, oid)
+    return json_response({"order_id": oid, "status": "queued"}, 202)

@@ -1,0 +1,225 @@
+"""Counters that never drift from the raw rows, stats grouping and exports, and the audit chain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from service import acks, audit, stats
+from service.identifiers import luhn_check_digit
+from service.store import Store
+from tests.conftest import Tokens
+
+Client = TestClient[Any, Any]
+CATEGORIES = ["kyc_update", "olx_marketplace", "fake_loan_app", "investment"]
+
+
+def imei(n: int) -> str:
+    body = f"35{n:012d}"
+    return body + luhn_check_digit(body)
+
+
+def msisdn(n: int) -> str:
+    return f"+91981{n:07d}"
+
+
+async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
+    """Counts recomputed from the raw tables, next to the maintained counters."""
+    q = {
+        "targets_raw": """SELECT unit_code, category, kind, utc_day(created_at) AS day, state,
+                                 count(*) AS n FROM targets GROUP BY 1, 2, 3, 4, 5""",
+        "targets_kept": """SELECT unit_code, category, kind, day, state, sum(n) AS n
+                           FROM target_state_counts GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0""",
+        "orders_raw": """SELECT operator_code, unit_code, category, kind, utc_day(created_at)
+                                AS day, order_count_state(status, ack_status) AS state,
+                                count(*) AS n FROM orders GROUP BY 1, 2, 3, 4, 5, 6""",
+        "orders_kept": """SELECT operator_code, unit_code, category, kind, day, state, sum(n) AS n
+                          FROM order_state_counts GROUP BY 1, 2, 3, 4, 5, 6
+                          HAVING sum(n) <> 0""",
+    }
+    return {k: sorted(tuple(r.values()) for r in await conn.fetch(sql)) for k, sql in q.items()}
+
+
+async def request_problems(conn: asyncpg.Connection[Any]) -> list[Any]:
+    """Requests whose counters or status disagree with their links and targets."""
+    return [
+        tuple(r)
+        for r in await conn.fetch(
+            """SELECT r.id, r.status, r.open_targets, count(rt.*) FILTER (WHERE NOT rt.done) AS open,
+                  count(rt.*) FILTER (WHERE NOT rt.done AND t.state <> 'pending') AS stale
+           FROM block_requests r
+           LEFT JOIN request_targets rt ON rt.request_id = r.id
+           LEFT JOIN targets t ON t.id = rt.target_id
+           WHERE r.status IN ('dispatching', 'completed', 'partially_completed')
+           GROUP BY r.id
+           HAVING r.open_targets <> count(rt.*) FILTER (WHERE NOT rt.done)
+               OR count(rt.*) FILTER (WHERE NOT rt.done AND t.state <> 'pending') > 0
+               OR (r.status = 'dispatching') <> (r.open_targets > 0)"""
+        )
+    ]
+
+
+async def test_counters_never_drift_under_a_random_mix(
+    client: Client, tokens: Tokens, store: Store, db_url: str
+) -> None:
+    rng = random.Random(20261128)
+    filers = ["investigator", "investigator_samba"]
+    answers = ["blocked", "already_blocked", "not_subscriber", "rejected"]
+    for step in range(40):
+        who = rng.choice(filers)
+        targets = [{"kind": "imei", "value": imei(rng.randrange(30))} for _ in range(3)]
+        targets += [{"kind": "msisdn", "value": msisdn(rng.randrange(30))} for _ in range(3)]
+        action = rng.choice(["block", "block", "block", "unblock"])
+        body: dict[str, Any] = {
+            "case_ref": f"C-{rng.randrange(5)}",
+            "category": rng.choice(CATEGORIES),
+            "targets": targets,
+            "action": action,
+        }
+        headers = tokens[who]
+        if action == "unblock":
+            body["reason"] = "court order"
+            if rng.random() < 0.5:
+                headers, body["force"], body["unit"] = tokens["supervisor"], True, "jammu"
+        resp = await client.post("/v1/block-requests", headers=headers, json=body)
+        assert resp.status == 201, await resp.text()
+        doc = await resp.json()
+        if rng.random() < 0.1:
+            await client.post(f"/v1/block-requests/{doc['id']}/cancel", headers=headers)
+        for op in ("jio", "airtel", "vi", "bsnl"):
+            pulled = await store.fetch("orders_claim", op, 50, 60.0, "test")
+            items = []
+            for o in pulled:
+                if rng.random() < 0.2:
+                    continue  # left unanswered for now
+                if o["action"] == "unblock":
+                    status = rng.choice(["unblocked", "unblocked", "rejected"])
+                else:
+                    status = rng.choice(answers)
+                items.append(
+                    acks.AckItem(
+                        o["id"],
+                        status,  # type: ignore[arg-type]
+                        "no reason" if status == "rejected" else None,
+                    )
+                )
+            async with store.transaction() as tx:
+                await acks.apply_acks(tx, op, items, actor="t", role="operator")
+        if step % 10 == 9:
+            await stats.compact(store)
+    conn = await asyncpg.connect(db_url)
+    try:
+        counts = await raw_counts(conn)
+        assert counts["targets_kept"] == counts["targets_raw"]
+        assert counts["orders_kept"] == counts["orders_raw"]
+        assert await request_problems(conn) == []
+        total = await conn.fetchval(
+            "SELECT count(*) FROM targets WHERE state = 'blocked' AND kind = 'imei'"
+        )
+    finally:
+        await conn.close()
+    report = await client.get("/v1/stats?group_by=unit,category", headers=tokens["supervisor"])
+    doc = await report.json()
+    assert doc["totals"]["handsets"]["blocked"] == total
+    by_group = sum(g["handsets"]["blocked"] for g in doc["groups"])
+    assert by_group == total
+    result = await audit.verify(store)
+    assert result.ok and result.checked > 40
+
+
+async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Store) -> None:
+    for who, value in (("investigator", imei(1)), ("investigator_samba", imei(2))):
+        resp = await client.post(
+            "/v1/block-requests",
+            headers=tokens[who],
+            json={
+                "case_ref": "C",
+                "category": "investment",
+                "targets": [
+                    {"kind": "imei", "value": value},
+                    {"kind": "msisdn", "value": msisdn(1)},
+                ],
+            },
+        )
+        assert resp.status == 201
+    for op in ("jio", "airtel", "vi", "bsnl"):
+        pulled = await store.fetch("orders_claim", op, 50, 60.0, "test")
+        async with store.transaction() as tx:
+            await acks.apply_acks(
+                tx,
+                op,
+                [acks.AckItem(o["id"], "blocked") for o in pulled],
+                actor="t",
+                role="operator",
+            )
+    sup = tokens["supervisor"]
+    doc = await (await client.get("/v1/stats?group_by=unit", headers=sup)).json()
+    assert doc["summary"] == "1 calling numbers and 2 phone sets blocked"
+    units = {g["unit"]: g for g in doc["groups"]}
+    assert units["jammu"]["handsets"]["blocked"] == 1 and units["jammu"]["numbers"]["blocked"] == 1
+    assert units["samba"]["handsets"]["blocked"] == 1 and units["samba"]["numbers"]["blocked"] == 0
+    for group_by in ("category", "kind", "day", "week", "month", "operator", "unit,month"):
+        resp = await client.get(f"/v1/stats?group_by={group_by}", headers=sup)
+        assert resp.status == 200, (group_by, await resp.text())
+    ops = await (await client.get("/v1/stats?group_by=operator", headers=sup)).json()
+    jio = next(g for g in ops["groups"] if g["operator"] == "jio")
+    assert jio["handsets"]["blocked"] == 2
+    bad = await client.get("/v1/stats?group_by=planet", headers=sup)
+    assert bad.status == 422 and "group_by" in (await bad.json())["detail"]
+    future = await (await client.get("/v1/stats?from=2099-01-01", headers=sup)).json()
+    assert future["totals"]["handsets"]["blocked"] == 0
+    mine = await (await client.get("/v1/stats", headers=tokens["investigator"])).json()
+    assert mine["totals"]["handsets"]["blocked"] == 1
+    text = await (await client.get("/v1/stats.csv?group_by=unit", headers=sup)).text()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:3] == ["unit", "kind", "blocked"]
+    assert rows[-1][:3] == ["TOTAL", "handsets", "2"]
+    listing = await client.get("/v1/block-requests.csv", headers=sup)
+    assert listing.content_type == "text/csv"
+    assert len(list(csv.reader(io.StringIO(await listing.text())))) == 3
+
+
+async def test_audit_chain_catches_a_row_altered_in_sql(
+    client: Client, tokens: Tokens, store: Store, db_url: str
+) -> None:
+    for n in range(3):
+        resp = await client.post(
+            "/v1/block-requests",
+            headers=tokens["investigator"],
+            json={
+                "case_ref": f"C-{n}",
+                "category": "other",
+                "targets": [{"kind": "imei", "value": imei(n)}],
+            },
+        )
+        assert resp.status == 201
+    assert (await audit.verify(store)).ok
+    conn = await asyncpg.connect(db_url)
+    try:
+        try:
+            await conn.execute("UPDATE audit_log SET actor = 'someone else' WHERE id = 3")
+            raise AssertionError("the application could update the audit log")
+        except asyncpg.RaiseError:
+            pass
+        try:
+            await conn.execute("DELETE FROM audit_log WHERE id = 3")
+            raise AssertionError("the application could delete from the audit log")
+        except asyncpg.RaiseError:
+            pass
+        # a superuser going around the trigger is caught by the chain
+        await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
+        await conn.execute(
+            "UPDATE audit_log SET details = details || '{\"targets\": 99}' WHERE id = 8"
+        )
+    finally:
+        await conn.close()
+    result = await audit.verify(store)
+    assert not result.ok and result.broken_id == 8
+    page = await (await client.get("/v1/audit?limit=2", headers=tokens["supervisor"])).json()
+    assert len(page["items"]) == 2 and page["next_after"] == page["items"][-1]["id"]
+    assert (await client.get("/v1/audit", headers=tokens["investigator"])).status == 403
