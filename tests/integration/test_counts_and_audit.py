@@ -50,7 +50,8 @@ async def request_problems(conn: asyncpg.Connection[Any]) -> list[Any]:
     return [
         tuple(r)
         for r in await conn.fetch(
-            """SELECT r.id, r.status, r.open_targets, count(rt.*) FILTER (WHERE NOT rt.done) AS open,
+            """SELECT r.id, r.status, r.open_targets,
+                  count(rt.*) FILTER (WHERE NOT rt.done) AS open,
                   count(rt.*) FILTER (WHERE NOT rt.done AND t.state <> 'pending') AS stale
            FROM block_requests r
            LEFT JOIN request_targets rt ON rt.request_id = r.id
