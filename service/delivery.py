@@ -195,6 +195,7 @@ async def record(
             [d[1] for d in dead],
             [d[2] for d in dead],
             [d[3] for d in dead],
+            worker,
         )
         await acks.settle(tx, {g["target_id"] for g in gone})
     if acked:

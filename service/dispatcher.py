@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -60,6 +61,8 @@ class Lane:
         self.wake = asyncio.Event()
         self.limiter = RateLimiter(operator["rate_limit_per_s"])
         self.in_flight: list[int] = []
+        self.claimed_at = datetime.now(UTC)
+        self.retired = False
 
     def update(self, operator: Row) -> None:
         """Take new limits and breaker state from the operators table."""
@@ -69,22 +72,31 @@ class Lane:
         if operator["breaker_state"] == "closed":
             self.wake.set()
 
+    def retire(self) -> None:
+        """Stop after the current batch (the operator was reconfigured or disabled)."""
+        self.retired = True
+        self.wake.set()
+
     async def run(self) -> None:
         """Loop until the dispatcher stops; errors are logged and retried after a pause."""
-        while not self.d.stopping.is_set():
-            try:
-                did = await self.step()
-            except StoreError as exc:
-                log.warning("dispatch.store_error", operator=self.code, error=str(exc))
-                did = False
-                await self._pause(self.d.settings.poll_interval_s)
-            if not did:
-                await self._pause(self.d.settings.poll_interval_s)
+        try:
+            while not self.d.stopping.is_set() and not self.retired:
+                # cleared before claiming, so a NOTIFY that arrives mid-batch is not lost
+                self.wake.clear()
+                try:
+                    did = await self.step()
+                except StoreError as exc:
+                    log.warning("dispatch.store_error", operator=self.code, error=str(exc))
+                    did = False
+                if not did:
+                    await self._pause(self.d.settings.poll_interval_s)
+        finally:
+            if self.retired:
+                await self.adapter.close()
 
     async def _pause(self, seconds: float) -> None:
         if self.d.drain:
             return
-        self.wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 stop = asyncio.ensure_future(self.d.stopping.wait())
@@ -96,11 +108,15 @@ class Lane:
                     wake.cancel()
 
     async def _breaker_allows(self) -> tuple[bool, bool]:
-        """(may claim, is a half-open probe)."""
-        state = self.operator["breaker_state"]
+        """(may claim, is a half-open probe); read from Postgres, so every worker obeys it."""
+        state = await self.d.store.fetchval("breaker_state", self.code)
         if state == "closed":
+            self.operator = {**self.operator, "breaker_state": state}
             return True, False
-        got = await self.d.store.fetchval("breaker_try_half_open", self.code)
+        got = await self.d.store.fetchval(
+            "breaker_try_half_open", self.code, self.d.settings.lease_s
+        )
+        self.operator = {**self.operator, "breaker_state": got or state}
         if got == "half_open":
             log.info("breaker.half_open", operator=self.code)
             return True, True
@@ -117,11 +133,12 @@ class Lane:
             await asyncio.sleep(wait)
             return True
         s = self.d.settings
+        self.claimed_at = datetime.now(UTC)
         claimed = await self.d.store.fetch("orders_claim", self.code, n, s.lease_s, self.d.worker)
         if not claimed:
-            if probe:  # nothing to probe with: stay half-open for the next claim
-                await self.d.store.fetchval("breaker_success", self.code)
-                self.operator = {**self.operator, "breaker_state": "closed"}
+            if probe:  # nothing due to probe with: open again, ready to probe on the next claim
+                await self.d.store.fetchval("breaker_probe_unused", self.code)
+                self.operator = {**self.operator, "breaker_state": "open"}
             return False
         orders = [
             OutboundOrder(
@@ -140,9 +157,10 @@ class Lane:
             failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
             state = await tx.fetchval("breaker_failure" if failed else "breaker_success", self.code)
         self.in_flight = []
+        if state is not None and state != self.operator["breaker_state"]:
+            log.info("breaker.changed", operator=self.code, state=state)
         if state is not None:
             self.operator = {**self.operator, "breaker_state": state}
-            log.info("breaker.changed", operator=self.code, state=state)
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
         self.d.delivered += len(orders)
         return not failed
@@ -151,7 +169,12 @@ class Lane:
         s = self.d.settings
         while True:
             await asyncio.sleep(s.lease_s / 3)
-            await self.d.store.fetch("orders_renew_lease", self.in_flight, self.d.worker, s.lease_s)
+            try:
+                await self.d.store.fetch(
+                    "orders_renew_lease", self.in_flight, self.d.worker, s.lease_s
+                )
+            except StoreError as exc:  # keep the batch; the next renewal may get through
+                log.warning("order.lease_renew_failed", operator=self.code, error=str(exc))
 
 
 class Dispatcher:
@@ -173,6 +196,7 @@ class Dispatcher:
         self.drain = drain
         self.stopping = asyncio.Event()
         self.lanes: dict[str, Lane] = {}
+        self.retired: list[Lane] = []
         self.delivered = 0
         self._configs: dict[str, tuple[str, Any]] = {}
 
@@ -184,7 +208,10 @@ class Dispatcher:
                 rows[code]["adapter_kind"],
                 rows[code]["adapter_config"],
             ):
-                await self.lanes.pop(code).adapter.close()
+                # its task finishes the batch in hand with the old adapter, then closes it
+                lane = self.lanes.pop(code)
+                lane.retire()
+                self.retired.append(lane)
         for code, row in rows.items():
             if code in self.lanes:
                 self.lanes[code].update(row)
@@ -227,16 +254,26 @@ class Dispatcher:
             await self._run_forever()
         finally:
             await close_listener()
-            for lane in self.lanes.values():
+            for lane in [*self.lanes.values(), *self.retired]:
                 await lane.adapter.close()
 
     async def _run_forever(self) -> None:
-        tasks: dict[str, asyncio.Task[None]] = {}
+        tasks: dict[Lane, asyncio.Task[None]] = {}
         try:
             while not self.stopping.is_set():
-                for code, lane in self.lanes.items():
-                    if code not in tasks or tasks[code].done():
-                        tasks[code] = asyncio.create_task(lane.run(), name=f"lane:{code}")
+                for lane, task in list(tasks.items()):
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        log.error(
+                            "dispatch.lane_crashed",
+                            operator=lane.code,
+                            error=repr(task.exception()),
+                        )
+                    if task.done() and lane.retired:
+                        del tasks[lane]
+                        self.retired.remove(lane)
+                for lane in self.lanes.values():
+                    if lane not in tasks or tasks[lane].done():
+                        tasks[lane] = asyncio.create_task(lane.run(), name=f"lane:{lane.code}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self.stopping.wait(), self.settings.maintenance_interval_s
@@ -249,7 +286,7 @@ class Dispatcher:
         finally:
             await self._finish(tasks)
 
-    async def _finish(self, tasks: Mapping[str, asyncio.Task[None]]) -> None:
+    async def _finish(self, tasks: Mapping[Lane, asyncio.Task[None]]) -> None:
         """Let in-flight batches finish within the grace period, then release the rest."""
         self.stopping.set()
         if tasks:
@@ -257,20 +294,33 @@ class Dispatcher:
             for t in late:
                 t.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        leftover = [i for lane in self.lanes.values() for i in lane.in_flight]
-        if leftover:
+        for lane in {*self.lanes.values(), *tasks}:
+            if not lane.in_flight:
+                continue
             with contextlib.suppress(StoreError):
-                await self.store.fetch("orders_release", leftover, self.worker)
-            log.info("dispatch.released", count=len(leftover))
+                await self.store.fetch(
+                    "orders_release", lane.in_flight, self.worker, lane.claimed_at
+                )
+            log.info("dispatch.released", operator=lane.code, count=len(lane.in_flight))
+            lane.in_flight = []
 
     async def run_until_empty(self) -> int:
         """Deliver until no lane can claim anything (tests and benchmarks); returns orders sent."""
         await self.store.fetch("orders_reap_expired")
         while True:
-            results = await asyncio.gather(*(lane.step() for lane in self.lanes.values()))
+            # each lane drains at its own pace: a slow operator does not hold the others back
+            results = await asyncio.gather(*(_drain(lane) for lane in self.lanes.values()))
             if not any(results):
                 return self.delivered
 
     def stop(self) -> None:
         """Stop claiming; in-flight batches finish or are released."""
         self.stopping.set()
+
+
+async def _drain(lane: Lane) -> bool:
+    """Step one lane until it has nothing to do; whether it did anything."""
+    did = False
+    while await lane.step():
+        did = True
+    return did

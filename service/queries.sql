@@ -220,20 +220,38 @@ UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
 WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2;
 
 -- name: orders_release
--- Give unfinished orders back to the queue (shutdown).
-UPDATE orders SET status = 'queued', lease_expires_at = NULL, leased_by = NULL,
-       attempts = greatest(attempts - 1, 0)
-WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
-RETURNING id, operator_code;
+-- Give unfinished orders back to the queue (shutdown), recording the interrupted attempt
+-- (it may have reached the operator, so it keeps its number). $3: when it was claimed.
+WITH released AS (
+    UPDATE orders SET status = 'queued', lease_expires_at = NULL, leased_by = NULL
+    WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
+    RETURNING id, operator_code, attempts
+), recorded AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error)
+    SELECT id, attempts, $2, $3, now(), 'released', 'released unfinished at shutdown'
+    FROM released
+)
+SELECT id, operator_code FROM released;
 
 -- name: orders_reap_expired
--- Orders whose worker stopped renewing its lease come back to the queue.
-UPDATE orders o SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
-       last_error = 'lease expired: worker ' || coalesce(o.leased_by, '?') || ' stopped',
-       leased_by = NULL
-WHERE o.id IN (SELECT id FROM orders WHERE status = 'in_flight' AND lease_expires_at < now()
-               ORDER BY lease_expires_at LIMIT 5000 FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.operator_code, o.attempts, o.last_error;
+-- Orders whose worker stopped renewing its lease come back to the queue; the lost attempt
+-- is recorded as released, started when its lease ran out (the claim time is not kept).
+WITH expired AS (
+    SELECT id, leased_by, lease_expires_at FROM orders
+    WHERE status = 'in_flight' AND lease_expires_at < now()
+    ORDER BY lease_expires_at LIMIT 5000 FOR UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE orders o SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
+           last_error = 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped',
+           leased_by = NULL
+    FROM expired e WHERE o.id = e.id
+    RETURNING o.id, o.operator_code, o.attempts, o.last_error, e.leased_by, e.lease_expires_at
+), recorded AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error)
+    SELECT id, attempts, coalesce(leased_by, '?'), lease_expires_at, now(), 'released', last_error
+    FROM reaped
+)
+SELECT id, operator_code, attempts, last_error FROM reaped;
 
 -- name: attempts_insert
 INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
@@ -261,7 +279,7 @@ UPDATE orders o SET status = 'dead', dead_at = now(), last_error = u.error,
        first_sent_at = CASE WHEN u.sent THEN coalesce(o.first_sent_at, now())
                             ELSE o.first_sent_at END
 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bool[]) AS u(id, error, attempts, sent)
-WHERE o.id = u.id AND o.status IN ('in_flight', 'queued', 'sent')
+WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5
 RETURNING o.id, o.target_id;
 
 -- name: breaker_failure
@@ -278,11 +296,25 @@ WHERE code = $1 RETURNING breaker_state;
 UPDATE operators SET breaker_failures = 0, breaker_state = 'closed', breaker_opened_at = NULL
 WHERE code = $1 AND (breaker_failures <> 0 OR breaker_state <> 'closed') RETURNING breaker_state;
 
+-- name: breaker_state
+SELECT breaker_state FROM operators WHERE code = $1;
+
 -- name: breaker_try_half_open
-UPDATE operators SET breaker_state = 'half_open'
-WHERE code = $1 AND breaker_state = 'open'
-  AND breaker_opened_at + make_interval(secs => breaker_cooldown_s) <= now()
+-- Let one caller probe once the cooldown is over; a probe whose worker went quiet for a lease
+-- ($2 seconds) may be taken over. While half-open, breaker_opened_at is when the probe began.
+UPDATE operators SET breaker_state = 'half_open', breaker_opened_at = now()
+WHERE code = $1
+  AND (breaker_state = 'open'
+       AND breaker_opened_at + make_interval(secs => breaker_cooldown_s) <= now()
+    OR breaker_state = 'half_open'
+       AND breaker_opened_at + make_interval(secs => $2::double precision) <= now())
 RETURNING breaker_state;
+
+-- name: breaker_probe_unused
+-- A half-open breaker found nothing due to probe with: open again, ready to probe at once.
+UPDATE operators SET breaker_state = 'open',
+       breaker_opened_at = now() - make_interval(secs => breaker_cooldown_s)
+WHERE code = $1 AND breaker_state = 'half_open' RETURNING breaker_state;
 
 -- name: orders_overdue_resend
 -- Sent and not acknowledged in time: mark overdue and send once more.
