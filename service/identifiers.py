@@ -40,6 +40,8 @@ def normalize_msisdn(raw: str, region: str = "IN") -> Msisdn:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidTarget(f"not a phone number: {exc.args[0] if exc.args else exc}") from None
+    if number.extension:
+        raise InvalidTarget(f"extensions are not allowed (found extension {number.extension})")
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in _POSSIBLE_REASONS:
         raise InvalidTarget(_POSSIBLE_REASONS[possible])

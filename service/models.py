@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from service.ports import AckStatus, Action, TargetKind
 
@@ -78,23 +86,35 @@ class BlockRequestIn(BaseModel):
     action: Action = "block"
     note: Annotated[str, StringConstraints(max_length=4000)] | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
-        Field(default=None, description="Why an unblock is asked (court order, false positive).")
+        Field(
+            default=None,
+            validate_default=True,
+            description="Why an unblock is asked (court order, false positive).",
+        )
     )
     force: bool = Field(
-        default=False, description="Supervisor only: unblock even while other cases hold it."
+        default=False,
+        validate_default=True,
+        description="Supervisor only: unblock even while other cases hold it.",
     )
     unit: Code | None = Field(
         default=None, description="Supervisors may file for a unit; investigators file for theirs."
     )
     targets: list[TargetIn] = Field(min_length=1, max_length=10_000)
 
-    @model_validator(mode="after")
-    def _unblock_needs_reason(self) -> BlockRequestIn:
-        if self.action == "unblock" and not self.reason:
+    @field_validator("reason")
+    @classmethod
+    def _unblock_needs_reason(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("action") == "unblock" and not value:
             raise ValueError("an unblock request needs a reason (court order, false positive, ...)")
-        if self.force and self.action != "unblock":
+        return value
+
+    @field_validator("force")
+    @classmethod
+    def _force_is_for_unblock(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("action") != "unblock":
             raise ValueError("force applies to unblock requests only")
-        return self
+        return value
 
 
 class OrderOut(BaseModel):

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 def backoff_delay(attempts: int, base_s: float, cap_s: float, rand: float | None = None) -> float:
     """Seconds before the next attempt: capped exponential with jitter in [half, full]."""
     r: float = random.random() if rand is None else rand
-    ceiling = min(cap_s, base_s * float(2 ** max(0, attempts - 1)))
+    exponent = min(max(0, attempts - 1), 64)  # 2**64 is past any cap; bigger overflows
+    ceiling = min(cap_s, base_s * 2.0**exponent)
     return float(ceiling * (0.5 + 0.5 * r))
 
 
@@ -27,7 +28,7 @@ def next_attempt(
     """When to try again, or None when the order is past its maximum age (dead)."""
     delay = backoff_delay(attempts, base_s, cap_s, rand)
     if retry_after_s is not None:
-        delay = max(delay, min(retry_after_s, cap_s))
+        delay = max(delay, retry_after_s)  # the operator's word beats our own cap
     when = now + timedelta(seconds=delay)
     if when - created_at > timedelta(seconds=max_age_s):
         return None

@@ -10,18 +10,28 @@ def o(op: str, status: str, ack: str | None = None, action: str = "block") -> Or
 
 
 def test_blocked_only_when_every_serving_operator_confirmed() -> None:
-    assert target_state("block", [o("jio", "acked", "blocked"),
-                                  o("vi", "acked", "already_blocked")]) == "blocked"
-    assert target_state("block", [o("jio", "acked", "blocked"),
-                                  o("vi", "acked", "rejected")]) == "partially_blocked"
+    assert (
+        target_state("block", [o("jio", "acked", "blocked"), o("vi", "acked", "already_blocked")])
+        == "blocked"
+    )
+    assert (
+        target_state("block", [o("jio", "acked", "blocked"), o("vi", "acked", "rejected")])
+        == "partially_blocked"
+    )
     assert target_state("block", [o("jio", "acked", "blocked"), o("vi", "sent")]) == "pending"
 
 
 def test_not_subscriber_answers_do_not_count_against_a_block() -> None:
-    assert target_state("block", [o("jio", "acked", "blocked"),
-                                  o("vi", "acked", "not_subscriber")]) == "blocked"
-    assert target_state("block", [o("jio", "acked", "not_subscriber"),
-                                  o("vi", "acked", "not_subscriber")]) == "unroutable"
+    assert (
+        target_state("block", [o("jio", "acked", "blocked"), o("vi", "acked", "not_subscriber")])
+        == "blocked"
+    )
+    assert (
+        target_state(
+            "block", [o("jio", "acked", "not_subscriber"), o("vi", "acked", "not_subscriber")]
+        )
+        == "unroutable"
+    )
 
 
 def test_failures_without_any_confirmation() -> None:

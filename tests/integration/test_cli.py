@@ -1,0 +1,234 @@
+"""The `fraudblock` console script, run as a real subprocess against this test's database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Tokens
+
+Client = TestClient[Any, Any]
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = re.compile(r"^fb_[A-Za-z0-9_-]{20,}$")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one command printed and how it exited."""
+
+    rc: int
+    out: str
+    err: str
+
+
+async def run_cli(db_url: str | None, *args: str, program: list[str] | None = None) -> Run:
+    """Run the console script (by default `python -m service.cli`) with DATABASE_URL set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDBLOCK_")}
+    env["FRAUDBLOCK_LOG_FORMAT"] = "json"
+    if db_url is not None:
+        env["DATABASE_URL"] = db_url
+    cmd = program or [sys.executable, "-m", "service.cli"]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def create_token(db_url: str, *extra: str) -> str:
+    run = await run_cli(db_url, "token", "create", *extra)
+    assert run.rc == 0, run.err
+    return run.out
+
+
+async def token_id(db_url: str, name: str) -> int:
+    listing = await run_cli(db_url, "token", "list")
+    assert listing.rc == 0, listing.err
+    ids = [int(line.split("\t")[0]) for line in listing.out.splitlines() if f"\t{name}\t" in line]
+    assert len(ids) == 1, listing.out
+    return ids[0]
+
+
+async def test_token_create_prints_only_the_token_and_it_works(client: Client, db_url: str) -> None:
+    out = await create_token(db_url, "--role", "investigator", "--unit", "jammu", "--name", "x")
+    assert out.endswith("\n") and out.count("\n") == 1
+    token = out.strip()
+    assert TOKEN.match(token), out
+    resp = await client.get("/v1/units", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200
+    assert "jammu" in {u["code"] for u in (await resp.json())["items"]}
+
+
+async def test_token_list_never_prints_secrets(db_url: str) -> None:
+    token = (
+        await create_token(db_url, "--role", "investigator", "--unit", "jammu", "--name", "x")
+    ).strip()
+    conn = await asyncpg.connect(db_url)
+    try:
+        stored = await conn.fetchval("SELECT token_hash FROM tokens WHERE name = 'x'")
+    finally:
+        await conn.close()
+    listing = await run_cli(db_url, "token", "list")
+    assert listing.rc == 0, listing.err
+    line = next(row for row in listing.out.splitlines() if "\tx\t" in row)
+    assert line.split("\t")[1:] == ["investigator", "jammu", "x", "active"]
+    for secret in (token, token.removeprefix("fb_"), bytes(stored).hex()):
+        assert secret not in listing.out and secret not in listing.err
+    assert "fb_" not in listing.out
+
+
+async def test_token_revoke_makes_the_token_unauthorized(client: Client, db_url: str) -> None:
+    token = (await create_token(db_url, "--role", "supervisor", "--name", "sup")).strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/units", headers=headers)).status == 200
+    tid = await token_id(db_url, "sup")
+    revoked = await run_cli(db_url, "token", "revoke", str(tid))
+    assert revoked.rc == 0, revoked.err
+    assert revoked.out.strip() == f"revoked token {tid}"
+    resp = await client.get("/v1/units", headers=headers)
+    assert resp.status == 401 and resp.content_type == "application/problem+json"
+    listing = await run_cli(db_url, "token", "list")
+    assert any(row.endswith("\tsup\trevoked") for row in listing.out.splitlines())
+    again = await run_cli(db_url, "token", "revoke", str(tid))
+    assert again.rc != 0
+    assert f"no active token with id {tid}" in again.err
+
+
+async def test_bad_role_or_unit_is_refused_with_a_clear_message(db_url: str) -> None:
+    bad_role, bad_unit, no_unit, unit_on_admin = await asyncio.gather(
+        run_cli(db_url, "token", "create", "--role", "sheriff", "--unit", "jammu", "--name", "x"),
+        run_cli(
+            db_url, "token", "create", "--role", "investigator", "--unit", "mars", "--name", "x"
+        ),
+        run_cli(db_url, "token", "create", "--role", "investigator", "--name", "x"),
+        run_cli(db_url, "token", "create", "--role", "admin", "--unit", "jammu", "--name", "x"),
+    )
+    assert bad_role.rc != 0 and bad_role.out == ""
+    assert "invalid choice: 'sheriff'" in bad_role.err and "investigator" in bad_role.err
+    assert bad_unit.rc != 0 and bad_unit.out == ""
+    assert "no such unit: mars" in bad_unit.err
+    assert no_unit.rc != 0 and "needs --unit" in no_unit.err
+    assert unit_on_admin.rc != 0 and "not scoped to a unit" in unit_on_admin.err
+    for run in (bad_unit, no_unit, unit_on_admin):
+        assert "Traceback" not in run.err
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM tokens") == 0
+    finally:
+        await conn.close()
+
+
+async def test_routing_load_routes_numbers_in_the_prefix_to_that_operator(
+    client: Client, tokens: Tokens, db_url: str, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "series.csv"
+    csv_file.write_text("prefix,operator,label\n919876,bsnl,test series\n+9170061, jio\n")
+    loaded = await run_cli(db_url, "routing", "load", str(csv_file))
+    assert loaded.rc == 0, loaded.err
+    assert "loaded 2 number-series prefixes" in loaded.out
+    resp = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json={
+            "case_ref": "FIR-1/2026",
+            "category": "kyc_update",
+            "targets": [
+                {"kind": "msisdn", "value": "98765 43210"},
+                {"kind": "msisdn", "value": "70061 23456"},
+            ],
+        },
+    )
+    assert resp.status == 201, await resp.text()
+    first, second = (await resp.json())["targets"]
+    assert [o["operator"] for o in first["orders"]] == ["bsnl"]
+    assert [o["operator"] for o in second["orders"]] == ["jio"]
+
+
+async def test_routing_load_refuses_a_file_naming_an_unknown_operator(
+    db_url: str, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "series.csv"
+    csv_file.write_text("919876,bsnl\n919877,nosuchop\n")
+    run = await run_cli(db_url, "routing", "load", str(csv_file))
+    assert run.rc != 0 and "unknown operator" in run.err and "Traceback" not in run.err
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM number_series WHERE prefix='+919876'") == 0
+    finally:
+        await conn.close()
+
+
+async def test_operator_set_refuses_a_non_http_url(db_url: str) -> None:
+    run = await run_cli(
+        db_url,
+        "operator",
+        "set",
+        "jio",
+        "--adapter",
+        "http_json",
+        "--config",
+        '{"url":"ftp://x"}',
+    )
+    assert run.rc != 0 and run.out == ""
+    assert "adapter config refused" in run.err and "url" in run.err
+    assert "Traceback" not in run.err
+    listing = await run_cli(db_url, "operator", "list")
+    jio = next(line for line in listing.out.splitlines() if line.startswith("jio"))
+    assert "pull" in jio.split()
+
+
+async def test_help_mentions_every_command() -> None:
+    commands = [
+        "serve",
+        "worker",
+        "demo",
+        "migrate",
+        "seed",
+        "token",
+        "routing",
+        "operator",
+        "simulate-operator",
+        "audit",
+    ]
+    script = Path(sys.executable).with_name("fraudblock")
+    if not script.exists():
+        pytest.skip("the fraudblock console script is not installed next to this Python")
+    top, token, routing, operator, audit = await asyncio.gather(
+        run_cli(None, "--help", program=[str(script)]),
+        run_cli(None, "token", "--help"),
+        run_cli(None, "routing", "--help"),
+        run_cli(None, "operator", "--help"),
+        run_cli(None, "audit", "--help"),
+    )
+    assert top.rc == 0
+    listed = set(re.findall(r"^ {4}([a-z-]+)", top.out, re.MULTILINE))
+    assert set(commands) <= listed, top.out
+    for run, actions in (
+        (token, ["create", "list", "revoke"]),
+        (routing, ["load"]),
+        (operator, ["list", "set", "disable"]),
+        (audit, ["verify"]),
+    ):
+        assert run.rc == 0
+        assert set(actions) <= set(re.findall(r"^ {4}([a-z-]+)", run.out, re.MULTILINE)), run.out
+
+
+async def test_audit_verify_passes_on_a_fresh_database(db_url: str) -> None:
+    run = await run_cli(db_url, "audit", "verify")
+    assert run.rc == 0, run.err
+    assert run.out.startswith("audit chain intact")
