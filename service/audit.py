@@ -50,8 +50,7 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
     """Append entries in this transaction; the lock keeps the chain linear."""
     if not entries:
         return
-    await tx.execute("audit_lock_head")
-    prev = await tx.fetchval("audit_head") or GENESIS
+    prev = bytes(await tx.fetchval("audit_lock_head"))
     now = datetime.now(UTC)
     cols: list[list[Any]] = [[] for _ in range(9)]
     for e in entries:
@@ -60,7 +59,7 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
         for col, value in zip(cols, row, strict=True):
             col.append(value)
         prev = digest
-    await tx.execute("audit_insert", *cols)
+    await tx.execute("audit_insert", *cols, prev)
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,14 @@ def _loads(value: str) -> Any:
     return orjson.loads(value)
 
 
+async def _keep_session(conn: Conn) -> None:
+    """Skip asyncpg's per-release RESET ALL round trip: no query here changes session state."""
+
+
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
     """A pool whose connections decode jsonb to Python values."""
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection
+        url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     assert pool is not None
     return pool

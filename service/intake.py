@@ -16,7 +16,7 @@ from service.errors import Forbidden, Invalid
 from service.identifiers import InvalidTarget, normalize_target
 from service.models import BlockRequestIn, BlockRequestOut, OrderOut, RequestTargetOut
 from service.routing import candidate_prefixes, route_target
-from service.store import RetryableConflict, Row, Store, Tx
+from service.store import IntegrityConflict, RetryableConflict, Row, Store, Tx
 
 log = structlog.get_logger()
 ORDERS_CHANNEL = "fraudblock_orders"
@@ -128,8 +128,6 @@ async def file_request(
                     replay = await _replay(tx, principal, idempotency_key, digest)
                     if replay is not None:
                         return IntakeResult(replay, True)
-                if not await tx.fetchval("unit_exists", unit):
-                    raise Invalid(f"no such unit: {unit}", [{"field": "unit"}])
                 body = await _store_request(tx, principal, req, unit, targets, approval_policy)
                 if idempotency_key is not None:
                     await tx.execute(
@@ -160,20 +158,24 @@ async def _replay(tx: Tx, principal: Principal, key: str, digest: bytes) -> dict
     return response
 
 
-async def _routing_context(
-    tx: Tx, targets: Sequence[NormalTarget]
-) -> tuple[list[str], dict[str, str], dict[str, dict[str, bool]]]:
-    active = [r["code"] for r in await tx.fetch("operator_active_codes")]
-    msisdns = [t.value for t in targets if t.kind == "msisdn"]
-    series: dict[str, str] = {}
-    learned: dict[str, dict[str, bool]] = {}
-    if msisdns:
-        prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
-        for r in await tx.fetch("series_for_prefixes", prefixes):
-            series[r["prefix"]] = r["operator_code"]
-        for r in await tx.fetch("routes_for_msisdns", msisdns):
-            learned.setdefault(r["msisdn"], {})[r["operator_code"]] = r["serves"]
-    return active, series, learned
+@dataclass(frozen=True)
+class RoutingContext:
+    """Active operators, number-series matches and what operators told us, for one request."""
+
+    active: list[str]
+    series: dict[str, str]
+    learned: dict[str, dict[str, bool]]
+
+    @classmethod
+    def from_row(cls, row: Row) -> RoutingContext:
+        """Build from the arrays `intake_begin` returns."""
+        series = dict(zip(row["prefixes"] or [], row["prefix_ops"] or [], strict=True))
+        learned: dict[str, dict[str, bool]] = {}
+        for m, op, serves in zip(
+            row["msisdns"] or [], row["route_ops"] or [], row["serves"] or [], strict=True
+        ):
+            learned.setdefault(m, {})[op] = serves
+        return cls(list(row["active"]), series, learned)
 
 
 async def _store_request(
@@ -184,22 +186,30 @@ async def _store_request(
     targets: list[NormalTarget],
     approval_policy: str,
 ) -> dict[str, Any]:
-    head = await tx.fetchrow(
-        "request_insert",
-        unit,
-        req.case_ref,
-        req.category,
-        req.action,
-        req.priority,
-        req.legal_basis,
-        req.note,
-        req.reason,
-        req.force,
-        len(targets),
-        principal.token_id,
-    )
+    msisdns = [t.value for t in targets if t.kind == "msisdn"]
+    prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
+    try:
+        head = await tx.fetchrow(
+            "intake_begin",
+            unit,
+            req.case_ref,
+            req.category,
+            req.action,
+            req.priority,
+            req.legal_basis,
+            req.note,
+            req.reason,
+            req.force,
+            len(targets),
+            principal.token_id,
+            prefixes,
+            msisdns,
+        )
+    except IntegrityConflict:
+        raise Invalid(f"no such unit: {unit}", [{"field": "unit"}]) from None
     assert head is not None
     request_id: int = head["id"]
+    routing = RoutingContext.from_row(head)
     kinds = [t.kind for t in targets]
     values = [t.value for t in targets]
     if req.action == "block":
@@ -210,23 +220,12 @@ async def _store_request(
         rows = await tx.fetch("targets_lock_existing", kinds, values)
     by_key = {(r["kind"], r["value"]): r for r in rows}
     if req.action == "block":
-        plans = await _plan_block(tx, targets, by_key)
+        plans = _plan_block(targets, by_key, routing)
     else:
         plans = await _plan_unblock(tx, principal, req, unit, targets, by_key)
     held = approval_policy == "supervisor" and any(p.operators for p in plans)
     orders = await _insert_orders(tx, req, unit, request_id, plans, held)
-    await _apply_target_states(tx, plans, req.action)
     stored = [p for p in plans if p.target_id]
-    await tx.execute(
-        "request_targets_insert",
-        request_id,
-        [p.target_id for p in stored],
-        [p.target.index for p in stored],
-        [p.target.submitted for p in stored],
-        [p.outcome for p in stored],
-        [req.action == "block" and p.outcome != "unroutable" for p in stored],
-        [p.state != "pending" for p in stored],
-    )
     open_targets = sum(1 for p in stored if p.state == "pending")
     failed = sum(1 for p in plans if p.outcome == "unroutable")
     if held:
@@ -235,14 +234,29 @@ async def _store_request(
         status = "dispatching"
     else:
         status = "partially_completed" if failed else "completed"
-    await tx.execute("request_finish_intake", request_id, status, open_targets, failed)
+    changed = [p for p in stored if p.outcome in ("queued", "unroutable")]
+    wake = "" if held else ",".join(sorted({op for p in plans for op in p.operators}))
+    await tx.fetchrow(
+        "intake_finish",
+        request_id,
+        status,
+        open_targets,
+        failed,
+        [p.target_id for p in stored],
+        [p.target.index for p in stored],
+        [p.target.submitted for p in stored],
+        [p.outcome for p in stored],
+        [req.action == "block" and p.outcome != "unroutable" for p in stored],
+        [p.state != "pending" for p in stored],
+        [p.target_id for p in changed],
+        [req.action] * len(changed),
+        [p.state for p in changed],
+        wake,
+    )
     linked = [p.target_id for p in stored if not p.operators]
     current = await tx.fetch("orders_latest_for_targets", linked) if linked else []
     for r in current:
         orders.setdefault(r["target_id"], []).append(r)
-    if not held and any(p.operators for p in plans):
-        ops = sorted({op for p in plans for op in p.operators})
-        await tx.execute("notify_orders", ",".join(ops))
     await audit.record(
         tx,
         [
@@ -282,10 +296,9 @@ async def _store_request(
     return out.model_dump(mode="json")
 
 
-async def _plan_block(
-    tx: Tx, targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row]
+def _plan_block(
+    targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row], ctx: RoutingContext
 ) -> list[TargetPlan]:
-    active, series, learned = await _routing_context(tx, targets)
     plans = []
     for t in targets:
         row = by_key[(t.kind, t.value)]
@@ -296,7 +309,7 @@ async def _plan_block(
             if row["state"] in ("blocked", "partially_blocked"):
                 plans.append(TargetPlan(t, row["id"], "already_blocked", row["state"]))
                 continue
-        ops = route_target(t.kind, t.value, active, series, learned.get(t.value, {}))
+        ops = route_target(t.kind, t.value, ctx.active, ctx.series, ctx.learned.get(t.value, {}))
         if not ops:
             plans.append(TargetPlan(t, row["id"], "unroutable", "unroutable"))
         else:
@@ -386,17 +399,6 @@ async def _insert_orders(
     for r in rows:
         orders.setdefault(r["target_id"], []).append(r)
     return orders
-
-
-async def _apply_target_states(tx: Tx, plans: list[TargetPlan], action: str) -> None:
-    changed = [p for p in plans if p.target_id and p.outcome in ("queued", "unroutable")]
-    if changed:
-        await tx.execute(
-            "targets_set_state",
-            [p.target_id for p in changed],
-            [action] * len(changed),
-            [p.state for p in changed],
-        )
 
 
 def order_out(r: Row) -> OrderOut:

@@ -200,6 +200,14 @@ CREATE TABLE audit_log (
     hash        bytea NOT NULL
 );
 CREATE INDEX audit_log_entity_idx ON audit_log (entity_type, entity_id);
+
+-- The chain's head: writers lock this one row, so the chain stays linear under concurrency.
+CREATE TABLE audit_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_id   bigint NOT NULL DEFAULT 0,
+    hash      bytea NOT NULL
+);
+INSERT INTO audit_head (hash) VALUES ('\x0000000000000000000000000000000000000000000000000000000000000000');
 CREATE INDEX audit_log_at_idx ON audit_log (at);
 
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
