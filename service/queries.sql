@@ -78,15 +78,47 @@ SELECT body_hash, request_id, response FROM idempotency_keys WHERE token_id = $1
 INSERT INTO idempotency_keys (token_id, key, body_hash, request_id, response)
 VALUES ($1, $2, $3, $4, $5);
 
--- name: request_insert
-INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis, note,
-                            reason, force, status, target_count, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
-RETURNING id, created_at;
+-- name: intake_begin
+-- Store the request head and read everything routing needs, in one round trip.
+WITH req AS (
+    INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis,
+                                note, reason, force, status, target_count, created_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
+    RETURNING id, created_at
+)
+SELECT req.id, req.created_at,
+       (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
+           AS active,
+       s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves
+FROM req,
+     (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
+      FROM number_series WHERE prefix = ANY($12::text[])) s,
+     (SELECT array_agg(msisdn) AS msisdns, array_agg(operator_code) AS route_ops,
+             array_agg(serves) AS serves
+      FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
 
--- name: request_finish_intake
-UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4, updated_at = now()
-WHERE id = $1 RETURNING updated_at;
+-- name: intake_finish
+-- Link the targets, settle the request's counters and wake the workers, in one round trip.
+WITH fin AS (
+    UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4
+    WHERE id = $1 RETURNING id
+), links AS (
+    INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome,
+                                 holds, done)
+    SELECT $1, * FROM unnest($5::bigint[], $6::int[], $7::text[], $8::text[], $9::bool[],
+                             $10::bool[])
+    RETURNING 1
+), states AS (
+    UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
+                         updated_at = now()
+    FROM unnest($11::bigint[], $12::text[], $13::text[]) AS u(id, action, state)
+    WHERE t.id = u.id AND (t.state <> u.state OR t.action <> u.action)
+    RETURNING 1
+), wake AS (
+    SELECT pg_notify('fraudblock_orders', $14) WHERE $14 <> ''
+)
+SELECT (SELECT count(*) FROM fin) AS requests, (SELECT count(*) FROM links) AS links,
+       (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM wake) AS woken;
 
 -- name: targets_upsert_locked
 -- Inserts new targets and locks every named one, in a stable order (no deadlocks).
@@ -127,12 +159,6 @@ ORDER BY target_id, operator_code, id DESC;
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
 FROM orders WHERE target_id = $1 ORDER BY id;
-
--- name: request_targets_insert
-INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome, holds,
-                             done)
-SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[], $6::bool[],
-                         $7::bool[]);
 
 -- name: holds_release
 -- Release the block holds of the given targets by the cases of this case_ref (or unit).
@@ -184,15 +210,18 @@ WHERE rt.target_id = $1 ORDER BY r.id;
 SELECT pg_notify('fraudblock_orders', $1);
 
 -- name: audit_lock_head
-SELECT pg_advisory_xact_lock(7201002);
-
--- name: audit_head
-SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1;
+-- Waits for any other writer to commit, then returns the chain's latest hash.
+SELECT hash FROM audit_head FOR UPDATE;
 
 -- name: audit_insert
-INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash, hash)
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::text[], $7::jsonb[], $8::bytea[], $9::bytea[]);
+WITH rows AS (
+    INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash,
+                           hash)
+    SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::jsonb[], $8::bytea[], $9::bytea[])
+    RETURNING id
+)
+UPDATE audit_head SET hash = $10, last_id = (SELECT max(id) FROM rows);
 
 -- name: audit_all
 SELECT id, at, actor, role, action, entity_type, entity_id, details, prev_hash, hash
@@ -205,15 +234,21 @@ SELECT code, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
 FROM operators WHERE active ORDER BY code;
 
 -- name: orders_claim
--- Claim due orders of one operator: urgent first, oldest first, under a lease.
-UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
-       lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
-WHERE o.id IN (
-    SELECT id FROM orders
-    WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
-    ORDER BY urgent DESC, next_attempt_at, id
-    LIMIT $2 FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts, o.created_at;
+-- Claim due orders of one operator: urgent first, oldest first, under a lease; the batch is
+-- returned in that order too.
+WITH claimed AS (
+    UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
+           lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
+    WHERE o.id IN (
+        SELECT id FROM orders
+        WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
+        ORDER BY urgent DESC, next_attempt_at, id
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
+              o.created_at, o.next_attempt_at
+)
+SELECT id, operator_code, action, kind, value, urgent, attempts, created_at FROM claimed
+ORDER BY urgent DESC, next_attempt_at, id;
 
 -- name: orders_renew_lease
 UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
@@ -261,7 +296,8 @@ SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[],
 
 -- name: orders_mark_sent
 UPDATE orders o SET status = 'sent', sent_at = now(), first_sent_at = coalesce(first_sent_at, now()),
-       ack_due_at = now() + make_interval(secs => CASE WHEN o.urgent THEN $4 ELSE $3 END),
+       ack_due_at = now() + make_interval(
+           secs => CASE WHEN o.urgent THEN $4::double precision ELSE $3::double precision END),
        operator_ref = coalesce(u.ref, o.operator_ref), attempts = u.attempts,
        lease_expires_at = NULL, leased_by = NULL, last_error = NULL
 FROM unnest($1::bigint[], $2::text[], $6::int[]) AS u(id, ref, attempts)
