@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from service import audit
+from service import acks, audit
 from service.auth import Principal
 from service.errors import Forbidden, Invalid
 from service.identifiers import InvalidTarget, normalize_target
@@ -43,6 +43,7 @@ class TargetPlan:
     state: str
     operators: list[str] = field(default_factory=list)
     held_by: list[str] = field(default_factory=list)
+    restate: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ async def _store_request(
         status = "dispatching"
     else:
         status = "partially_completed" if failed else "completed"
-    changed = [p for p in stored if p.outcome in ("queued", "unroutable")]
+    changed = [p for p in stored if p.outcome in ("queued", "unroutable") or p.restate]
     wake = "" if held else ",".join(sorted({op for p in plans for op in p.operators}))
     await tx.fetchrow(
         "intake_finish",
@@ -253,6 +254,9 @@ async def _store_request(
         [p.state for p in changed],
         wake,
     )
+    restated = [p.target_id for p in stored if p.restate]
+    if restated:  # other cases waiting on a withdrawn block settle too
+        await acks.settle(tx, restated)
     linked = [p.target_id for p in stored if not p.operators]
     current = await tx.fetch("orders_latest_for_targets", linked) if linked else []
     for r in current:
@@ -340,6 +344,9 @@ async def _plan_unblock(
         if ids
         else {}
     )
+    free = [i for i in ids if i not in holders]
+    # block orders not yet sent are withdrawn rather than chased by an unblock
+    withdrawn = await tx.fetch("orders_withdraw_unsent_blocks", free) if free else []
     latest = await tx.fetch("orders_latest_for_targets", ids) if ids else []
     blocked_by: dict[int, list[str]] = {}
     for o in latest:
@@ -360,7 +367,9 @@ async def _plan_unblock(
         elif row["id"] in holders:
             plans.append(TargetPlan(t, row["id"], "held", row["state"], held_by=holders[row["id"]]))
         elif not blocked_by.get(row["id"]):
-            plans.append(TargetPlan(t, row["id"], "not_blocked", row["state"]))
+            was_withdrawn = any(w["target_id"] == row["id"] for w in withdrawn)
+            state = "unblocked" if was_withdrawn else row["state"]
+            plans.append(TargetPlan(t, row["id"], "not_blocked", state, restate=was_withdrawn))
         else:
             plans.append(
                 TargetPlan(t, row["id"], "queued", "pending", sorted(blocked_by[row["id"]]))

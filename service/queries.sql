@@ -598,3 +598,10 @@ WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
   AND ($7::bigint IS NULL OR id > $7)
 ORDER BY id LIMIT $8;
+
+-- name: orders_withdraw_unsent_blocks
+-- An unblock arriving before its block was ever sent withdraws the block instead.
+UPDATE orders SET status = 'cancelled', last_error = 'withdrawn by an unblock request'
+WHERE target_id = ANY($1::bigint[]) AND action = 'block' AND status IN ('held', 'queued')
+  AND attempts = 0 AND first_sent_at IS NULL
+RETURNING id, target_id, operator_code;

@@ -337,3 +337,16 @@ async def test_dead_orders_are_listed_and_can_be_requeued(
     assert jio["in_flight"] == 1 and jio["breaker_state"] == "closed"
     audit = await get(client, tokens["admin"], "/v1/audit?action=order.requeued")
     assert [e["entity_id"] for e in audit["items"]] == [str(oid)]
+
+
+async def test_unblock_before_the_block_was_sent_withdraws_it(client: Client,
+                                                              tokens: Tokens) -> None:
+    await file(client, tokens["investigator"], ("imei", IMEI), case_ref="CASE-W")
+    undo = await file(client, tokens["investigator"], ("imei", IMEI), case_ref="CASE-W",
+                      action="unblock", reason="false positive")
+    t = undo["targets"][0]
+    assert t["outcome"] == "not_blocked" and t["state"] == "unblocked"
+    assert await pull(client, tokens["jio"]) == []  # nothing to send at all
+    target = await get(client, tokens["supervisor"], f"/v1/targets/imei/{IMEI}")
+    assert {o["status"] for o in target["orders"]} == {"cancelled"}
+    assert target["state"] == "unblocked"
