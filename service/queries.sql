@@ -550,8 +550,10 @@ SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_fail
            AS in_flight,
        (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent')
            AS awaiting_ack,
-       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent'
-           AND ack_due_at < now()) AS overdue,
+       (SELECT count(*) FROM orders WHERE operator_code = o.code
+           AND ((status = 'sent' AND ack_due_at < now())
+                OR (overdue_at IS NOT NULL AND status IN ('queued', 'in_flight', 'sent'))))
+           AS overdue,
        (SELECT coalesce(sum(n), 0) FROM order_state_counts
            WHERE operator_code = o.code AND state = 'dead')::bigint AS dead,
        a.acked_24h, a.succeeded_24h, a.p50_ack_s, a.p95_ack_s,
@@ -577,7 +579,9 @@ ORDER BY o.code;
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
        kind, value, ack_due_at, overdue_at
-FROM orders WHERE status = 'sent' AND ack_due_at < now()
+FROM orders
+WHERE ((status = 'sent' AND ack_due_at < now())
+       OR (overdue_at IS NOT NULL AND status IN ('queued', 'in_flight', 'sent')))
   AND ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
 

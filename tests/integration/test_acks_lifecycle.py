@@ -350,3 +350,32 @@ async def test_unblock_before_the_block_was_sent_withdraws_it(client: Client,
     target = await get(client, tokens["supervisor"], f"/v1/targets/imei/{IMEI}")
     assert {o["status"] for o in target["orders"]} == {"cancelled"}
     assert target["state"] == "unblocked"
+
+
+async def test_overdue_orders_are_listed_and_resent_once(client: Client, tokens: Tokens,
+                                                         store: Any, settings: Settings,
+                                                         db_url: str) -> None:
+    from adapters.registry import build_adapter
+    from service.dispatcher import Dispatcher
+
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    [order] = await pull(client, tokens["jio"])
+    oid = order["order_id"]
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("UPDATE orders SET status = 'sent', lease_expires_at = NULL, "
+                           "ack_due_at = now() - interval '1 minute' WHERE id = $1", oid)
+    finally:
+        await conn.close()
+    listed = await get(client, tokens["supervisor"], "/v1/overdue")
+    assert [o["id"] for o in listed["items"]] == [oid]
+    dispatcher = Dispatcher(store, settings, build_adapter)
+    await dispatcher.upkeep()
+    [again] = await pull(client, tokens["jio"])  # re-sent once
+    assert again["order_id"] == oid and again["attempt"] == 2
+    still = await get(client, tokens["supervisor"], "/v1/overdue")
+    assert [o["id"] for o in still["items"]] == [oid] and still["items"][0]["overdue_at"]
+    health = await get(client, tokens["supervisor"], "/v1/operators")
+    assert next(i for i in health["items"] if i["code"] == "jio")["overdue"] == 1
+    await ack(client, tokens["jio"], {"order_id": oid, "status": "blocked"})
+    assert (await get(client, tokens["supervisor"], "/v1/overdue"))["items"] == []
