@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from service import delivery
+from service import delivery, stats
 from service.ports import OperatorAdapter, OutboundOrder, TransientFailure
 from service.settings import Settings
 from service.store import Row, Store, StoreError
@@ -232,7 +232,7 @@ class Dispatcher:
                 lane.wake.set()
 
     async def upkeep(self) -> None:
-        """Return expired leases, re-send overdue orders once, refresh operator settings."""
+        """Return expired leases, re-send overdue orders once, fold counters, refresh operators."""
         reaped = await self.store.fetch("orders_reap_expired")
         if reaped:
             log.warning("order.lease_expired", count=len(reaped))
@@ -241,6 +241,9 @@ class Dispatcher:
         if overdue:
             log.warning("order.overdue_resent", count=len(overdue))
             self.on_notify(",".join({r["operator_code"] for r in overdue}))
+        folded, kept = await stats.compact(self.store)
+        if folded:
+            log.info("counts.compacted", folded=folded, kept=kept)
         await self.refresh_operators()
 
     async def run(self) -> None:
@@ -271,6 +274,7 @@ class Dispatcher:
                     if task.done() and lane.retired:
                         del tasks[lane]
                         self.retired.remove(lane)
+                        await lane.adapter.close()  # closing twice is harmless
                 for lane in self.lanes.values():
                     if lane not in tasks or tasks[lane].done():
                         tasks[lane] = asyncio.create_task(lane.run(), name=f"lane:{lane.code}")

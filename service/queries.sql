@@ -245,7 +245,7 @@ WITH claimed AS (
         ORDER BY urgent DESC, next_attempt_at, id
         LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
-              o.created_at, o.next_attempt_at
+              coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at
 )
 SELECT id, operator_code, action, kind, value, urgent, attempts, created_at FROM claimed
 ORDER BY urgent DESC, next_attempt_at, id;

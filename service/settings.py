@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # dispatcher
     run_dispatcher: bool = True
     worker_id: str | None = None
-    poll_interval_s: float = Field(default=1.0, gt=0)
+    poll_interval_s: float = Field(default=2.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)
     claim_batch: int = Field(default=500, gt=0)
     inline_retries: int = Field(default=3, ge=1)
