@@ -339,11 +339,18 @@ async def test_dead_orders_are_listed_and_can_be_requeued(
     assert [e["entity_id"] for e in audit["items"]] == [str(oid)]
 
 
-async def test_unblock_before_the_block_was_sent_withdraws_it(client: Client,
-                                                              tokens: Tokens) -> None:
+async def test_unblock_before_the_block_was_sent_withdraws_it(
+    client: Client, tokens: Tokens
+) -> None:
     await file(client, tokens["investigator"], ("imei", IMEI), case_ref="CASE-W")
-    undo = await file(client, tokens["investigator"], ("imei", IMEI), case_ref="CASE-W",
-                      action="unblock", reason="false positive")
+    undo = await file(
+        client,
+        tokens["investigator"],
+        ("imei", IMEI),
+        case_ref="CASE-W",
+        action="unblock",
+        reason="false positive",
+    )
     t = undo["targets"][0]
     assert t["outcome"] == "not_blocked" and t["state"] == "unblocked"
     assert await pull(client, tokens["jio"]) == []  # nothing to send at all
@@ -352,9 +359,9 @@ async def test_unblock_before_the_block_was_sent_withdraws_it(client: Client,
     assert target["state"] == "unblocked"
 
 
-async def test_overdue_orders_are_listed_and_resent_once(client: Client, tokens: Tokens,
-                                                         store: Any, settings: Settings,
-                                                         db_url: str) -> None:
+async def test_overdue_orders_are_listed_and_resent_once(
+    client: Client, tokens: Tokens, store: Any, settings: Settings, db_url: str
+) -> None:
     from adapters.registry import build_adapter
     from service.dispatcher import Dispatcher
 
@@ -363,8 +370,11 @@ async def test_overdue_orders_are_listed_and_resent_once(client: Client, tokens:
     oid = order["order_id"]
     conn = await asyncpg.connect(db_url)
     try:
-        await conn.execute("UPDATE orders SET status = 'sent', lease_expires_at = NULL, "
-                           "ack_due_at = now() - interval '1 minute' WHERE id = $1", oid)
+        await conn.execute(
+            "UPDATE orders SET status = 'sent', lease_expires_at = NULL, "
+            "ack_due_at = now() - interval '1 minute' WHERE id = $1",
+            oid,
+        )
     finally:
         await conn.close()
     listed = await get(client, tokens["supervisor"], "/v1/overdue")
