@@ -47,19 +47,25 @@ def chain_hash(prev: bytes, encoded: bytes) -> bytes:
 
 
 async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
-    """Append entries in this transaction; the lock keeps the chain linear."""
+    """Append entries in this transaction; Postgres chains them under the head row's lock."""
     if not entries:
         return
-    prev = bytes(await tx.fetchval("audit_lock_head"))
     now = datetime.now(UTC)
-    cols: list[list[Any]] = [[] for _ in range(9)]
+    cols: list[list[Any]] = [[] for _ in range(8)]
     for e in entries:
-        digest = chain_hash(prev, canonical(now, e))
-        row = [now, e.actor, e.role, e.action, e.entity_type, e.entity_id, e.details, prev, digest]
+        row = (
+            now,
+            e.actor,
+            e.role,
+            e.action,
+            e.entity_type,
+            e.entity_id,
+            e.details,
+            canonical(now, e),
+        )
         for col, value in zip(cols, row, strict=True):
             col.append(value)
-        prev = digest
-    await tx.execute("audit_insert", *cols, prev)
+    await tx.execute("audit_append", *cols)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ WITH fin AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
     FROM unnest($11::bigint[], $12::text[], $13::text[]) AS u(id, action, state)
-    WHERE t.id = u.id AND (t.state <> u.state OR t.action <> u.action)
+    WHERE t.id = u.id AND t.id = ANY($11::bigint[])
+      AND (t.state <> u.state OR t.action <> u.action)
     RETURNING 1
 ), wake AS (
     SELECT pg_notify('fraudblock_orders', $14) WHERE $14 <> ''
@@ -137,7 +138,8 @@ ORDER BY t.id FOR UPDATE OF t;
 UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                      updated_at = now()
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, action, state)
-WHERE t.id = u.id AND (t.state <> u.state OR t.action <> u.action);
+WHERE t.id = u.id AND t.id = ANY($1::bigint[])
+  AND (t.state <> u.state OR t.action <> u.action);
 
 -- name: orders_insert
 INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
@@ -209,19 +211,31 @@ WHERE rt.target_id = $1 ORDER BY r.id;
 -- name: notify_orders
 SELECT pg_notify('fraudblock_orders', $1);
 
--- name: audit_lock_head
--- Waits for any other writer to commit, then returns the chain's latest hash.
-SELECT hash FROM audit_head FOR UPDATE;
-
--- name: audit_insert
-WITH rows AS (
+-- name: audit_append
+-- Lock the chain head, chain every entry (sha256 over the previous hash and the entry's
+-- canonical encoding, $8, made by service.audit.canonical), insert them and move the head,
+-- in one statement: the lock that keeps the chain linear is held for it and the commit only.
+WITH RECURSIVE head AS (
+    SELECT hash FROM audit_head FOR UPDATE
+), chain (n, prev, hash) AS (
+    SELECT 0::bigint, NULL::bytea, (SELECT hash FROM head)
+    UNION ALL
+    SELECT n + 1, hash, sha256(hash || ($8::bytea[])[n + 1])
+    FROM chain WHERE n < cardinality($8::bytea[])
+), rows AS (
     INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash,
                            hash)
-    SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::jsonb[], $8::bytea[], $9::bytea[])
+    SELECT e.at, e.actor, e.role, e.action, e.entity_type, e.entity_id, e.details, c.prev,
+           c.hash
+    FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::jsonb[]) WITH ORDINALITY
+         AS e(at, actor, role, action, entity_type, entity_id, details, n)
+    JOIN chain c ON c.n = e.n
+    ORDER BY e.n
     RETURNING id
 )
-UPDATE audit_head SET hash = $10, last_id = (SELECT max(id) FROM rows);
+UPDATE audit_head SET hash = (SELECT hash FROM chain ORDER BY n DESC LIMIT 1),
+                      last_id = (SELECT max(id) FROM rows);
 
 -- name: audit_all
 SELECT id, at, actor, role, action, entity_type, entity_id, details, prev_hash, hash
@@ -239,11 +253,11 @@ FROM operators WHERE active ORDER BY code;
 WITH claimed AS (
     UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
            lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
-    WHERE o.id IN (
+    WHERE o.id = ANY(ARRAY(
         SELECT id FROM orders
         WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
         ORDER BY urgent DESC, next_attempt_at, id
-        LIMIT $2 FOR UPDATE SKIP LOCKED)
+        LIMIT $2 FOR UPDATE SKIP LOCKED))
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at
 )
@@ -301,13 +315,14 @@ UPDATE orders o SET status = 'sent', sent_at = now(), first_sent_at = coalesce(f
        operator_ref = coalesce(u.ref, o.operator_ref), attempts = u.attempts,
        lease_expires_at = NULL, leased_by = NULL, last_error = NULL
 FROM unnest($1::bigint[], $2::text[], $6::int[]) AS u(id, ref, attempts)
-WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5;
+WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight' AND o.leased_by = $5;
 
 -- name: orders_reschedule
 UPDATE orders o SET status = 'queued', next_attempt_at = u.at, last_error = u.error,
        attempts = u.attempts, lease_expires_at = NULL, leased_by = NULL
 FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[]) AS u(id, at, error, attempts)
-WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5;
+WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight'
+  AND o.leased_by = $5;
 
 -- name: orders_mark_dead
 UPDATE orders o SET status = 'dead', dead_at = now(), last_error = u.error,
@@ -315,7 +330,8 @@ UPDATE orders o SET status = 'dead', dead_at = now(), last_error = u.error,
        first_sent_at = CASE WHEN u.sent THEN coalesce(o.first_sent_at, now())
                             ELSE o.first_sent_at END
 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bool[]) AS u(id, error, attempts, sent)
-WHERE o.id = u.id AND o.status = 'in_flight' AND o.leased_by = $5
+WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight'
+  AND o.leased_by = $5
 RETURNING o.id, o.target_id;
 
 -- name: breaker_failure
@@ -372,7 +388,7 @@ UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reas
        attempts = coalesce(u.attempts, o.attempts), lease_expires_at = NULL, leased_by = NULL
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
      AS u(id, status, reason, ref, at, attempts)
-WHERE o.id = u.id;
+WHERE o.id = u.id AND o.id = ANY($1::bigint[]);
 
 -- name: routes_learn
 INSERT INTO msisdn_routes (msisdn, operator_code, serves)
@@ -387,7 +403,7 @@ SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id F
 WITH settled AS (
     UPDATE request_targets rt SET done = true
     FROM unnest($1::bigint[], $2::bool[]) AS u(target_id, failed)
-    WHERE rt.target_id = u.target_id AND NOT rt.done
+    WHERE rt.target_id = u.target_id AND rt.target_id = ANY($1::bigint[]) AND NOT rt.done
     RETURNING rt.request_id, u.failed
 ), agg AS (
     SELECT request_id, count(*) AS n, count(*) FILTER (WHERE failed) AS f
