@@ -40,13 +40,21 @@ class AckResult:
     reason: str | None = None
 
 
+def invalid_answer(action: str, status: str, reason: str | None) -> str | None:
+    """Why an ack status cannot answer an order of this action, or None when it can."""
+    answers = _BLOCK_ANSWERS if action == "block" else _UNBLOCK_ANSWERS
+    if status not in answers:
+        return f"{status} does not answer a {action} order"
+    if status == "rejected" and not reason:
+        return "a rejected ack needs a reason"
+    return None
+
+
 def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], str] | None:
     """None when the ack can be applied, else the outcome that refuses it."""
-    answers = _BLOCK_ANSWERS if row["action"] == "block" else _UNBLOCK_ANSWERS
-    if item.status not in answers:
-        return ("invalid", f"{item.status} does not answer a {row['action']} order")
-    if item.status == "rejected" and not item.reason:
-        return ("invalid", "a rejected ack needs a reason")
+    problem = invalid_answer(row["action"], item.status, item.reason)
+    if problem is not None:
+        return ("invalid", problem)
     if row["status"] == "acked":
         return "duplicate" if row["ack_status"] == item.status else "conflict"
     if row["status"] in ("held", "cancelled"):
@@ -82,34 +90,33 @@ async def apply_acks(
         else:
             results.append(AckResult(item.order_id, refusal))
     if applied:
-        await _apply(tx, operator, [rows[i] for i in applied], list(applied.values()))
-        await audit.record(
-            tx,
-            [
-                audit.AuditEntry(
-                    actor,
-                    role,
-                    "ack.applied",
-                    "order",
-                    str(a.order_id),
-                    {"operator": operator, "status": a.status, "reason": a.reason},
-                )
-                for a in applied.values()
-            ],
+        items_applied = list(applied.values())
+        await tx.execute(
+            "orders_apply_ack",
+            [i.order_id for i in items_applied],
+            [i.status for i in items_applied],
+            [i.reason for i in items_applied],
+            [i.operator_ref for i in items_applied],
+            [i.at for i in items_applied],
+            [i.attempts for i in items_applied],
+        )
+        await follow_up(
+            tx, operator, [rows[i] for i in applied], items_applied, actor=actor, role=role
         )
     return results
 
 
-async def _apply(tx: Tx, operator: str, rows: list[Row], items: list[AckItem]) -> None:
-    await tx.execute(
-        "orders_apply_ack",
-        [i.order_id for i in items],
-        [i.status for i in items],
-        [i.reason for i in items],
-        [i.operator_ref for i in items],
-        [i.at for i in items],
-        [i.attempts for i in items],
-    )
+async def follow_up(
+    tx: Tx,
+    operator: str,
+    rows: Sequence[Row],
+    items: Sequence[AckItem],
+    *,
+    actor: str,
+    role: str,
+) -> None:
+    """Everything an applied ack changes besides its order: routes learned, re-routing,
+    target and request states, and the audit log."""
     learn = [
         (r["value"], i.status)
         for r, i in zip(rows, items, strict=True)
@@ -132,6 +139,20 @@ async def _apply(tx: Tx, operator: str, rows: list[Row], items: list[AckItem]) -
     if not_serving:
         await reroute(tx, not_serving)
     await settle(tx, {r["target_id"] for r in rows})
+    await audit.record(
+        tx,
+        [
+            audit.AuditEntry(
+                actor,
+                role,
+                "ack.applied",
+                "order",
+                str(a.order_id),
+                {"operator": operator, "status": a.status, "reason": a.reason},
+            )
+            for a in items
+        ],
+    )
 
 
 async def reroute(tx: Tx, rows: list[Row]) -> None:
@@ -197,7 +218,12 @@ async def settle(tx: Tx, target_ids: Iterable[int]) -> None:
         if state != "pending":
             settled_ids.append(tid)
             settled_failed.append(target_failed(t["action"], state))
-    if changed_ids:
-        await tx.execute("targets_set_state", changed_ids, changed_actions, changed_states)
-    if settled_ids:
-        await tx.execute("requests_settle_targets", settled_ids, settled_failed)
+    if changed_ids or settled_ids:
+        await tx.fetchrow(
+            "targets_settle",
+            changed_ids,
+            changed_actions,
+            changed_states,
+            settled_ids,
+            settled_failed,
+        )

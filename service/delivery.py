@@ -123,6 +123,15 @@ async def deliver(
     return tried
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What one batch's recording did: counts per outcome and the breaker's new state."""
+
+    counts: dict[str, int]
+    failed: bool
+    breaker: str | None
+
+
 async def record(
     tx: Tx,
     operator: Row,
@@ -130,29 +139,27 @@ async def record(
     tried: Tried,
     worker: str,
     settings: Settings,
-) -> dict[str, int]:
-    """Record attempts and move every order on, in one transaction; returns counts."""
+) -> Recorded:
+    """Record attempts and move every order on, in one transaction."""
     code = operator["code"]
-    cols: list[list[Any]] = [[] for _ in range(9)]
-    for row in tried.attempts:
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
-    if cols[0]:
-        await tx.execute("attempts_insert", *cols)
+    by_id = {r["id"]: r for r in claimed}
     sent: list[tuple[int, str | None, int]] = []
     acked: list[acks.AckItem] = []
     later: list[tuple[int, datetime, str, int]] = []
     dead: list[tuple[int, str, int, bool]] = []
     now = datetime.now(UTC)
-    by_id = {r["id"]: r for r in claimed}
     for oid, result in tried.final.items():
         n = tried.tries[oid]
         if isinstance(result, Accepted):
             sent.append((oid, result.operator_ref, n))
         elif isinstance(result, Acknowledged):
-            acked.append(
-                acks.AckItem(oid, result.status, result.reason, result.operator_ref, None, n)
-            )
+            problem = acks.invalid_answer(by_id[oid]["action"], result.status, result.reason)
+            if problem is None:
+                acked.append(
+                    acks.AckItem(oid, result.status, result.reason, result.operator_ref, None, n)
+                )
+            else:
+                dead.append((oid, f"operator's answer refused: {problem}", n, True))
         elif isinstance(result, PermanentFailure):
             dead.append((oid, result.error, n, True))
         else:
@@ -169,6 +176,24 @@ async def record(
                 dead.append((oid, f"gave up after {n} attempts: {result.error}", n, False))
             else:
                 later.append((oid, when, result.error, n))
+    failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
+    cols: list[list[Any]] = [[] for _ in range(9)]
+    for row in tried.attempts:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    head = await tx.fetchrow(
+        "dispatch_record",
+        *cols,
+        [a.order_id for a in acked],
+        [a.status for a in acked],
+        [a.reason for a in acked],
+        [a.operator_ref for a in acked],
+        [a.attempts for a in acked],
+        worker,
+        failed,
+        code,
+    )
+    assert head is not None
     if sent:
         await tx.execute(
             "orders_mark_sent",
@@ -198,9 +223,19 @@ async def record(
             worker,
         )
         await acks.settle(tx, {g["target_id"] for g in gone})
-    if acked:
-        await acks.apply_acks(tx, code, acked, actor=f"operator:{code}", role="operator")
-    return {"sent": len(sent), "acked": len(acked), "retry": len(later), "dead": len(dead)}
+    applied = set(head["applied"])
+    if applied:
+        done = [a for a in acked if a.order_id in applied]
+        await acks.follow_up(
+            tx,
+            code,
+            [by_id[a.order_id] for a in done],
+            done,
+            actor=f"operator:{code}",
+            role="operator",
+        )
+    counts = {"sent": len(sent), "acked": len(applied), "retry": len(later), "dead": len(dead)}
+    return Recorded(counts, failed, head["breaker"])
 
 
 async def cancelled_safely(task: asyncio.Task[Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from service import delivery, stats
-from service.ports import OperatorAdapter, OutboundOrder, TransientFailure
+from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
 from service.store import Row, Store, StoreError
 
@@ -122,24 +122,41 @@ class Lane:
             return True, True
         return False, False
 
-    async def step(self) -> bool:
-        """Claim and deliver one batch; False when there was nothing to do."""
-        allowed, probe = await self._breaker_allows()
-        if not allowed:
-            return False
-        want = 1 if probe else min(self.adapter.max_batch, self.d.settings.claim_batch)
-        n, wait = self.limiter.allowance(want)
+    async def _claim(self) -> list[Row] | None:
+        """A batch; None when the rate limit says wait. The claim itself honours a closed
+        breaker; only when it finds nothing is the breaker asked about a half-open probe."""
+        s = self.d.settings
+        n, wait = self.limiter.allowance(min(self.adapter.max_batch, s.claim_batch))
         if n == 0:
             await asyncio.sleep(wait)
-            return True
-        s = self.d.settings
+            return None
         self.claimed_at = datetime.now(UTC)
-        claimed = await self.d.store.fetch("orders_claim", self.code, n, s.lease_s, self.d.worker)
+        claimed = await self.d.store.fetch(
+            "orders_claim", self.code, n, s.lease_s, self.d.worker, False
+        )
+        if claimed:
+            self.operator = {**self.operator, "breaker_state": "closed"}
+            return claimed
+        _, probe = await self._breaker_allows()
+        if not probe:
+            return []
+        self.claimed_at = datetime.now(UTC)
+        claimed = await self.d.store.fetch(
+            "orders_claim", self.code, 1, s.lease_s, self.d.worker, True
+        )
+        if not claimed:  # nothing due to probe with: open again, ready to probe on the next claim
+            await self.d.store.fetchval("breaker_probe_unused", self.code)
+            self.operator = {**self.operator, "breaker_state": "open"}
+        return claimed
+
+    async def step(self) -> bool:
+        """Claim and deliver one batch; False when there was nothing to do."""
+        claimed = await self._claim()
+        if claimed is None:
+            return True
         if not claimed:
-            if probe:  # nothing due to probe with: open again, ready to probe on the next claim
-                await self.d.store.fetchval("breaker_probe_unused", self.code)
-                self.operator = {**self.operator, "breaker_state": "open"}
             return False
+        s = self.d.settings
         orders = [
             OutboundOrder(
                 r["id"], self.code, r["action"], r["kind"], r["value"], r["urgent"], r["attempts"]
@@ -153,9 +170,8 @@ class Lane:
         finally:
             await delivery.cancelled_safely(renew)
         async with self.d.store.transaction() as tx:
-            counts = await delivery.record(tx, self.operator, claimed, tried, self.d.worker, s)
-            failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
-            state = await tx.fetchval("breaker_failure" if failed else "breaker_success", self.code)
+            done = await delivery.record(tx, self.operator, claimed, tried, self.d.worker, s)
+        counts, failed, state = done.counts, done.failed, done.breaker
         self.in_flight = []
         if state is not None and state != self.operator["breaker_state"]:
             log.info("breaker.changed", operator=self.code, state=state)

@@ -134,13 +134,6 @@ SELECT t.id, t.kind, t.value, t.action, t.state, false AS inserted
 FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
 ORDER BY t.id FOR UPDATE OF t;
 
--- name: targets_set_state
-UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
-                     updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, action, state)
-WHERE t.id = u.id AND t.id = ANY($1::bigint[])
-  AND (t.state <> u.state OR t.action <> u.action);
-
 -- name: orders_insert
 INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
                     category, urgent, status)
@@ -256,13 +249,17 @@ WITH claimed AS (
     WHERE o.id = ANY(ARRAY(
         SELECT id FROM orders
         WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
+          AND ($5::bool OR EXISTS (SELECT 1 FROM operators
+                                   WHERE code = $1 AND breaker_state = 'closed'))
         ORDER BY urgent DESC, next_attempt_at, id
         LIMIT $2 FOR UPDATE SKIP LOCKED))
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
-              coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at
+              coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
+              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status
 )
-SELECT id, operator_code, action, kind, value, urgent, attempts, created_at FROM claimed
-ORDER BY urgent DESC, next_attempt_at, id;
+SELECT id, operator_code, action, kind, value, urgent, attempts, created_at, target_id,
+       request_id, unit_code, category, status, ack_status
+FROM claimed ORDER BY urgent DESC, next_attempt_at, id;
 
 -- name: orders_renew_lease
 UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
@@ -302,12 +299,6 @@ WITH expired AS (
 )
 SELECT id, operator_code, attempts, last_error FROM reaped;
 
--- name: attempts_insert
-INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
-                      operator_status, http_status)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[],
-                     $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[]);
-
 -- name: orders_mark_sent
 UPDATE orders o SET status = 'sent', sent_at = now(), first_sent_at = coalesce(first_sent_at, now()),
        ack_due_at = now() + make_interval(
@@ -334,19 +325,43 @@ WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight'
   AND o.leased_by = $5
 RETURNING o.id, o.target_id;
 
--- name: breaker_failure
-UPDATE operators SET breaker_failures = breaker_failures + 1,
-       breaker_state = CASE WHEN breaker_state = 'half_open'
-                              OR breaker_failures + 1 >= breaker_threshold
-                            THEN 'open' ELSE breaker_state END,
-       breaker_opened_at = CASE WHEN breaker_state = 'half_open'
-                                  OR breaker_failures + 1 >= breaker_threshold
-                                THEN now() ELSE breaker_opened_at END
-WHERE code = $1 RETURNING breaker_state;
-
--- name: breaker_success
-UPDATE operators SET breaker_failures = 0, breaker_state = 'closed', breaker_opened_at = NULL
-WHERE code = $1 AND (breaker_failures <> 0 OR breaker_state <> 'closed') RETURNING breaker_state;
+-- name: dispatch_record
+-- One batch's attempts, the acknowledgements it got back at once, and the breaker's verdict
+-- ($16: the batch failed), in one round trip. Returns the orders whose ack was applied.
+WITH tried AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
+                          operator_status, http_status)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[],
+                         $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[])
+    RETURNING 1
+), acked AS (
+    UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reason,
+           operator_ref = coalesce(u.ref, o.operator_ref), acked_at = now(),
+           first_sent_at = coalesce(o.first_sent_at, now()), sent_at = coalesce(o.sent_at, now()),
+           attempts = u.attempts, lease_expires_at = NULL, leased_by = NULL
+    FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::int[])
+         AS u(id, status, reason, ref, attempts)
+    WHERE o.id = u.id AND o.id = ANY($10::bigint[]) AND o.status = 'in_flight'
+      AND o.leased_by = $15
+    RETURNING o.id
+), breaker AS (
+    UPDATE operators SET
+        breaker_failures = CASE WHEN $16::bool THEN breaker_failures + 1 ELSE 0 END,
+        breaker_state = CASE
+            WHEN NOT $16::bool THEN 'closed'
+            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
+                THEN 'open'
+            ELSE breaker_state END,
+        breaker_opened_at = CASE
+            WHEN NOT $16::bool THEN NULL
+            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
+                THEN now()
+            ELSE breaker_opened_at END
+    WHERE code = $17 AND ($16::bool OR breaker_failures <> 0 OR breaker_state <> 'closed')
+    RETURNING breaker_state
+)
+SELECT ARRAY(SELECT id FROM acked) AS applied, (SELECT breaker_state FROM breaker) AS breaker,
+       (SELECT count(*) FROM tried) AS attempts;
 
 -- name: breaker_state
 SELECT breaker_state FROM operators WHERE code = $1;
@@ -398,26 +413,37 @@ ON CONFLICT (msisdn, operator_code) DO UPDATE SET serves = EXCLUDED.serves, lear
 -- name: targets_for_settle
 SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE;
 
--- name: requests_settle_targets
--- Mark the open links of settled targets done and fold them into their requests' counters.
-WITH settled AS (
+-- name: targets_settle
+-- New target states, then the open links of settled targets marked done and folded into
+-- their requests' counters.
+WITH states AS (
+    UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
+                         updated_at = now()
+    FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, action, state)
+    WHERE t.id = u.id AND t.id = ANY($1::bigint[])
+      AND (t.state <> u.state OR t.action <> u.action)
+    RETURNING 1
+), settled AS (
     UPDATE request_targets rt SET done = true
-    FROM unnest($1::bigint[], $2::bool[]) AS u(target_id, failed)
-    WHERE rt.target_id = u.target_id AND rt.target_id = ANY($1::bigint[]) AND NOT rt.done
+    FROM unnest($4::bigint[], $5::bool[]) AS u(target_id, failed)
+    WHERE rt.target_id = u.target_id AND rt.target_id = ANY($4::bigint[]) AND NOT rt.done
     RETURNING rt.request_id, u.failed
 ), agg AS (
     SELECT request_id, count(*) AS n, count(*) FILTER (WHERE failed) AS f
     FROM settled GROUP BY request_id
+), requests AS (
+    UPDATE block_requests r SET
+        open_targets = greatest(r.open_targets - agg.n, 0),
+        failed_targets = r.failed_targets + agg.f,
+        status = CASE WHEN r.status = 'dispatching' AND r.open_targets - agg.n <= 0 THEN
+                     CASE WHEN r.failed_targets + agg.f > 0 THEN 'partially_completed'
+                          ELSE 'completed' END
+                 ELSE r.status END,
+        updated_at = now()
+    FROM agg WHERE r.id = agg.request_id
+    RETURNING 1
 )
-UPDATE block_requests r SET
-    open_targets = greatest(r.open_targets - agg.n, 0),
-    failed_targets = r.failed_targets + agg.f,
-    status = CASE WHEN r.status = 'dispatching' AND r.open_targets - agg.n <= 0 THEN
-                 CASE WHEN r.failed_targets + agg.f > 0 THEN 'partially_completed'
-                      ELSE 'completed' END
-             ELSE r.status END,
-    updated_at = now()
-FROM agg WHERE r.id = agg.request_id;
+SELECT (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM requests) AS requests;
 
 -- name: orders_insert_each
 -- Orders that differ row by row (re-routing after not_subscriber).

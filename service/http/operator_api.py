@@ -98,7 +98,7 @@ async def pull_orders(request: web.Request) -> web.Response:
     lease = request.app[SETTINGS].lease_s
     worker = f"pull:{operator}"
     async with request.app[STORE].transaction() as tx:
-        rows = await tx.fetch("orders_claim", operator, q.limit, lease, worker)
+        rows = await tx.fetch("orders_claim", operator, q.limit, lease, worker, True)
         if rows:
             ids = [r["id"] for r in rows]
             await tx.execute("orders_pull_record", ids, [r["attempts"] for r in rows], worker)

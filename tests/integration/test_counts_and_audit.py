@@ -93,7 +93,7 @@ async def test_counters_never_drift_under_a_random_mix(
         if rng.random() < 0.1:
             await client.post(f"/v1/block-requests/{doc['id']}/cancel", headers=headers)
         for op in ("jio", "airtel", "vi", "bsnl"):
-            pulled = await store.fetch("orders_claim", op, 50, 60.0, "test")
+            pulled = await store.fetch("orders_claim", op, 50, 60.0, "test", True)
             items = []
             for o in pulled:
                 if rng.random() < 0.2:
@@ -149,7 +149,7 @@ async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Sto
         )
         assert resp.status == 201
     for op in ("jio", "airtel", "vi", "bsnl"):
-        pulled = await store.fetch("orders_claim", op, 50, 60.0, "test")
+        pulled = await store.fetch("orders_claim", op, 50, 60.0, "test", True)
         async with store.transaction() as tx:
             await acks.apply_acks(
                 tx,
