@@ -189,43 +189,41 @@ async def _store_request(
 ) -> dict[str, Any]:
     msisdns = [t.value for t in targets if t.kind == "msisdn"]
     prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
+    head_args = (
+        unit,
+        req.case_ref,
+        req.category,
+        req.action,
+        req.priority,
+        req.legal_basis,
+        req.note,
+        req.reason,
+        req.force,
+        len(targets),
+        principal.token_id,
+        prefixes,
+        msisdns,
+    )
+    kinds = [t.kind for t in targets]
+    values = [t.value for t in targets]
     try:
-        head = await tx.fetchrow(
-            "intake_begin",
-            unit,
-            req.case_ref,
-            req.category,
-            req.action,
-            req.priority,
-            req.legal_basis,
-            req.note,
-            req.reason,
-            req.force,
-            len(targets),
-            principal.token_id,
-            prefixes,
-            msisdns,
-        )
+        if req.action == "block":
+            head = await tx.fetchrow("intake_open_block", *head_args, kinds, values)
+        else:
+            head = await tx.fetchrow("intake_begin", *head_args)
     except IntegrityConflict:
         raise Invalid(f"no such unit: {unit}", [{"field": "unit"}]) from None
     assert head is not None
     request_id: int = head["id"]
-    routing = RoutingContext.from_row(head)
-    kinds = [t.kind for t in targets]
-    values = [t.value for t in targets]
     if req.action == "block":
-        rows = await tx.fetch(
-            "targets_upsert_locked", kinds, values, unit, req.category, request_id
-        )
+        rows: list[Row] = orjson.loads(head["targets"])
+        by_key = {(r["kind"], r["value"]): r for r in rows}
+        plans = _plan_block(targets, by_key, RoutingContext.from_row(head))
     else:
         rows = await tx.fetch("targets_lock_existing", kinds, values)
-    by_key = {(r["kind"], r["value"]): r for r in rows}
-    if req.action == "block":
-        plans = _plan_block(targets, by_key, routing)
-    else:
+        by_key = {(r["kind"], r["value"]): r for r in rows}
         plans = await _plan_unblock(tx, principal, req, unit, targets, by_key)
     held = approval_policy == "supervisor" and any(p.operators for p in plans)
-    orders = await _insert_orders(tx, req, unit, request_id, plans, held)
     stored = [p for p in plans if p.target_id]
     open_targets = sum(1 for p in stored if p.state == "pending")
     failed = sum(1 for p in plans if p.outcome == "unroutable")
@@ -236,9 +234,10 @@ async def _store_request(
     else:
         status = "partially_completed" if failed else "completed"
     changed = [p for p in stored if p.outcome in ("queued", "unroutable") or p.restate]
-    wake = "" if held else ",".join(sorted({op for p in plans for op in p.operators}))
-    await tx.fetchrow(
-        "intake_finish",
+    routed = [(p, op) for p in plans for op in p.operators]
+    wake = "" if held else ",".join(sorted({op for _, op in routed}))
+    rows = await tx.fetch(
+        "intake_close",
         request_id,
         status,
         open_targets,
@@ -253,14 +252,23 @@ async def _store_request(
         [req.action] * len(changed),
         [p.state for p in changed],
         wake,
+        [p.target_id for p, _ in routed],
+        [p.target.kind for p, _ in routed],
+        [p.target.value for p, _ in routed],
+        [op for _, op in routed],
+        req.action,
+        unit,
+        req.category,
+        req.priority == "urgent",
+        "held" if held else "queued",
+        [p.target_id for p in stored if not p.operators],
     )
+    orders: dict[int, list[Row]] = {}
+    for r in rows:
+        orders.setdefault(r["target_id"], []).append(r)
     restated = [p.target_id for p in stored if p.restate]
     if restated:  # other cases waiting on a withdrawn block settle too
         await acks.settle(tx, restated)
-    linked = [p.target_id for p in stored if not p.operators]
-    current = await tx.fetch("orders_latest_for_targets", linked) if linked else []
-    for r in current:
-        orders.setdefault(r["target_id"], []).append(r)
     await audit.record(
         tx,
         [
@@ -275,7 +283,7 @@ async def _store_request(
                     "case_ref": req.case_ref,
                     "targets": len(targets),
                     "force": req.force,
-                    "orders": sum(len(p.operators) for p in plans),
+                    "orders": len(routed),
                 },
             )
         ],
@@ -375,39 +383,6 @@ async def _plan_unblock(
                 TargetPlan(t, row["id"], "queued", "pending", sorted(blocked_by[row["id"]]))
             )
     return plans
-
-
-async def _insert_orders(
-    tx: Tx,
-    req: BlockRequestIn,
-    unit: str,
-    request_id: int,
-    plans: list[TargetPlan],
-    held: bool,
-) -> dict[int, list[Row]]:
-    cols: tuple[list[int], list[str], list[str], list[str]] = ([], [], [], [])
-    for p in plans:
-        for op in p.operators:
-            cols[0].append(p.target_id)
-            cols[1].append(p.target.kind)
-            cols[2].append(p.target.value)
-            cols[3].append(op)
-    orders: dict[int, list[Row]] = {}
-    if not cols[0]:
-        return orders
-    rows = await tx.fetch(
-        "orders_insert",
-        *cols,
-        req.action,
-        request_id,
-        unit,
-        req.category,
-        req.priority == "urgent",
-        "held" if held else "queued",
-    )
-    for r in rows:
-        orders.setdefault(r["target_id"], []).append(r)
-    return orders
 
 
 def order_out(r: Row) -> OrderOut:

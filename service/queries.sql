@@ -1,8 +1,5 @@
 -- Every statement the service runs, by name. Loaded by service.store.
 
--- name: ping
-SELECT 1;
-
 -- name: token_by_hash
 SELECT id, name, role, unit_code, operator_code
 FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL;
@@ -19,9 +16,6 @@ UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURN
 
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;
-
--- name: unit_exists
-SELECT EXISTS (SELECT 1 FROM units WHERE code = $1);
 
 -- name: operator_list
 SELECT code, name, active, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
@@ -62,9 +56,6 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
 ON CONFLICT (prefix) DO UPDATE SET
     operator_code = EXCLUDED.operator_code, label = EXCLUDED.label, loaded_at = now();
 
--- name: series_for_prefixes
-SELECT prefix, operator_code FROM number_series WHERE prefix = ANY($1::text[]);
-
 -- name: routes_for_msisdns
 SELECT msisdn, operator_code, serves FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
 
@@ -97,51 +88,75 @@ FROM req,
              array_agg(serves) AS serves
       FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
 
--- name: intake_finish
--- Link the targets, settle the request's counters and wake the workers, in one round trip.
-WITH fin AS (
+-- name: intake_open_block
+-- A block request's first round trip: store its head, insert new targets and lock every named
+-- one (in a stable order, so concurrent requests do not deadlock), and read what routing needs.
+WITH req AS (
+    INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis,
+                                note, reason, force, status, target_count, created_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
+    RETURNING id, created_at
+), up AS (
+    INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
+    SELECT k, v, $1, $3, (SELECT id FROM req), 'block', 'pending'
+    FROM unnest($14::text[], $15::text[]) AS u(k, v) ORDER BY k, v
+    ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
+    RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted
+)
+SELECT req.id, req.created_at,
+       (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
+           AS active,
+       s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves,
+       (SELECT json_agg(up) FROM up) AS targets
+FROM req,
+     (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
+      FROM number_series WHERE prefix = ANY($12::text[])) s,
+     (SELECT array_agg(msisdn) AS msisdns, array_agg(operator_code) AS route_ops,
+             array_agg(serves) AS serves
+      FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
+
+-- name: intake_close
+-- A request's last round trip: its orders, its links to the targets, the targets' new states,
+-- its counters and status, the workers' wake-up; returns the new orders and, for targets that
+-- got none, their current ones.
+WITH ins AS (
+    INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
+                        category, urgent, status)
+    SELECT u.target_id, u.kind, u.value, u.operator_code, $19, $1, $20, $21, $22, $23
+    FROM unnest($15::bigint[], $16::text[], $17::text[], $18::text[])
+         AS u(target_id, kind, value, operator_code)
+    RETURNING id, target_id, operator_code, action, status, attempts, created_at,
+              first_sent_at, sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at,
+              last_error, request_id
+), fin AS (
     UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4
-    WHERE id = $1 RETURNING id
+    WHERE id = $1
+    RETURNING id, CASE WHEN $14 <> '' THEN pg_notify('fraudblock_orders', $14) END AS woken
 ), links AS (
     INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome,
                                  holds, done)
     SELECT $1, * FROM unnest($5::bigint[], $6::int[], $7::text[], $8::text[], $9::bool[],
                              $10::bool[])
-    RETURNING 1
 ), states AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
     FROM unnest($11::bigint[], $12::text[], $13::text[]) AS u(id, action, state)
     WHERE t.id = u.id AND t.id = ANY($11::bigint[])
       AND (t.state <> u.state OR t.action <> u.action)
-    RETURNING 1
-), wake AS (
-    SELECT pg_notify('fraudblock_orders', $14) WHERE $14 <> ''
+), current AS (
+    SELECT DISTINCT ON (target_id, operator_code)
+           id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+           sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error,
+           request_id
+    FROM orders WHERE target_id = ANY($24::bigint[])
+    ORDER BY target_id, operator_code, id DESC
 )
-SELECT (SELECT count(*) FROM fin) AS requests, (SELECT count(*) FROM links) AS links,
-       (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM wake) AS woken;
-
--- name: targets_upsert_locked
--- Inserts new targets and locks every named one, in a stable order (no deadlocks).
-INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
-SELECT k, v, $3, $4, $5, 'block', 'pending'
-FROM unnest($1::text[], $2::text[]) AS u(k, v) ORDER BY k, v
-ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
-RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted;
+SELECT * FROM ins UNION ALL SELECT * FROM current;
 
 -- name: targets_lock_existing
 SELECT t.id, t.kind, t.value, t.action, t.state, false AS inserted
 FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
 ORDER BY t.id FOR UPDATE OF t;
-
--- name: orders_insert
-INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
-                    category, urgent, status)
-SELECT u.target_id, u.kind, u.value, u.operator_code, $5, $6, $7, $8, $9, $10
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-     AS u(target_id, kind, value, operator_code)
-RETURNING id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
-          sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id;
 
 -- name: orders_latest_for_targets
 SELECT DISTINCT ON (target_id, operator_code)

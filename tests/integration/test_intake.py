@@ -44,7 +44,7 @@ async def test_block_request_is_normalised_routed_and_stored(
     # +9198110 is a SAMPLE Vi series; an IMEI goes to every active operator
     assert [o["operator"] for o in msisdn["orders"]] == ["vi"]
     assert sorted(o["operator"] for o in imei["orders"]) == ["airtel", "bsnl", "jio", "vi"]
-    assert await store.fetchval("ping") == 1
+    assert await store.fetchval("token_by_hash", b"x") is None
     again = await client.get(f"/v1/block-requests/{doc['id']}", headers=tokens["investigator"])
     assert again.status == 200
     assert len((await again.json())["targets"]) == 2
@@ -90,8 +90,6 @@ async def test_every_bad_target_is_listed_and_nothing_stored(
     doc = await resp.json()
     assert [e["index"] for e in doc["errors"]] == [1, 2, 3]
     assert all(e["reason"] for e in doc["errors"])
-    async with store.connection() as tx:
-        assert await tx.fetchval("ping") == 1
     rows = await store.fetch("request_list", None, None, None, None, None, None, None, 10)
     assert rows == []
 
