@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,35 +15,14 @@ from service.auth import Principal
 from service.errors import Forbidden, Invalid
 from service.identifiers import InvalidTarget, normalize_target
 from service.models import BlockRequestIn, BlockRequestOut, OrderOut, RequestTargetOut
-from service.routing import candidate_prefixes, route_target
+from service.plans import NormalTarget, RoutingContext, TargetPlan, plan_block
+from service.routing import candidate_prefixes
 from service.store import IntegrityConflict, RetryableConflict, Row, Store, Tx
+from service.unblock import plan_unblock
 
 log = structlog.get_logger()
 ORDERS_CHANNEL = "fraudblock_orders"
 _ATTEMPTS_ON_DEADLOCK = 5
-
-
-@dataclass
-class NormalTarget:
-    """A submitted target after normalisation; duplicates merged into the first index."""
-
-    index: int
-    kind: str
-    submitted: str
-    value: str
-
-
-@dataclass
-class TargetPlan:
-    """What intake decided for one target."""
-
-    target: NormalTarget
-    target_id: int
-    outcome: str
-    state: str
-    operators: list[str] = field(default_factory=list)
-    held_by: list[str] = field(default_factory=list)
-    restate: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,26 +138,6 @@ async def _replay(tx: Tx, principal: Principal, key: str, digest: bytes) -> dict
     return response
 
 
-@dataclass(frozen=True)
-class RoutingContext:
-    """Active operators, number-series matches and what operators told us, for one request."""
-
-    active: list[str]
-    series: dict[str, str]
-    learned: dict[str, dict[str, bool]]
-
-    @classmethod
-    def from_row(cls, row: Row) -> RoutingContext:
-        """Build from the arrays `intake_begin` returns."""
-        series = dict(zip(row["prefixes"] or [], row["prefix_ops"] or [], strict=True))
-        learned: dict[str, dict[str, bool]] = {}
-        for m, op, serves in zip(
-            row["msisdns"] or [], row["route_ops"] or [], row["serves"] or [], strict=True
-        ):
-            learned.setdefault(m, {})[op] = serves
-        return cls(list(row["active"]), series, learned)
-
-
 async def _store_request(
     tx: Tx,
     principal: Principal,
@@ -218,11 +177,11 @@ async def _store_request(
     if req.action == "block":
         rows: list[Row] = orjson.loads(head["targets"])
         by_key = {(r["kind"], r["value"]): r for r in rows}
-        plans = _plan_block(targets, by_key, RoutingContext.from_row(head))
+        plans = plan_block(targets, by_key, RoutingContext.from_row(head))
     else:
         rows = await tx.fetch("targets_lock_existing", kinds, values)
         by_key = {(r["kind"], r["value"]): r for r in rows}
-        plans = await _plan_unblock(tx, principal, req, unit, targets, by_key)
+        plans = await plan_unblock(tx, principal, req, unit, targets, by_key)
     held = approval_policy == "supervisor" and any(p.operators for p in plans)
     stored = [p for p in plans if p.target_id]
     open_targets = sum(1 for p in stored if p.state == "pending")
@@ -306,83 +265,6 @@ async def _store_request(
         targets=[_target_out(p, orders.get(p.target_id, [])) for p in plans],
     )
     return out.model_dump(mode="json")
-
-
-def _plan_block(
-    targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row], ctx: RoutingContext
-) -> list[TargetPlan]:
-    plans = []
-    for t in targets:
-        row = by_key[(t.kind, t.value)]
-        if not row["inserted"] and row["action"] == "block":
-            if row["state"] == "pending":
-                plans.append(TargetPlan(t, row["id"], "in_progress", "pending"))
-                continue
-            if row["state"] in ("blocked", "partially_blocked"):
-                plans.append(TargetPlan(t, row["id"], "already_blocked", row["state"]))
-                continue
-        ops = route_target(t.kind, t.value, ctx.active, ctx.series, ctx.learned.get(t.value, {}))
-        if not ops:
-            plans.append(TargetPlan(t, row["id"], "unroutable", "unroutable"))
-        else:
-            plans.append(TargetPlan(t, row["id"], "queued", "pending", ops))
-    return plans
-
-
-async def _plan_unblock(
-    tx: Tx,
-    principal: Principal,
-    req: BlockRequestIn,
-    unit: str,
-    targets: list[NormalTarget],
-    by_key: Mapping[tuple[str, str], Row],
-) -> list[TargetPlan]:
-    ids = [r["id"] for r in by_key.values()]
-    if ids:
-        scope_unit = None if principal.role == "supervisor" else unit
-        released = await tx.fetch("holds_release", ids, req.case_ref, scope_unit)
-        released_ids = {r["target_id"] for r in released}
-        rest = [i for i in ids if i not in released_ids]
-        if rest:
-            await tx.fetch("holds_release", rest, None, unit)
-        if req.force:
-            await tx.fetch("holds_release", ids, None, None)
-    holders = (
-        {r["target_id"]: list(r["case_refs"]) for r in await tx.fetch("holds_remaining", ids)}
-        if ids
-        else {}
-    )
-    free = [i for i in ids if i not in holders]
-    # block orders not yet sent are withdrawn rather than chased by an unblock
-    withdrawn = await tx.fetch("orders_withdraw_unsent_blocks", free) if free else []
-    latest = await tx.fetch("orders_latest_for_targets", ids) if ids else []
-    blocked_by: dict[int, list[str]] = {}
-    for o in latest:
-        if (
-            o["action"] == "block"
-            and o["status"] not in ("dead", "cancelled")
-            and (o["ack_status"] not in ("not_subscriber", "rejected"))
-        ):
-            blocked_by.setdefault(o["target_id"], []).append(o["operator_code"])
-    plans = []
-    for t in targets:
-        row = by_key.get((t.kind, t.value))
-        if row is None:
-            plans.append(TargetPlan(t, 0, "not_blocked", "unblocked"))
-        elif row["action"] == "unblock":
-            outcome = "in_progress" if row["state"] == "pending" else "already_unblocked"
-            plans.append(TargetPlan(t, row["id"], outcome, row["state"]))
-        elif row["id"] in holders:
-            plans.append(TargetPlan(t, row["id"], "held", row["state"], held_by=holders[row["id"]]))
-        elif not blocked_by.get(row["id"]):
-            was_withdrawn = any(w["target_id"] == row["id"] for w in withdrawn)
-            state = "unblocked" if was_withdrawn else row["state"]
-            plans.append(TargetPlan(t, row["id"], "not_blocked", state, restate=was_withdrawn))
-        else:
-            plans.append(
-                TargetPlan(t, row["id"], "queued", "pending", sorted(blocked_by[row["id"]]))
-            )
-    return plans
 
 
 def order_out(r: Row) -> OrderOut:

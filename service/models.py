@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -12,7 +12,6 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from service.ports import AckStatus, Action, TargetKind
@@ -255,186 +254,8 @@ class Health(BaseModel):
     detail: str | None = None
 
 
-class AckIn(BaseModel):
-    """One acknowledgement from an operator."""
-
-    model_config = ConfigDict(extra="forbid")
-    order_id: int = Field(ge=1, le=2**63 - 1)
-    status: AckStatus
-    operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-    at: datetime | None = Field(default=None, description="When the operator acted.")
-
-    @model_validator(mode="after")
-    def _rejected_needs_reason(self) -> AckIn:
-        if self.status == "rejected" and not self.reason:
-            raise ValueError("a rejected ack needs a reason")
-        return self
-
-
-class AcksIn(BaseModel):
-    """A batch of 1-1,000 acknowledgements; each item is judged on its own."""
-
-    model_config = ConfigDict(extra="forbid")
-    acks: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
-
-
-class AckResultOut(BaseModel):
-    """What became of one acknowledgement."""
-
-    index: int
-    order_id: int | None
-    result: Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
-    reason: str | None = None
-
-
-class AcksOut(BaseModel):
-    """One result per submitted ack, in order."""
-
-    results: list[AckResultOut]
-    applied: int
-
-
-class PulledOrder(BaseModel):
-    """An order handed to a pulling operator; ack it by `order_id`."""
-
-    order_id: int
-    action: Action
-    kind: TargetKind
-    value: str
-    urgent: bool
-    attempt: int
-    lease_expires_in_s: float
-
-
-class PulledOrders(BaseModel):
-    """Due orders claimed for the calling operator."""
-
-    orders: list[PulledOrder]
-
-
-class PullQuery(BaseModel):
-    """How many orders to claim."""
-
-    model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
 class DecisionIn(BaseModel):
     """A reason for rejecting or cancelling."""
 
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-
-
-class StatsQuery(BaseModel):
-    """Period (UTC days, `to` exclusive) and grouping for blocking counts."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group_by: str | None = Field(
-        default=None,
-        description="Comma-separated: unit, category, operator, kind, day, week, month.",
-    )
-    unit: Code | None = None
-
-
-class StatsOut(BaseModel):
-    """Counts of distinct numbers and handsets by state, in total and per group."""
-
-    model_config = ConfigDict(populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group_by: list[str]
-    totals: dict[str, dict[str, int]]
-    summary: str | None = None
-    groups: list[dict[str, Any]]
-
-
-class OperatorHealth(BaseModel):
-    """An operator's delivery health."""
-
-    code: str
-    name: str
-    active: bool
-    adapter: str
-    breaker_state: Literal["closed", "open", "half_open"]
-    breaker_failures: int
-    breaker_opened_at: datetime | None
-    rate_limit_per_s: float
-    queued: int
-    in_flight: int
-    awaiting_ack: int
-    overdue: int
-    dead: int
-    acked_24h: int
-    success_rate_24h: float | None
-    p50_ack_s_24h: float | None
-    p95_ack_s_24h: float | None
-
-
-class OperatorHealthList(BaseModel):
-    """Every operator's health."""
-
-    items: list[OperatorHealth]
-
-
-class AttentionOrder(OrderOut):
-    """An order that needs a person: overdue or dead."""
-
-    kind: TargetKind
-    value: str
-    ack_due_at: datetime | None = None
-    overdue_at: datetime | None = None
-
-
-class AttentionPage(BaseModel):
-    """A page of orders needing attention; pass `next_after` as `after`."""
-
-    items: list[AttentionOrder]
-    next_after: int | None
-
-
-class AttentionQuery(BaseModel):
-    """Filters for overdue and dead orders."""
-
-    model_config = ConfigDict(extra="forbid")
-    operator: Code | None = None
-    after: int | None = Field(default=None, ge=0)
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class AuditQuery(BaseModel):
-    """Filters for the audit log."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    action: str | None = None
-    entity_type: str | None = None
-    entity_id: str | None = None
-    actor: str | None = None
-    start: datetime | None = Field(default=None, alias="from")
-    end: datetime | None = Field(default=None, alias="to")
-    after: int | None = Field(default=None, ge=0)
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class AuditEntryOut(BaseModel):
-    """One audit row."""
-
-    id: int
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    entity_type: str
-    entity_id: str
-    details: dict[str, Any]
-    hash: str
-
-
-class AuditPage(BaseModel):
-    """A page of the audit log, oldest first."""
-
-    items: list[AuditEntryOut]
-    next_after: int | None

@@ -10,7 +10,7 @@ from service.auth import Principal, require
 from service.http.context import SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model, validation_errors
-from service.models import (
+from service.operator_models import (
     AckIn,
     AckResultOut,
     AcksIn,

@@ -13,14 +13,14 @@ from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
-from service.models import (
+from service.models import BlockRequestQuery
+from service.report_models import (
     AttentionOrder,
     AttentionPage,
     AttentionQuery,
     AuditEntryOut,
     AuditPage,
     AuditQuery,
-    BlockRequestQuery,
     OperatorHealth,
     OperatorHealthList,
     StatsOut,

@@ -1,0 +1,75 @@
+"""Pydantic models of the operators' API: acknowledgements and pulled orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.ports import AckStatus, Action, TargetKind
+
+
+class AckIn(BaseModel):
+    """One acknowledgement from an operator."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: int = Field(ge=1, le=2**63 - 1)
+    status: AckStatus
+    operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    at: datetime | None = Field(default=None, description="When the operator acted.")
+
+    @model_validator(mode="after")
+    def _rejected_needs_reason(self) -> AckIn:
+        if self.status == "rejected" and not self.reason:
+            raise ValueError("a rejected ack needs a reason")
+        return self
+
+
+class AcksIn(BaseModel):
+    """A batch of 1-1,000 acknowledgements; each item is judged on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    acks: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class AckResultOut(BaseModel):
+    """What became of one acknowledgement."""
+
+    index: int
+    order_id: int | None
+    result: Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
+    reason: str | None = None
+
+
+class AcksOut(BaseModel):
+    """One result per submitted ack, in order."""
+
+    results: list[AckResultOut]
+    applied: int
+
+
+class PulledOrder(BaseModel):
+    """An order handed to a pulling operator; ack it by `order_id`."""
+
+    order_id: int
+    action: Action
+    kind: TargetKind
+    value: str
+    urgent: bool
+    attempt: int
+    lease_expires_in_s: float
+
+
+class PulledOrders(BaseModel):
+    """Due orders claimed for the calling operator."""
+
+    orders: list[PulledOrder]
+
+
+class PullQuery(BaseModel):
+    """How many orders to claim."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=1000)

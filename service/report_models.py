@@ -1,0 +1,124 @@
+"""Pydantic models of what supervisors read: counts, operator health, attention lists, audit."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.models import Code, OrderOut
+from service.ports import TargetKind
+
+
+class StatsQuery(BaseModel):
+    """Period (UTC days, `to` exclusive) and grouping for blocking counts."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    group_by: str | None = Field(
+        default=None,
+        description="Comma-separated: unit, category, operator, kind, day, week, month.",
+    )
+    unit: Code | None = None
+
+
+class StatsOut(BaseModel):
+    """Counts of distinct numbers and handsets by state, in total and per group."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    group_by: list[str]
+    totals: dict[str, dict[str, int]]
+    summary: str | None = None
+    groups: list[dict[str, Any]]
+
+
+class OperatorHealth(BaseModel):
+    """An operator's delivery health."""
+
+    code: str
+    name: str
+    active: bool
+    adapter: str
+    breaker_state: Literal["closed", "open", "half_open"]
+    breaker_failures: int
+    breaker_opened_at: datetime | None
+    rate_limit_per_s: float
+    queued: int
+    in_flight: int
+    awaiting_ack: int
+    overdue: int
+    dead: int
+    acked_24h: int
+    success_rate_24h: float | None
+    p50_ack_s_24h: float | None
+    p95_ack_s_24h: float | None
+
+
+class OperatorHealthList(BaseModel):
+    """Every operator's health."""
+
+    items: list[OperatorHealth]
+
+
+class AttentionOrder(OrderOut):
+    """An order that needs a person: overdue or dead."""
+
+    kind: TargetKind
+    value: str
+    ack_due_at: datetime | None = None
+    overdue_at: datetime | None = None
+
+
+class AttentionPage(BaseModel):
+    """A page of orders needing attention; pass `next_after` as `after`."""
+
+    items: list[AttentionOrder]
+    next_after: int | None
+
+
+class AttentionQuery(BaseModel):
+    """Filters for overdue and dead orders."""
+
+    model_config = ConfigDict(extra="forbid")
+    operator: Code | None = None
+    after: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditQuery(BaseModel):
+    """Filters for the audit log."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    action: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    start: datetime | None = Field(default=None, alias="from")
+    end: datetime | None = Field(default=None, alias="to")
+    after: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditEntryOut(BaseModel):
+    """One audit row."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    entity_type: str
+    entity_id: str
+    details: dict[str, Any]
+    hash: str
+
+
+class AuditPage(BaseModel):
+    """A page of the audit log, oldest first."""
+
+    items: list[AuditEntryOut]
+    next_after: int | None
