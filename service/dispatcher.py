@@ -16,7 +16,7 @@ import structlog
 from service import delivery, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
-from service.store import Row, Store, StoreError
+from service.store import Listener, Row, Store, StoreError
 
 log = structlog.get_logger()
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
@@ -211,6 +211,7 @@ class Dispatcher:
         self.worker = worker or settings.worker_id or default_worker_id()
         self.drain = drain
         self.stopping = asyncio.Event()
+        self.listener: Listener | None = None
         self.lanes: dict[str, Lane] = {}
         self.retired: list[Lane] = []
         self.delivered = 0
@@ -257,6 +258,10 @@ class Dispatcher:
         if overdue:
             log.warning("order.overdue_resent", count=len(overdue))
             self.on_notify(",".join({r["operator_code"] for r in overdue}))
+        if self.listener is not None and not self.listener.alive:
+            log.warning("dispatch.listen_reconnecting")
+            await self.listener.close()
+            self.listener = await self.store.listen(ORDERS_CHANNEL, self.on_notify)
         folded, kept = await stats.compact(self.store)
         if folded:
             log.info("counts.compacted", folded=folded, kept=kept)
@@ -265,14 +270,14 @@ class Dispatcher:
     async def run(self) -> None:
         """Run until `stop()`; with drain=True, return once every queue is empty."""
         await self.refresh_operators()
-        close_listener = await self.store.listen(ORDERS_CHANNEL, self.on_notify)
+        self.listener = await self.store.listen(ORDERS_CHANNEL, self.on_notify)
         try:
             if self.drain:
                 await self.run_until_empty()
                 return
             await self._run_forever()
         finally:
-            await close_listener()
+            await self.listener.close()
             for lane in [*self.lanes.values(), *self.retired]:
                 await lane.adapter.close()
 

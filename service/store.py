@@ -158,8 +158,8 @@ class Store:
         async with self.connection() as tx:
             return await tx.fetchval(name, *args)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Any]:
-        """LISTEN on a dedicated connection; returns an async closer."""
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> Listener:
+        """LISTEN on a dedicated pooled connection until the listener is closed."""
         try:
             conn = await self.pool.acquire()
         except _DRIVER_ERRORS as exc:
@@ -168,12 +168,34 @@ class Store:
         def on_notify(_c: Any, _pid: int, _channel: str, payload: object) -> None:
             callback(str(payload))
 
-        await conn.add_listener(channel, on_notify)
-
-        async def close() -> None:
-            # the connection may already be broken; it is released either way
-            with contextlib.suppress(*_DRIVER_ERRORS):
-                await conn.remove_listener(channel, on_notify)
+        try:
+            await conn.add_listener(channel, on_notify)
+        except _DRIVER_ERRORS as exc:
             await self.pool.release(conn)
+            raise _translate(exc) from exc
+        return Listener(self, conn, channel, on_notify)
 
-        return close
+
+class Listener:
+    """A LISTEN that can tell when its connection was lost (a database restart)."""
+
+    def __init__(
+        self, store: Store, conn: asyncpg.pool.PoolConnectionProxy[Any], channel: str, handler: Any
+    ) -> None:
+        self._store, self._conn, self._channel, self._handler = store, conn, channel, handler
+
+    @property
+    def alive(self) -> bool:
+        """False once the connection is gone; notifications stop then, polling goes on."""
+        try:
+            return not self._conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool already took the dead connection back
+            return False
+
+    async def close(self) -> None:
+        """Stop listening and give the connection back."""
+        # the connection may already be broken; it is released either way
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self._conn.remove_listener(self._channel, self._handler)
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self._store.pool.release(self._conn)

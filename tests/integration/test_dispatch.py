@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -57,3 +58,38 @@ async def test_orders_are_delivered_acked_and_requests_complete(
     )
     attempts = await store.fetch("audit_all", 0, 1000)
     assert sum(1 for a in attempts if a["action"] == "ack.applied") == 5
+
+
+async def test_listener_comes_back_after_its_connection_is_killed(
+    store: Store, settings: Settings, db_url: str
+) -> None:
+    import asyncpg
+
+    d = Dispatcher(store, settings, build_adapter)
+    woken: list[str] = []
+    d.on_notify = woken.append  # type: ignore[method-assign]
+    d.listener = await store.listen("fraudblock_orders", d.on_notify)
+    try:
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+            )
+            for _ in range(100):
+                if not d.listener.alive:
+                    break
+                await asyncio.sleep(0.01)
+            assert not d.listener.alive
+            await d.upkeep()
+            assert d.listener.alive
+            await conn.execute("SELECT pg_notify('fraudblock_orders', 'jio')")
+            for _ in range(100):
+                if woken:
+                    break
+                await asyncio.sleep(0.01)
+            assert woken == ["jio"]
+        finally:
+            await conn.close()
+    finally:
+        await d.listener.close()
