@@ -1,0 +1,125 @@
+"""bench.intake: HTTP intake over loopback with C keep-alive clients.
+
+Phases: single-target requests, 100-target requests, and a 100,000-target bulk submission
+sent through the API in chunks (timed end to end). The service runs as its own process
+(`serve --no-dispatcher`: intake alone; `--dispatch` adds the in-process dispatcher with the
+synchronous simulator), so its peak RSS is measured apart from the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from bench import common, pg
+
+
+async def phase(
+    s: aiohttp.ClientSession,
+    base: str,
+    tok: str,
+    *,
+    name: str,
+    per_request: int,
+    requests: int,
+    concurrency: int,
+    first: int,
+    time_limit: float,
+) -> dict[str, Any]:
+    """`requests` requests of `per_request` distinct targets each, from target index `first`."""
+    headers = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json"}
+    statuses: dict[int, int] = {}
+
+    async def post(i: int) -> bool:
+        start = first + i * per_request
+        targets = [common.target(j) for j in range(start, start + per_request)]
+        body = common.request_body(targets, f"FIR-{name}-{i}/2026")
+        async with s.post(f"{base}/v1/block-requests", data=body, headers=headers) as r:
+            await r.read()
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+            return r.status == 201
+
+    lat, errors, elapsed = await common.closed_loop(post, requests, concurrency, time_limit)
+    done = len(lat)
+    return {
+        "phase": name,
+        "clients": concurrency,
+        "requests": done,
+        "errors": errors,
+        "statuses": statuses,
+        "seconds": round(elapsed, 2),
+        "requests_per_s": round(done / elapsed, 1),
+        "targets_per_s": round(done * per_request / elapsed),
+        **common.ms_percentiles(lat, (0.5, 0.99)),
+    }
+
+
+async def main() -> None:
+    p = common.arguments(__doc__ or "")
+    p.add_argument("--clients", type=int, default=16, help="concurrent keep-alive clients")
+    p.add_argument("--requests", type=int, help="single-target requests (default 6,000)")
+    p.add_argument("--bulk", type=int, default=100_000, help="targets in the bulk submission")
+    p.add_argument("--chunk", type=int, default=10_000, help="targets per bulk request")
+    p.add_argument("--bulk-clients", type=int, default=2, help="bulk requests in parallel")
+    p.add_argument("--dispatch", action="store_true", help="run the in-process dispatcher too")
+    args = p.parse_args()
+    singles = args.requests or (30_000 if args.full else 6_000)
+    hundreds = singles // 20
+    limit = 120 if args.full else 25
+    results = []
+    server = pg.postgres(args.pg_stats)
+    with server as server_url, common.Procs(args.profile, args.logs) as procs:
+        url = await pg.fresh_database(server_url, "bench_intake")
+        if args.dispatch:
+            sync = {"ack_mode": "sync"}
+            await pg.configure(url, "simulator", {op: sync for op in common.OPERATORS})
+        tok = await pg.token(url, "investigator", unit="jammu")
+        port = common.free_port()
+        base = f"http://127.0.0.1:{port}"
+        service = procs.start(
+            "service", common.serve_args(port, dispatcher=args.dispatch), {"DATABASE_URL": url}
+        )
+        await common.wait_http(f"{base}/healthz", service)
+        if args.pg_stats:
+            await pg.reset_statements(url)
+        async with common.http_session(limit=max(args.clients, args.bulk_clients)) as s:
+            c = args.clients
+            results.append(
+                await phase(s, base, tok, name="1 target", per_request=1, requests=singles,
+                            concurrency=c, first=0, time_limit=limit)
+            )  # fmt: skip
+            if args.pg_stats:
+                await pg.print_top_statements(url, "single-target intake: costliest statements")
+                await pg.reset_statements(url)
+            results.append(
+                await phase(s, base, tok, name="100 targets", per_request=100,
+                            requests=hundreds, concurrency=c, first=singles, time_limit=limit)
+            )  # fmt: skip
+            chunks = -(-args.bulk // args.chunk)
+            bulk = await phase(
+                s, base, tok, name=f"bulk {args.bulk:,}", per_request=args.chunk,
+                requests=chunks, concurrency=args.bulk_clients,
+                first=singles + hundreds * 100, time_limit=300,
+            )  # fmt: skip
+            results.append(bulk)
+        rss = common.peak_rss_mb(service.pid)
+    common.table(
+        f"bench.intake — loopback, keep-alive, service {'with' if args.dispatch else 'without'}"
+        " dispatcher",
+        ["phase", "clients", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms", "s"],
+        [
+            [r["phase"], r["clients"], r["requests"], r["errors"], r["requests_per_s"],
+             r["targets_per_s"], r["p50_ms"], r["p99_ms"], r["seconds"]]
+            for r in results
+        ],
+    )  # fmt: skip
+    print(f"\nservice peak RSS (VmHWM): {rss:.1f} MB")
+    common.finish(
+        "intake",
+        {"phases": results, "bulk_seconds": bulk["seconds"], "service_peak_rss_mb": round(rss, 1)},
+    )
+
+
+if __name__ == "__main__":
+    common.run(main)

