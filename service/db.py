@@ -70,7 +70,7 @@ async def _init_connection(conn: Conn) -> None:
 def _dumps(value: Any) -> str:
     import orjson
 
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
 
 
 def _loads(value: str) -> Any:

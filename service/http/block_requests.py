@@ -70,7 +70,7 @@ async def file_block_request(request: web.Request) -> web.Response:
     )
     response = web.Response(
         status=201,
-        body=orjson.dumps(result.body),
+        body=orjson.dumps(result.body, option=orjson.OPT_UTC_Z),
         content_type="application/json",
         headers={"Location": f"/v1/block-requests/{result.body['id']}"},
     )

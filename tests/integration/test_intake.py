@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from service.models import BlockRequestOut
 from service.store import Store
 from tests.conftest import Tokens
 
@@ -38,6 +39,7 @@ async def test_block_request_is_normalised_routed_and_stored(
     )
     assert resp.status == 201, await resp.text()
     doc = await resp.json()
+    BlockRequestOut.model_validate(doc)  # the documented shape
     assert doc["unit"] == "jammu" and doc["status"] == "dispatching"
     assert [t["value"] for t in doc["targets"]] == ["+919811012345", "490154203237518"]
     msisdn, imei = doc["targets"]
