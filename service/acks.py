@@ -203,7 +203,7 @@ async def settle(tx: Tx, target_ids: Iterable[int]) -> None:
         return
     targets = {r["id"]: r for r in await tx.fetch("targets_for_settle", ids)}
     latest: dict[int, list[OrderView]] = {}
-    for o in await tx.fetch("orders_latest_for_targets", ids):
+    for o in await tx.fetch("orders_latest_states", ids):
         latest.setdefault(o["target_id"], []).append(
             OrderView(o["operator_code"], o["action"], o["status"], o["ack_status"])
         )

@@ -51,21 +51,20 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
     if not entries:
         return
     now = datetime.now(UTC)
-    cols: list[list[Any]] = [[] for _ in range(8)]
-    for e in entries:
-        row = (
-            now,
-            e.actor,
-            e.role,
-            e.action,
-            e.entity_type,
-            e.entity_id,
-            e.details,
-            canonical(now, e),
-        )
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
-    await tx.execute("audit_append", *cols)
+    rows = [
+        {
+            "at": now,
+            "actor": e.actor,
+            "role": e.role,
+            "action": e.action,
+            "entity_type": e.entity_type,
+            "entity_id": e.entity_id,
+            "details": e.details,
+            "canonical": canonical(now, e).decode(),
+        }
+        for e in entries
+    ]
+    await tx.execute("audit_append", orjson.dumps(rows).decode())
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -40,7 +41,7 @@ log = structlog.get_logger()
 class Tried:
     """Every try of one batch: attempt rows to record and each order's final result."""
 
-    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     final: dict[int, DeliveryResult] = field(default_factory=dict)
     tries: dict[int, int] = field(default_factory=dict)
 
@@ -56,26 +57,27 @@ def _before_sleep(state: RetryCallState) -> None:
 
 
 def _attempt_row(
-    o: OutboundOrder, tries: int, worker: str, started: datetime, r: DeliveryResult
-) -> tuple[Any, ...]:
-    now = datetime.now(UTC)
+    o: OutboundOrder, tries: int, started: datetime, r: DeliveryResult
+) -> dict[str, Any]:
+    """An attempts row (the worker is added when it is stored)."""
     if isinstance(r, Accepted):
-        return (o.order_id, tries, worker, started, now, "accepted", None, None, r.http_status)
-    if isinstance(r, Acknowledged):
-        return (
-            o.order_id,
-            tries,
-            worker,
-            started,
-            now,
-            "acknowledged",
-            r.reason,
-            r.status,
-            r.http_status,
-        )
-    if isinstance(r, TransientFailure):
-        return (o.order_id, tries, worker, started, now, "transient", r.error, None, r.http_status)
-    return (o.order_id, tries, worker, started, now, "permanent", r.error, None, r.http_status)
+        outcome, error, status = "accepted", None, None
+    elif isinstance(r, Acknowledged):
+        outcome, error, status = "acknowledged", r.reason, r.status
+    elif isinstance(r, TransientFailure):
+        outcome, error, status = "transient", r.error, None
+    else:
+        outcome, error, status = "permanent", r.error, None
+    return {
+        "order_id": o.order_id,
+        "attempt_no": tries,
+        "started_at": started,
+        "finished_at": datetime.now(UTC),
+        "outcome": outcome,
+        "error": error,
+        "operator_status": status,
+        "http_status": r.http_status,
+    }
 
 
 async def deliver(
@@ -94,7 +96,7 @@ async def deliver(
         for o in batch:
             r = by_id.get(o.order_id) or TransientFailure(o.order_id, "adapter gave no result")
             n = tried.tries[o.order_id] = tried.tries.get(o.order_id, o.attempt - 1) + 1
-            tried.attempts.append(_attempt_row(o, n, worker, started, r))
+            tried.attempts.append(_attempt_row(o, n, started, r))
             tried.final[o.order_id] = r
             long_wait = (
                 isinstance(r, TransientFailure)
@@ -177,18 +179,20 @@ async def record(
             else:
                 later.append((oid, when, result.error, n))
     failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
-    cols: list[list[Any]] = [[] for _ in range(9)]
-    for row in tried.attempts:
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
+    answers = [
+        {
+            "id": a.order_id,
+            "status": a.status,
+            "reason": a.reason,
+            "ref": a.operator_ref,
+            "attempts": a.attempts,
+        }
+        for a in acked
+    ]
     head = await tx.fetchrow(
         "dispatch_record",
-        *cols,
-        [a.order_id for a in acked],
-        [a.status for a in acked],
-        [a.reason for a in acked],
-        [a.operator_ref for a in acked],
-        [a.attempts for a in acked],
+        orjson.dumps(tried.attempts).decode(),
+        orjson.dumps(answers).decode(),
         worker,
         failed,
         code,

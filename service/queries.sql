@@ -165,6 +165,13 @@ SELECT DISTINCT ON (target_id, operator_code)
 FROM orders WHERE target_id = ANY($1::bigint[])
 ORDER BY target_id, operator_code, id DESC;
 
+-- name: orders_latest_states
+-- What settling needs of each target's latest order per operator, and nothing more.
+SELECT DISTINCT ON (target_id, operator_code)
+       target_id, operator_code, action, status, ack_status
+FROM orders WHERE target_id = ANY($1::bigint[])
+ORDER BY target_id, operator_code, id DESC;
+
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
@@ -220,25 +227,30 @@ WHERE rt.target_id = $1 ORDER BY r.id;
 SELECT pg_notify('fraudblock_orders', $1);
 
 -- name: audit_append
--- Lock the chain head, chain every entry (sha256 over the previous hash and the entry's
--- canonical encoding, $8, made by service.audit.canonical), insert them and move the head,
--- in one statement: the lock that keeps the chain linear is held for it and the commit only.
-WITH RECURSIVE head AS (
+-- Lock the chain head, chain every entry of $1 (JSON, in order; `canonical` is the entry's
+-- canonical encoding made by service.audit.canonical, hashed as sha256(previous hash ||
+-- encoding)), insert them and move the head, in one statement: the lock that keeps the chain
+-- linear is held for it and the commit only.
+WITH RECURSIVE entries AS (
+    SELECT * FROM ROWS FROM (json_to_recordset($1::json)
+         AS (at timestamptz, actor text, role text, action text, entity_type text,
+             entity_id text, details jsonb, canonical text)) WITH ORDINALITY
+         AS e(at, actor, role, action, entity_type, entity_id, details, canonical, n)
+), encodings AS (
+    SELECT array_agg(convert_to(canonical, 'UTF8') ORDER BY n) AS a FROM entries
+), head AS (
     SELECT hash FROM audit_head FOR UPDATE
 ), chain (n, prev, hash) AS (
     SELECT 0::bigint, NULL::bytea, (SELECT hash FROM head)
     UNION ALL
-    SELECT n + 1, hash, sha256(hash || ($8::bytea[])[n + 1])
-    FROM chain WHERE n < cardinality($8::bytea[])
+    SELECT c.n + 1, c.hash, sha256(c.hash || (SELECT a[c.n + 1] FROM encodings))
+    FROM chain c WHERE c.n < (SELECT cardinality(a) FROM encodings)
 ), rows AS (
     INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash,
                            hash)
     SELECT e.at, e.actor, e.role, e.action, e.entity_type, e.entity_id, e.details, c.prev,
            c.hash
-    FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::jsonb[]) WITH ORDINALITY
-         AS e(at, actor, role, action, entity_type, entity_id, details, n)
-    JOIN chain c ON c.n = e.n
+    FROM entries e JOIN chain c ON c.n = e.n
     ORDER BY e.n
     RETURNING id
 )
@@ -341,38 +353,44 @@ WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight'
 RETURNING o.id, o.target_id;
 
 -- name: dispatch_record
--- One batch's attempts, the acknowledgements it got back at once, and the breaker's verdict
--- ($16: the batch failed), in one round trip. Returns the orders whose ack was applied.
+-- One batch's attempts ($1, JSON), the acknowledgements it got back at once ($2, JSON) and the
+-- breaker's verdict ($4: the batch failed), in one round trip. Returns the orders whose ack
+-- was applied. JSON keeps thousands of values in one parameter.
 WITH tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
                           operator_status, http_status)
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[],
-                         $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[])
+    SELECT a.order_id, a.attempt_no, $3, a.started_at, a.finished_at, a.outcome, a.error,
+           a.operator_status, a.http_status
+    FROM json_to_recordset($1::json) AS a(order_id bigint, attempt_no int,
+         started_at timestamptz, finished_at timestamptz, outcome text, error text,
+         operator_status text, http_status int)
     RETURNING 1
+), answers AS (
+    SELECT * FROM json_to_recordset($2::json)
+         AS u(id bigint, status text, reason text, ref text, attempts int)
 ), acked AS (
     UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reason,
            operator_ref = coalesce(u.ref, o.operator_ref), acked_at = now(),
            first_sent_at = coalesce(o.first_sent_at, now()), sent_at = coalesce(o.sent_at, now()),
            attempts = u.attempts, lease_expires_at = NULL, leased_by = NULL
-    FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::int[])
-         AS u(id, status, reason, ref, attempts)
-    WHERE o.id = u.id AND o.id = ANY($10::bigint[]) AND o.status = 'in_flight'
-      AND o.leased_by = $15
+    FROM answers u
+    WHERE o.id = u.id AND o.id = ANY(ARRAY(SELECT id FROM answers))
+      AND o.status = 'in_flight' AND o.leased_by = $3
     RETURNING o.id
 ), breaker AS (
     UPDATE operators SET
-        breaker_failures = CASE WHEN $16::bool THEN breaker_failures + 1 ELSE 0 END,
+        breaker_failures = CASE WHEN $4::bool THEN breaker_failures + 1 ELSE 0 END,
         breaker_state = CASE
-            WHEN NOT $16::bool THEN 'closed'
+            WHEN NOT $4::bool THEN 'closed'
             WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
                 THEN 'open'
             ELSE breaker_state END,
         breaker_opened_at = CASE
-            WHEN NOT $16::bool THEN NULL
+            WHEN NOT $4::bool THEN NULL
             WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
                 THEN now()
             ELSE breaker_opened_at END
-    WHERE code = $17 AND ($16::bool OR breaker_failures <> 0 OR breaker_state <> 'closed')
+    WHERE code = $5 AND ($4::bool OR breaker_failures <> 0 OR breaker_state <> 'closed')
     RETURNING breaker_state
 )
 SELECT ARRAY(SELECT id FROM acked) AS applied, (SELECT breaker_state FROM breaker) AS breaker,
