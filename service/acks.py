@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from service import audit
 from service.lifecycle import OrderView, target_failed, target_state
 from service.ports import AckStatus
@@ -207,23 +209,15 @@ async def settle(tx: Tx, target_ids: Iterable[int]) -> None:
         latest.setdefault(o["target_id"], []).append(
             OrderView(o["operator_code"], o["action"], o["status"], o["ack_status"])
         )
-    changed_ids, changed_actions, changed_states = [], [], []
-    settled_ids, settled_failed = [], []
+    changed: list[dict[str, Any]] = []
+    settled: list[dict[str, Any]] = []
     for tid, t in targets.items():
         state = target_state(t["action"], latest.get(tid, []))
         if state != t["state"]:
-            changed_ids.append(tid)
-            changed_actions.append(t["action"])
-            changed_states.append(state)
+            changed.append({"id": tid, "action": t["action"], "state": state})
         if state != "pending":
-            settled_ids.append(tid)
-            settled_failed.append(target_failed(t["action"], state))
-    if changed_ids or settled_ids:
+            settled.append({"target_id": tid, "failed": target_failed(t["action"], state)})
+    if changed or settled:
         await tx.fetchrow(
-            "targets_settle",
-            changed_ids,
-            changed_actions,
-            changed_states,
-            settled_ids,
-            settled_failed,
+            "targets_settle", orjson.dumps(changed).decode(), orjson.dumps(settled).decode()
         )

@@ -449,17 +449,23 @@ SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id F
 -- name: targets_settle
 -- New target states, then the open links of settled targets marked done and folded into
 -- their requests' counters.
-WITH states AS (
+-- $1: JSON [{id, action, state}] of changed targets; $2: JSON [{target_id, failed}] of settled.
+WITH changed AS (
+    SELECT * FROM json_to_recordset($1::json) AS u(id bigint, action text, state text)
+), settling AS (
+    SELECT * FROM json_to_recordset($2::json) AS u(target_id bigint, failed bool)
+), states AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
-    FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, action, state)
-    WHERE t.id = u.id AND t.id = ANY($1::bigint[])
+    FROM changed u
+    WHERE t.id = u.id AND t.id = ANY(ARRAY(SELECT id FROM changed))
       AND (t.state <> u.state OR t.action <> u.action)
     RETURNING 1
 ), settled AS (
     UPDATE request_targets rt SET done = true
-    FROM unnest($4::bigint[], $5::bool[]) AS u(target_id, failed)
-    WHERE rt.target_id = u.target_id AND rt.target_id = ANY($4::bigint[]) AND NOT rt.done
+    FROM settling u
+    WHERE rt.target_id = u.target_id
+      AND rt.target_id = ANY(ARRAY(SELECT target_id FROM settling)) AND NOT rt.done
     RETURNING rt.request_id, u.failed
 ), agg AS (
     SELECT request_id, count(*) AS n, count(*) FILTER (WHERE failed) AS f
