@@ -195,31 +195,42 @@ async def _store_request(
     changed = [p for p in stored if p.outcome in ("queued", "unroutable") or p.restate]
     routed = [(p, op) for p in plans for op in p.operators]
     wake = "" if held else ",".join(sorted({op for _, op in routed}))
+    links = [
+        {
+            "target_id": p.target_id,
+            "position": p.target.index,
+            "submitted": p.target.submitted,
+            "outcome": p.outcome,
+            "holds": req.action == "block" and p.outcome != "unroutable",
+            "done": p.state != "pending",
+        }
+        for p in stored
+    ]
+    restates = [{"id": p.target_id, "action": req.action, "state": p.state} for p in changed]
+    new_orders = [
+        {
+            "target_id": p.target_id,
+            "kind": p.target.kind,
+            "value": p.target.value,
+            "operator_code": op,
+        }
+        for p, op in routed
+    ]
     rows = await tx.fetch(
         "intake_close",
         request_id,
         status,
         open_targets,
         failed,
-        [p.target_id for p in stored],
-        [p.target.index for p in stored],
-        [p.target.submitted for p in stored],
-        [p.outcome for p in stored],
-        [req.action == "block" and p.outcome != "unroutable" for p in stored],
-        [p.state != "pending" for p in stored],
-        [p.target_id for p in changed],
-        [req.action] * len(changed),
-        [p.state for p in changed],
-        wake,
-        [p.target_id for p, _ in routed],
-        [p.target.kind for p, _ in routed],
-        [p.target.value for p, _ in routed],
-        [op for _, op in routed],
+        orjson.dumps(links).decode(),
+        orjson.dumps(restates).decode(),
+        orjson.dumps(new_orders).decode(),
         req.action,
         unit,
         req.category,
         req.priority == "urgent",
         "held" if held else "queued",
+        wake,
         [p.target_id for p in stored if not p.operators],
     )
     orders: dict[int, list[Row]] = {}

@@ -118,37 +118,42 @@ FROM req,
 -- name: intake_close
 -- A request's last round trip: its orders, its links to the targets, the targets' new states,
 -- its counters and status, the workers' wake-up; returns the new orders and, for targets that
--- got none, their current ones.
-WITH ins AS (
+-- got none, their current ones. $5 links, $6 new states and $7 orders are JSON arrays.
+WITH new_orders AS (
+    SELECT * FROM json_to_recordset($7::json)
+         AS u(target_id bigint, kind text, value text, operator_code text)
+), ins AS (
     INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
                         category, urgent, status)
-    SELECT u.target_id, u.kind, u.value, u.operator_code, $19, $1, $20, $21, $22, $23
-    FROM unnest($15::bigint[], $16::text[], $17::text[], $18::text[])
-         AS u(target_id, kind, value, operator_code)
+    SELECT u.target_id, u.kind, u.value, u.operator_code, $8, $1, $9, $10, $11, $12
+    FROM new_orders u
     RETURNING id, target_id, operator_code, action, status, attempts, created_at,
               first_sent_at, sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at,
               last_error, request_id
 ), fin AS (
     UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4
     WHERE id = $1
-    RETURNING id, CASE WHEN $14 <> '' THEN pg_notify('fraudblock_orders', $14) END AS woken
+    RETURNING id, CASE WHEN $13 <> '' THEN pg_notify('fraudblock_orders', $13) END AS woken
 ), links AS (
     INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome,
                                  holds, done)
-    SELECT $1, * FROM unnest($5::bigint[], $6::int[], $7::text[], $8::text[], $9::bool[],
-                             $10::bool[])
+    SELECT $1, u.target_id, u.position, u.submitted, u.outcome, u.holds, u.done
+    FROM json_to_recordset($5::json) AS u(target_id bigint, position int, submitted text,
+                                          outcome text, holds bool, done bool)
+), restated AS (
+    SELECT * FROM json_to_recordset($6::json) AS u(id bigint, action text, state text)
 ), states AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
-    FROM unnest($11::bigint[], $12::text[], $13::text[]) AS u(id, action, state)
-    WHERE t.id = u.id AND t.id = ANY($11::bigint[])
+    FROM restated u
+    WHERE t.id = u.id AND t.id = ANY(ARRAY(SELECT id FROM restated))
       AND (t.state <> u.state OR t.action <> u.action)
 ), current AS (
     SELECT DISTINCT ON (target_id, operator_code)
            id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
            sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error,
            request_id
-    FROM orders WHERE target_id = ANY($24::bigint[])
+    FROM orders WHERE target_id = ANY($14::bigint[])
     ORDER BY target_id, operator_code, id DESC
 )
 SELECT * FROM ins UNION ALL SELECT * FROM current;
