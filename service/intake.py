@@ -207,15 +207,7 @@ async def _store_request(
         for p in stored
     ]
     restates = [{"id": p.target_id, "action": req.action, "state": p.state} for p in changed]
-    new_orders = [
-        {
-            "target_id": p.target_id,
-            "kind": p.target.kind,
-            "value": p.target.value,
-            "operator_code": op,
-        }
-        for p, op in routed
-    ]
+    new_orders = [(p.target_id, p.target.kind, p.target.value, op) for p, op in routed]
     rows = await tx.fetch(
         "intake_close",
         request_id,

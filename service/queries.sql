@@ -119,9 +119,9 @@ FROM req,
 -- A request's last round trip: its orders, its links to the targets, the targets' new states,
 -- its counters and status, the workers' wake-up; returns the new orders and, for targets that
 -- got none, their current ones. $5 links, $6 new states and $7 orders are JSON arrays.
-WITH new_orders AS (
-    SELECT * FROM json_to_recordset($7::json)
-         AS u(target_id bigint, kind text, value text, operator_code text)
+WITH new_orders AS (  -- [target_id, kind, value, operator] arrays: lighter than objects
+    SELECT (e->>0)::bigint AS target_id, e->>1 AS kind, e->>2 AS value, e->>3 AS operator_code
+    FROM json_array_elements($7::json) AS e
 ), ins AS (
     INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
                         category, urgent, status)

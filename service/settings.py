@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_targets_per_request: int = Field(default=10_000, gt=0)
+    bulk_request_targets: int = Field(
+        default=1_000, gt=0, description="Requests this large are filed one at a time."
+    )
+    concurrent_bulk_requests: int = Field(default=1, gt=0)
     default_region: str = "IN"
     approval_policy: Literal["none", "supervisor"] = "none"
     pool_min_size: int = Field(default=2, ge=1)

@@ -19,7 +19,7 @@ from service.http import (
     supervision_api,
     targets,
 )
-from service.http.context import DISPATCHER, OPENAPI, SETTINGS, STORE
+from service.http.context import BULK_GATE, DISPATCHER, OPENAPI, SETTINGS, STORE
 from service.http.docs import add_docs_routes
 from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[STORE] = Store()
     app[DISPATCHER] = []
+    app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)
     app[OPENAPI] = build_openapi(
         operations(),
         title="fraudblock",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
+BULK_GATE = web.AppKey("bulk_gate", asyncio.Semaphore)
 
 
 async def principal_of(request: web.Request) -> Principal:
