@@ -65,9 +65,18 @@ def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], st
 
 
 async def apply_acks(
-    tx: Tx, operator: str, items: Sequence[AckItem], *, actor: str, role: str
+    tx: Tx,
+    operator: str,
+    items: Sequence[AckItem],
+    *,
+    actor: str,
+    role: str,
+    commit: bool = False,
 ) -> list[AckResult]:
-    """Apply acks of one operator in this transaction; one result per item, in order."""
+    """Apply acks of one operator in this transaction; one result per item, in order.
+
+    With `commit`, the audit entries and the commit go together as the transaction's end.
+    """
     rows = {
         r["id"]: r
         for r in await tx.fetch("orders_for_ack", sorted({i.order_id for i in items}), operator)
@@ -103,7 +112,13 @@ async def apply_acks(
             [i.attempts for i in items_applied],
         )
         await follow_up(
-            tx, operator, [rows[i] for i in applied], items_applied, actor=actor, role=role
+            tx,
+            operator,
+            [rows[i] for i in applied],
+            items_applied,
+            actor=actor,
+            role=role,
+            commit=commit,
         )
     return results
 
@@ -116,6 +131,7 @@ async def follow_up(
     *,
     actor: str,
     role: str,
+    commit: bool = False,
 ) -> None:
     """Everything an applied ack changes besides its order: routes learned, re-routing,
     target and request states, and the audit log."""
@@ -141,7 +157,8 @@ async def follow_up(
     if not_serving:
         await reroute(tx, not_serving)
     await settle(tx, {r["target_id"] for r in rows})
-    await audit.record(
+    write = audit.record_and_commit if commit else audit.record
+    await write(
         tx,
         [
             audit.AuditEntry(

@@ -46,10 +46,8 @@ def chain_hash(prev: bytes, encoded: bytes) -> bytes:
     return hashlib.sha256(prev + encoded).digest()
 
 
-async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
-    """Append entries in this transaction; Postgres chains them under the head row's lock."""
-    if not entries:
-        return
+def encode(entries: Sequence[AuditEntry]) -> str:
+    """Entries as the JSON the database's audit_append function chains and stores."""
     now = datetime.now(UTC)
     rows = [
         {
@@ -64,7 +62,19 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
         }
         for e in entries
     ]
-    await tx.execute("audit_append", orjson.dumps(rows).decode())
+    return orjson.dumps(rows).decode()
+
+
+async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
+    """Append entries in this transaction; the chain's head stays locked until it commits."""
+    if entries:
+        await tx.execute("audit_append", encode(entries))
+
+
+async def record_and_commit(tx: Tx, entries: Sequence[AuditEntry]) -> None:
+    """Append entries and commit in one round trip: the transaction's last step."""
+    if entries:
+        await tx.commit_with("audit_append", encode(entries))
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,7 @@ async def record(
             done,
             actor=f"operator:{code}",
             role="operator",
+            commit=True,
         )
     counts = {"sent": len(sent), "acked": len(applied), "retry": len(later), "dead": len(dead)}
     return Recorded(counts, failed, head["breaker"])

@@ -108,7 +108,9 @@ async def file_request(
                     replay = await _replay(tx, principal, idempotency_key, digest)
                     if replay is not None:
                         return IntakeResult(replay, True)
-                body = await _store_request(tx, principal, req, unit, targets, approval_policy)
+                filed, body = await _store_request(
+                    tx, principal, req, unit, targets, approval_policy
+                )
                 if idempotency_key is not None:
                     await tx.execute(
                         "idempotency_put",
@@ -118,6 +120,8 @@ async def file_request(
                         body["id"],
                         body,
                     )
+                # last: the chain's head stays locked from here until the commit
+                await audit.record_and_commit(tx, [filed])
                 return IntakeResult(body, False)
         except RetryableConflict:
             log.info("intake.retry_after_conflict", attempt=attempt + 1)
@@ -145,7 +149,8 @@ async def _store_request(
     unit: str,
     targets: list[NormalTarget],
     approval_policy: str,
-) -> dict[str, Any]:
+) -> tuple[audit.AuditEntry, dict[str, Any]]:
+    """Store everything but the audit entry, which the caller appends last."""
     msisdns = [t.value for t in targets if t.kind == "msisdn"]
     prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
     head_args = (
@@ -231,28 +236,23 @@ async def _store_request(
     restated = [p.target_id for p in stored if p.restate]
     if restated:  # other cases waiting on a withdrawn block settle too
         await acks.settle(tx, restated)
-    await audit.record(
-        tx,
-        [
-            audit.AuditEntry(
-                principal.actor,
-                principal.role,
-                f"request.filed.{req.action}",
-                "block_request",
-                str(request_id),
-                {
-                    "unit": unit,
-                    "case_ref": req.case_ref,
-                    "targets": len(targets),
-                    "force": req.force,
-                    "orders": len(routed),
-                },
-            )
-        ],
+    filed = audit.AuditEntry(
+        principal.actor,
+        principal.role,
+        f"request.filed.{req.action}",
+        "block_request",
+        str(request_id),
+        {
+            "unit": unit,
+            "case_ref": req.case_ref,
+            "targets": len(targets),
+            "force": req.force,
+            "orders": len(routed),
+        },
     )
     # a plain dict, shaped as BlockRequestOut: a 10,000-target request would otherwise build
     # some 50,000 model objects only to dump them again
-    return {
+    return filed, {
         "id": request_id,
         "unit": unit,
         "case_ref": req.case_ref,

@@ -232,35 +232,8 @@ WHERE rt.target_id = $1 ORDER BY r.id;
 SELECT pg_notify('fraudblock_orders', $1);
 
 -- name: audit_append
--- Lock the chain head, chain every entry of $1 (JSON, in order; `canonical` is the entry's
--- canonical encoding made by service.audit.canonical, hashed as sha256(previous hash ||
--- encoding)), insert them and move the head, in one statement: the lock that keeps the chain
--- linear is held for it and the commit only.
-WITH RECURSIVE entries AS (
-    SELECT * FROM ROWS FROM (json_to_recordset($1::json)
-         AS (at timestamptz, actor text, role text, action text, entity_type text,
-             entity_id text, details jsonb, canonical text)) WITH ORDINALITY
-         AS e(at, actor, role, action, entity_type, entity_id, details, canonical, n)
-), encodings AS (
-    SELECT array_agg(convert_to(canonical, 'UTF8') ORDER BY n) AS a FROM entries
-), head AS (
-    SELECT hash FROM audit_head FOR UPDATE
-), chain (n, prev, hash) AS (
-    SELECT 0::bigint, NULL::bytea, (SELECT hash FROM head)
-    UNION ALL
-    SELECT c.n + 1, c.hash, sha256(c.hash || (SELECT a[c.n + 1] FROM encodings))
-    FROM chain c WHERE c.n < (SELECT cardinality(a) FROM encodings)
-), rows AS (
-    INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash,
-                           hash)
-    SELECT e.at, e.actor, e.role, e.action, e.entity_type, e.entity_id, e.details, c.prev,
-           c.hash
-    FROM entries e JOIN chain c ON c.n = e.n
-    ORDER BY e.n
-    RETURNING id
-)
-UPDATE audit_head SET hash = (SELECT hash FROM chain ORDER BY n DESC LIMIT 1),
-                      last_id = (SELECT max(id) FROM rows);
+-- $1: JSON entries; the chaining is the audit_append function (sql/0001_init.sql).
+SELECT audit_append($1::json);
 
 -- name: audit_all
 SELECT id, at, actor, role, action, entity_type, entity_id, details, prev_hash, hash

@@ -219,6 +219,39 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
+-- Append entries (JSON, in order; `canonical` is each entry's canonical encoding, made by
+-- service.audit.canonical) to the chain: lock the head row, hash each as sha256(previous hash
+-- || encoding), insert them and move the head. The lock keeps the chain linear; it is held
+-- until the commit, so callers append last (service.store.Tx.commit_with).
+CREATE FUNCTION audit_append(entries json) RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
+WITH RECURSIVE entries AS (
+    SELECT * FROM ROWS FROM (json_to_recordset(entries)
+         AS (at timestamptz, actor text, role text, action text, entity_type text,
+             entity_id text, details jsonb, canonical text)) WITH ORDINALITY
+         AS e(at, actor, role, action, entity_type, entity_id, details, canonical, n)
+), encodings AS (
+    SELECT array_agg(convert_to(canonical, 'UTF8') ORDER BY n) AS a FROM entries
+), head AS (
+    SELECT hash FROM audit_head FOR UPDATE
+), chain (n, prev, hash) AS (
+    SELECT 0::bigint, NULL::bytea, (SELECT hash FROM head)
+    UNION ALL
+    SELECT c.n + 1, c.hash, sha256(c.hash || (SELECT a[c.n + 1] FROM encodings))
+    FROM chain c WHERE c.n < (SELECT cardinality(a) FROM encodings)
+), rows AS (
+    INSERT INTO audit_log (at, actor, role, action, entity_type, entity_id, details, prev_hash,
+                           hash)
+    SELECT e.at, e.actor, e.role, e.action, e.entity_type, e.entity_id, e.details, c.prev,
+           c.hash
+    FROM entries e JOIN chain c ON c.n = e.n
+    ORDER BY e.n
+    RETURNING id
+)
+UPDATE audit_head SET hash = (SELECT hash FROM chain ORDER BY n DESC LIMIT 1),
+                      last_id = (SELECT max(id) FROM rows)
+RETURNING last_id;
+$fn$;
+
 -- Counters, kept by triggers in the same transaction as the change they count.
 -- Rows are deltas; compaction folds them together without changing any sum.
 CREATE TABLE target_state_counts (

@@ -78,7 +78,7 @@ async def post_acks(request: web.Request) -> web.Response:
         ]
         async with request.app[STORE].transaction() as tx:
             outcome = await acks.apply_acks(
-                tx, operator, items, actor=principal.actor, role=principal.role
+                tx, operator, items, actor=principal.actor, role=principal.role, commit=True
             )
         for (i, _), r in zip(parsed, outcome, strict=True):
             results[i] = AckResultOut(

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from service import acks, audit, stats
 from service.identifiers import luhn_check_digit
-from service.store import Store
+from service.store import Store, StoreError
 from tests.conftest import Tokens
 
 Client = TestClient[Any, Any]
@@ -224,3 +224,32 @@ async def test_audit_chain_catches_a_row_altered_in_sql(
     page = await (await client.get("/v1/audit?limit=2", headers=tokens["supervisor"])).json()
     assert len(page["items"]) == 2 and page["next_after"] == page["items"][-1]["id"]
     assert (await client.get("/v1/audit", headers=tokens["investigator"])).status == 403
+
+
+async def test_audit_entries_survive_any_text_in_one_round_trip_commit(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    nasty = "FIR $$ $j0$ 'quoted' \\\\ \u0928\u0902\u092c\u0930 ;COMMIT;--"
+    resp = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json={
+            "case_ref": nasty[:64],
+            "category": "other",
+            "targets": [{"kind": "imei", "value": imei(7)}],
+        },
+    )
+    assert resp.status == 201, await resp.text()
+    page = await (
+        await client.get("/v1/audit?action=request.filed.block", headers=tokens["supervisor"])
+    ).json()
+    assert page["items"][-1]["details"]["case_ref"] == nasty[:64]
+    assert (await audit.verify(store)).ok
+    async with store.transaction() as tx:
+        await audit.record_and_commit(tx, [audit.AuditEntry("t", "admin", "x", "y", "1")])
+        try:
+            await tx.fetch("audit_all", 0, 1)
+            raise AssertionError("a committed transaction was used again")
+        except StoreError:
+            pass
+    assert (await audit.verify(store)).ok
