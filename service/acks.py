@@ -220,20 +220,23 @@ async def settle(tx: Tx, target_ids: Iterable[int]) -> None:
     ids = sorted(set(target_ids))
     if not ids:
         return
-    targets = {r["id"]: r for r in await tx.fetch("targets_for_settle", ids)}
+    # rows are unpacked by position (id, action, state / target, operator, action, status,
+    # ack): settling runs for every batch, and lookups by name cost a third of it
+    targets = [tuple(r.values()) for r in await tx.fetch("targets_for_settle", ids)]
     latest: dict[int, list[OrderView]] = {}
-    for o in await tx.fetch("orders_latest_states", ids):
-        latest.setdefault(o["target_id"], []).append(
-            OrderView(o["operator_code"], o["action"], o["status"], o["ack_status"])
+    for row in await tx.fetch("orders_latest_states", ids):
+        target_id, operator_code, action, status, ack_status = row.values()
+        latest.setdefault(target_id, []).append(
+            OrderView(operator_code, action, status, ack_status)
         )
     changed: list[dict[str, Any]] = []
     settled: list[dict[str, Any]] = []
-    for tid, t in targets.items():
-        state = target_state(t["action"], latest.get(tid, []))
-        if state != t["state"]:
-            changed.append({"id": tid, "action": t["action"], "state": state})
+    for tid, action, current in targets:
+        state = target_state(action, latest.get(tid, []))
+        if state != current:
+            changed.append({"id": tid, "action": action, "state": state})
         if state != "pending":
-            settled.append({"target_id": tid, "failed": target_failed(t["action"], state)})
+            settled.append({"target_id": tid, "failed": target_failed(action, state)})
     if changed or settled:
         await tx.fetchrow(
             "targets_settle", orjson.dumps(changed).decode(), orjson.dumps(settled).decode()
