@@ -16,7 +16,6 @@ from service.routing import route_target
 from service.store import Row, Tx
 
 AckOutcome = Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
-ORDERS_CHANNEL = "fraudblock_orders"
 _BLOCK_ANSWERS = frozenset({"blocked", "already_blocked", "not_subscriber", "rejected"})
 _UNBLOCK_ANSWERS = frozenset({"unblocked", "not_subscriber", "rejected"})
 

@@ -20,7 +20,7 @@ from service.store import Listener, Row, Store, StoreError
 
 log = structlog.get_logger()
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
-ORDERS_CHANNEL = "fraudblock_orders"
+ORDERS_CHANNEL = "fraudblock_orders"  # the channel queries.sql notifies on
 
 
 def default_worker_id() -> str:

@@ -21,7 +21,6 @@ from service.store import IntegrityConflict, RetryableConflict, Row, Store, Tx
 from service.unblock import plan_unblock
 
 log = structlog.get_logger()
-ORDERS_CHANNEL = "fraudblock_orders"
 _ATTEMPTS_ON_DEADLOCK = 5
 
 
