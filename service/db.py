@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 
 from service.settings import Settings
@@ -68,14 +69,10 @@ async def _init_connection(conn: Conn) -> None:
 
 
 def _dumps(value: Any) -> str:
-    import orjson
-
     return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
 
 
 def _loads(value: str) -> Any:
-    import orjson
-
     return orjson.loads(value)
 
 

@@ -81,7 +81,7 @@ def _attempt_row(
 
 
 async def deliver(
-    adapter: OperatorAdapter, orders: Sequence[OutboundOrder], worker: str, settings: Settings
+    adapter: OperatorAdapter, orders: Sequence[OutboundOrder], settings: Settings
 ) -> Tried:
     """Send a batch, retrying only its transient failures a few times in-process."""
     tried = Tried()

@@ -166,7 +166,7 @@ class Lane:
         self.in_flight = [o.order_id for o in orders]
         renew = asyncio.create_task(self._renew_leases())
         try:
-            tried = await delivery.deliver(self.adapter, orders, self.d.worker, s)
+            tried = await delivery.deliver(self.adapter, orders, s)
         finally:
             await delivery.cancelled_safely(renew)
         async with self.d.store.transaction() as tx:

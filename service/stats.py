@@ -163,9 +163,7 @@ def to_csv(report: dict[str, Any]) -> str:
     dims = list(report["group_by"])
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
-    metrics: list[str] = []
-    sample = report["totals"]["numbers"]
-    metrics = list(sample)
+    metrics = list(report["totals"]["numbers"])
     w.writerow([*dims, "kind", *metrics])
     for g in report["groups"]:
         for name in KIND_NAMES.values():

@@ -6,7 +6,7 @@ import contextlib
 import importlib.resources
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -95,13 +95,6 @@ class Tx:
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
-    async def executemany(self, name: str, args: Sequence[Sequence[Any]]) -> None:
-        """Run a named statement once per argument tuple, pipelined."""
-        try:
-            await self._conn.executemany(self._sql(name), args)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
-
     async def commit_with(self, function: str, document: str) -> None:
         """Call a one-argument SQL function with a JSON document and COMMIT, in one round trip.
 
@@ -119,15 +112,6 @@ class Tx:
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
         self._committed = True
-
-    async def copy_records(
-        self, table: str, records: Sequence[Sequence[Any]], columns: Sequence[str]
-    ) -> None:
-        """Bulk-load rows with COPY."""
-        try:
-            await self._conn.copy_records_to_table(table, records=records, columns=columns)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
 
 
 class Store:

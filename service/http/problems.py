@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from service.errors import DomainError
+from service.errors import DomainError, Invalid
 
 PROBLEM_TYPE = "application/problem+json"
 M = TypeVar("M", bound=BaseModel)
@@ -70,13 +70,6 @@ class BadBody(DomainError):
     title = "Malformed JSON"
 
 
-class InvalidInput(DomainError):
-    """Input that fails model validation."""
-
-    status = 422
-    title = "Unprocessable content"
-
-
 async def read_model(request: web.Request, model: type[M]) -> M:
     """Parse and validate a JSON body, translating failures to domain errors."""
     raw = await request.read()
@@ -87,7 +80,7 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     except orjson.JSONDecodeError as exc:
         raise BadBody(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise InvalidInput(
+        raise Invalid(
             "the request body must be a JSON object",
             [{"field": "body", "message": "expected a JSON object"}],
         )
@@ -96,7 +89,7 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         errors = validation_errors(exc)
         fields = ", ".join(e["field"] for e in errors[:5])
-        raise InvalidInput(f"invalid request body: {fields}", errors) from None
+        raise Invalid(f"invalid request body: {fields}", errors) from None
 
 
 def query_model(request: web.Request, model: type[M]) -> M:
@@ -106,4 +99,4 @@ def query_model(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         errors = validation_errors(exc)
         fields = ", ".join(e["field"] for e in errors[:5])
-        raise InvalidInput(f"invalid query parameters: {fields}", errors) from None
+        raise Invalid(f"invalid query parameters: {fields}", errors) from None

@@ -13,6 +13,7 @@ from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
+from service.intake import order_doc
 from service.models import BlockRequestQuery
 from service.report_models import (
     AttentionOrder,
@@ -216,21 +217,7 @@ async def _attention(request: web.Request, query: str) -> web.Response:
     rows = await request.app[STORE].fetch(query, q.operator, q.after, q.limit + 1)
     items = [
         AttentionOrder(
-            id=r["id"],
-            operator=r["operator_code"],
-            action=r["action"],
-            status=r["status"],
-            attempts=r["attempts"],
-            created_at=r["created_at"],
-            first_sent_at=r["first_sent_at"],
-            sent_at=r["sent_at"],
-            acked_at=r["acked_at"],
-            ack_status=r["ack_status"],
-            ack_reason=r["ack_reason"],
-            operator_ref=r["operator_ref"],
-            dead_at=r["dead_at"],
-            last_error=r["last_error"],
-            request_id=r["request_id"],
+            **order_doc(r),
             kind=r["kind"],
             value=r["value"],
             ack_due_at=r["ack_due_at"],
