@@ -123,6 +123,27 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by this machine's Postgres processes, the service
+    processes (`service.cli`) and everything else, from /proc; differences give a phase's cost.
+    Counts processes alive at the time of reading (backends live as long as their pools)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"postgres": 0.0, "service": 0.0, "other": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            raw = stat.read_text()
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            if comm == "postgres":
+                used["postgres"] += seconds
+            elif b"service.cli" in (stat.parent / "cmdline").read_bytes():
+                used["service"] += seconds
+            else:
+                used["other"] += seconds
+    return used
+
+
 def serve_args(port: int, *, dispatcher: bool) -> list[str]:
     """Arguments of `fraudblock serve` on a loopback port."""
     return ["serve", "--host", "127.0.0.1", "--port", str(port)] + (

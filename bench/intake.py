@@ -40,8 +40,14 @@ async def phase(
             statuses[r.status] = statuses.get(r.status, 0) + 1
             return r.status == 201
 
+    cpu_before = common.cpu_seconds()
     lat, errors, elapsed = await common.closed_loop(post, requests, concurrency, time_limit)
+    cpu_after = common.cpu_seconds()
     done = len(lat)
+    cpu_ms = {
+        f"cpu_ms_per_request_{k}": round((cpu_after[k] - cpu_before[k]) * 1000 / max(done, 1), 3)
+        for k in cpu_before
+    }
     return {
         "phase": name,
         "clients": concurrency,
@@ -52,6 +58,7 @@ async def phase(
         "requests_per_s": round(done / elapsed, 1),
         "targets_per_s": round(done * per_request / elapsed),
         **common.ms_percentiles(lat, (0.5, 0.99)),
+        **cpu_ms,
     }
 
 
@@ -107,10 +114,13 @@ async def main() -> None:
     common.table(
         f"bench.intake — loopback, keep-alive, service {'with' if args.dispatch else 'without'}"
         " dispatcher",
-        ["phase", "clients", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms", "s"],
+        ["phase", "clients", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms", "s",
+         "CPU ms/req: postgres", "service", "client"],
         [
             [r["phase"], r["clients"], r["requests"], r["errors"], r["requests_per_s"],
-             r["targets_per_s"], r["p50_ms"], r["p99_ms"], r["seconds"]]
+             r["targets_per_s"], r["p50_ms"], r["p99_ms"], r["seconds"],
+             r["cpu_ms_per_request_postgres"], r["cpu_ms_per_request_service"],
+             r["cpu_ms_per_request_other"]]
             for r in results
         ],
     )  # fmt: skip

@@ -84,6 +84,36 @@ def filing_unit(principal: Principal, req: BlockRequestIn) -> str:
     raise Forbidden(f"a {principal.role} token cannot file block requests")
 
 
+@dataclass(frozen=True)
+class Filing:
+    """A request that passed every check that needs no database: ready to store."""
+
+    principal: Principal
+    req: BlockRequestIn
+    unit: str
+    targets: list[NormalTarget]
+    digest: bytes
+    approval_policy: str
+    idempotency_key: str | None
+
+
+def prepare(
+    principal: Principal,
+    req: BlockRequestIn,
+    *,
+    region: str = "IN",
+    max_targets: int = 10_000,
+    approval_policy: str = "none",
+    idempotency_key: str | None = None,
+) -> Filing:
+    """Check the caller's rights and normalise the targets; raises Forbidden or Invalid."""
+    unit = filing_unit(principal, req)
+    if req.force and principal.role != "supervisor":
+        raise Forbidden("only a supervisor may force an unblock")
+    targets = normalise_targets(req, region, max_targets)
+    return Filing(principal, req, unit, targets, body_hash(req), approval_policy, idempotency_key)
+
+
 async def file_request(
     store: Store,
     principal: Principal,
@@ -95,36 +125,57 @@ async def file_request(
     idempotency_key: str | None = None,
 ) -> IntakeResult:
     """Store the request, its targets and its orders in one transaction."""
-    unit = filing_unit(principal, req)
-    if req.force and principal.role != "supervisor":
-        raise Forbidden("only a supervisor may force an unblock")
-    targets = normalise_targets(req, region, max_targets)
-    digest = body_hash(req)
+    filing = prepare(
+        principal,
+        req,
+        region=region,
+        max_targets=max_targets,
+        approval_policy=approval_policy,
+        idempotency_key=idempotency_key,
+    )
+    return await file_one(store, filing)
+
+
+async def file_one(store: Store, filing: Filing) -> IntakeResult:
+    """File one request in its own transaction, retrying it after a deadlock."""
     for attempt in range(_ATTEMPTS_ON_DEADLOCK):
         try:
-            async with store.transaction() as tx:
-                if idempotency_key is not None:
-                    replay = await _replay(tx, principal, idempotency_key, digest)
-                    if replay is not None:
-                        return IntakeResult(replay, True)
-                filed, body = await _store_request(
-                    tx, principal, req, unit, targets, approval_policy
-                )
-                if idempotency_key is not None:
-                    await tx.execute(
-                        "idempotency_put",
-                        principal.token_id,
-                        idempotency_key,
-                        digest,
-                        body["id"],
-                        body,
-                    )
-                # last: the chain's head stays locked from here until the commit
-                await audit.record_and_commit(tx, [filed])
-                return IntakeResult(body, False)
+            (result,) = await file_together(store, [filing])
+            return result
         except RetryableConflict:
             log.info("intake.retry_after_conflict", attempt=attempt + 1)
     raise RetryableConflict("the request kept colliding with concurrent requests; try again")
+
+
+async def file_together(store: Store, filings: Sequence[Filing]) -> list[IntakeResult]:
+    """File requests in one transaction, in order, as if one after another; one commit.
+
+    Any failure rolls back all of them (see service.intake_batcher for who retries)."""
+    results: list[IntakeResult] = []
+    entries: list[audit.AuditEntry] = []
+    async with store.transaction() as tx:
+        for filing in filings:
+            result, entry = await _file_in(tx, filing)
+            results.append(result)
+            if entry is not None:
+                entries.append(entry)
+        # last: the chain's head stays locked from here until the commit
+        await audit.record_and_commit(tx, entries)
+    return results
+
+
+async def _file_in(tx: Tx, f: Filing) -> tuple[IntakeResult, audit.AuditEntry | None]:
+    """One request's statements inside a transaction; its audit entry is the caller's to add."""
+    if f.idempotency_key is not None:
+        replay = await _replay(tx, f.principal, f.idempotency_key, f.digest)
+        if replay is not None:
+            return IntakeResult(replay, True), None
+    filed, body = await _store_request(tx, f.principal, f.req, f.unit, f.targets, f.approval_policy)
+    if f.idempotency_key is not None:
+        await tx.execute(
+            "idempotency_put", f.principal.token_id, f.idempotency_key, f.digest, body["id"], body
+        )
+    return IntakeResult(body, False), filed
 
 
 async def _replay(tx: Tx, principal: Principal, key: str, digest: bytes) -> dict[str, Any] | None:

@@ -153,7 +153,8 @@ WITH new_orders AS (  -- [target_id, kind, value, operator] arrays: lighter than
            id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
            sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error,
            request_id
-    FROM orders WHERE target_id = ANY($14::bigint[])
+    FROM orders  -- the gate skips the scan in the usual case, where every target got orders
+    WHERE cardinality($14::bigint[]) > 0 AND target_id = ANY($14::bigint[])
     ORDER BY target_id, operator_code, id DESC
 )
 SELECT * FROM ins UNION ALL SELECT * FROM current;
@@ -232,11 +233,11 @@ WHERE rt.target_id = $1 ORDER BY r.id;
 SELECT pg_notify('fraudblock_orders', $1);
 
 -- name: audit_append
--- $1: JSON entries; the chaining is the audit_append function (sql/0001_init.sql).
+-- $1: JSON entries; the chaining is the audit_append function (sql/0003_audit_chains.sql).
 SELECT audit_append($1::json);
 
 -- name: audit_all
-SELECT id, at, actor, role, action, entity_type, entity_id, details, prev_hash, hash
+SELECT id, at, actor, role, action, entity_type, entity_id, details, chain, prev_hash, hash
 FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2;
 
 -- name: dispatch_operators
@@ -653,8 +654,8 @@ FROM orders WHERE status = 'dead'
 ORDER BY id LIMIT $3;
 
 -- name: audit_page
-SELECT id, at, actor, role, action, entity_type, entity_id, details,
-       encode(hash, 'hex') AS hash
+SELECT id, at, actor, role, action, entity_type, entity_id, details, chain,
+       encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
 FROM audit_log
 WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $2)
   AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR actor = $4)

@@ -114,7 +114,9 @@ class AuditEntryOut(BaseModel):
     entity_type: str
     entity_id: str
     details: dict[str, Any]
-    hash: str
+    chain: int = Field(description="the hash chain (of 16) the entry was appended to")
+    prev_hash: str = Field(description="hex SHA-256 of the chain's previous entry (zeros first)")
+    hash: str = Field(description="hex SHA-256 of prev_hash and the entry's canonical JSON")
 
 
 class AuditPage(BaseModel):

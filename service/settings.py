@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         default=1_000, gt=0, description="Requests this large are filed one at a time."
     )
     concurrent_bulk_requests: int = Field(default=1, gt=0)
+    intake_lanes: int = Field(
+        default=3, gt=0, description="Intake transactions in flight; smaller requests share them."
+    )
+    intake_batch_targets: int = Field(
+        default=1_000, gt=0, description="Targets filed together in one intake transaction."
+    )
     default_region: str = "IN"
     approval_policy: Literal["none", "supervisor"] = "none"
     pool_min_size: int = Field(default=2, ge=1)

@@ -19,11 +19,12 @@ from service.http import (
     supervision_api,
     targets,
 )
-from service.http.context import BULK_GATE, DISPATCHER, OPENAPI, SETTINGS, STORE
+from service.http.context import BULK_GATE, DISPATCHER, INTAKE, OPENAPI, SETTINGS, STORE
 from service.http.docs import add_docs_routes
 from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
 from service.http.problems import json_response
+from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
 
@@ -49,6 +50,9 @@ def create_app(settings: Settings) -> web.Application:
     app[STORE] = Store()
     app[DISPATCHER] = []
     app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)
+    app[INTAKE] = IntakeBatcher(
+        app[STORE], lanes=settings.intake_lanes, max_targets=settings.intake_batch_targets
+    )
     app[OPENAPI] = build_openapi(
         operations(),
         title="fraudblock",
@@ -61,9 +65,18 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app, openapi_url="/openapi.json")
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_intake)
     if settings.run_dispatcher:
         app.cleanup_ctx.append(_dispatcher)
     return app
+
+
+async def _intake(app: web.Application) -> AsyncIterator[None]:
+    app[INTAKE].start()
+    try:
+        yield
+    finally:
+        await app[INTAKE].stop(app[SETTINGS].shutdown_grace_s)
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import orjson
 from aiohttp import web
 
 from service import intake, views
 from service.errors import Invalid, NotFound
-from service.http.context import BULK_GATE, SETTINGS, STORE, principal_of
+from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model
 from service.models import BlockRequestIn, BlockRequestOut, BlockRequestPage, BlockRequestQuery
@@ -61,18 +59,20 @@ async def file_block_request(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 255):
         raise Invalid("Idempotency-Key must be 1-255 characters", [{"field": "Idempotency-Key"}])
-    # bulk requests take one at a time: each holds tens of MB while it is built
-    gate = request.app[BULK_GATE] if len(body.targets) >= settings.bulk_request_targets else None
-    async with gate or contextlib.nullcontext():
-        result = await intake.file_request(
-            request.app[STORE],
-            principal,
-            body,
-            region=settings.default_region,
-            max_targets=settings.max_targets_per_request,
-            approval_policy=settings.approval_policy,
-            idempotency_key=key,
-        )
+    filing = intake.prepare(
+        principal,
+        body,
+        region=settings.default_region,
+        max_targets=settings.max_targets_per_request,
+        approval_policy=settings.approval_policy,
+        idempotency_key=key,
+    )
+    if len(filing.targets) >= settings.bulk_request_targets:
+        # bulk requests take one at a time: each holds tens of MB while it is built
+        async with request.app[BULK_GATE]:
+            result = await intake.file_one(request.app[STORE], filing)
+    else:  # smaller ones share transactions with whatever else is being filed
+        result = await request.app[INTAKE].file(filing)
     response = web.Response(
         status=201,
         body=orjson.dumps(result.body, option=orjson.OPT_UTC_Z),

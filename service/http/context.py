@@ -9,6 +9,7 @@ from aiohttp import web
 
 from service.auth import Principal, authenticate
 from service.dispatcher import Dispatcher
+from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
 
@@ -17,6 +18,7 @@ STORE = web.AppKey("store", Store)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
 BULK_GATE = web.AppKey("bulk_gate", asyncio.Semaphore)
+INTAKE = web.AppKey("intake", IntakeBatcher)
 
 
 async def principal_of(request: web.Request) -> Principal:
