@@ -148,163 +148,280 @@ async def file_one(store: Store, filing: Filing) -> IntakeResult:
 
 
 async def file_together(store: Store, filings: Sequence[Filing]) -> list[IntakeResult]:
-    """File requests in one transaction, in order, as if one after another; one commit.
+    """File requests in one transaction, as if one after another, with one commit.
 
-    Any failure rolls back all of them (see service.intake_batcher for who retries)."""
-    results: list[IntakeResult] = []
-    entries: list[audit.AuditEntry] = []
+    They go in rounds of a few statements each: a round takes the block requests that name no
+    target or Idempotency-Key in common (an unblock goes alone), so that it reads as a sequence;
+    the rest wait for the next round and see its effects. Any failure rolls back all of them
+    (service.intake_batcher then files them one by one)."""
+    results: dict[int, IntakeResult] = {}
+    entries: list[audit.AuditEntry] = []  # in the order the requests were stored
     async with store.transaction() as tx:
-        for filing in filings:
-            result, entry = await _file_in(tx, filing)
-            results.append(result)
-            if entry is not None:
-                entries.append(entry)
+        pending = list(range(len(filings)))
+        while pending:
+            round_, pending = _next_round(filings, pending)
+            stored = await _file_round(tx, [filings[i] for i in round_])
+            for i, (result, entry) in zip(round_, stored, strict=True):
+                results[i] = result
+                if entry is not None:
+                    entries.append(entry)
         # last: the chain's head stays locked from here until the commit
         await audit.record_and_commit(tx, entries)
-    return results
+    return [results[i] for i in range(len(filings))]
 
 
-async def _file_in(tx: Tx, f: Filing) -> tuple[IntakeResult, audit.AuditEntry | None]:
-    """One request's statements inside a transaction; its audit entry is the caller's to add."""
-    if f.idempotency_key is not None:
-        replay = await _replay(tx, f.principal, f.idempotency_key, f.digest)
-        if replay is not None:
-            return IntakeResult(replay, True), None
-    filed, body = await _store_request(tx, f.principal, f.req, f.unit, f.targets, f.approval_policy)
-    if f.idempotency_key is not None:
-        await tx.execute(
-            "idempotency_put", f.principal.token_id, f.idempotency_key, f.digest, body["id"], body
-        )
-    return IntakeResult(body, False), filed
-
-
-async def _replay(tx: Tx, principal: Principal, key: str, digest: bytes) -> dict[str, Any] | None:
-    await tx.execute("idempotency_lock", f"{principal.token_id}:{key}")
-    row = await tx.fetchrow("idempotency_get", principal.token_id, key)
-    if row is None:
-        return None
-    if bytes(row["body_hash"]) != digest:
-        raise Invalid(
-            "this Idempotency-Key was already used with a different request body",
-            [{"field": "Idempotency-Key", "message": "reused with a different body"}],
-        )
-    response: dict[str, Any] = row["response"]
-    return response
-
-
-async def _store_request(
-    tx: Tx,
-    principal: Principal,
-    req: BlockRequestIn,
-    unit: str,
-    targets: list[NormalTarget],
-    approval_policy: str,
-) -> tuple[audit.AuditEntry, dict[str, Any]]:
-    """Store everything but the audit entry, which the caller appends last."""
-    msisdns = [t.value for t in targets if t.kind == "msisdn"]
-    prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
-    head_args = (
-        unit,
-        req.case_ref,
-        req.category,
-        req.action,
-        req.priority,
-        req.legal_basis,
-        req.note,
-        req.reason,
-        req.force,
-        len(targets),
-        principal.token_id,
-        prefixes,
-        msisdns,
-    )
-    kinds = [t.kind for t in targets]
-    values = [t.value for t in targets]
-    try:
-        if req.action == "block":
-            head = await tx.fetchrow("intake_open_block", *head_args, kinds, values)
+def _next_round(filings: Sequence[Filing], pending: list[int]) -> tuple[list[int], list[int]]:
+    """The filings (by index) that can share a round, and those left for later rounds."""
+    first = filings[pending[0]]
+    if first.req.action != "block":
+        return pending[:1], pending[1:]
+    taken: list[int] = []
+    later: list[int] = []
+    named: set[tuple[str, str]] = set()
+    keys: set[tuple[int, str]] = set()
+    for i in pending:
+        f = filings[i]
+        own = {(t.kind, t.value) for t in f.targets}
+        key = (f.principal.token_id, f.idempotency_key or "")
+        if f.req.action == "block" and named.isdisjoint(own) and key not in keys:
+            taken.append(i)
+            named |= own
+            if f.idempotency_key is not None:
+                keys.add(key)
         else:
-            head = await tx.fetchrow("intake_begin", *head_args)
-    except IntegrityConflict:
-        raise Invalid(f"no such unit: {unit}", [{"field": "unit"}]) from None
-    assert head is not None
-    request_id: int = head["id"]
-    if req.action == "block":
-        rows: list[Row] = orjson.loads(head["targets"])
-        by_key = {(r["kind"], r["value"]): r for r in rows}
-        plans = plan_block(targets, by_key, RoutingContext.from_row(head))
+            later.append(i)
+    return taken, later
+
+
+@dataclass
+class _Opened:
+    """A request whose head is stored and whose targets are planned."""
+
+    filing: Filing
+    request_id: int
+    created_at: Any
+    plans: list[TargetPlan]
+
+
+async def _file_round(
+    tx: Tx, filings: list[Filing]
+) -> list[tuple[IntakeResult, audit.AuditEntry | None]]:
+    replays = await _replays(tx, filings)
+    fresh = [f for f in filings if _key(f) not in replays]
+    if not fresh:
+        opened: list[_Opened] = []
+    elif fresh[0].req.action == "block":
+        opened = await _open_blocks(tx, fresh)
     else:
-        rows = await tx.fetch("targets_lock_existing", kinds, values)
-        by_key = {(r["kind"], r["value"]): r for r in rows}
-        plans = await plan_unblock(tx, principal, req, unit, targets, by_key)
-    held = approval_policy == "supervisor" and any(p.operators for p in plans)
-    stored = [p for p in plans if p.target_id]
-    open_targets = sum(1 for p in stored if p.state == "pending")
-    failed = sum(1 for p in plans if p.outcome == "unroutable")
-    if held:
-        status = "pending_approval"
-    elif open_targets:
-        status = "dispatching"
-    else:
-        status = "partially_completed" if failed else "completed"
-    changed = [p for p in stored if p.outcome in ("queued", "unroutable") or p.restate]
-    routed = [(p, op) for p in plans for op in p.operators]
-    wake = "" if held else ",".join(sorted({op for _, op in routed}))
-    links = [
+        (only,) = fresh
+        opened = [await _open_unblock(tx, only)]
+    bodies = await _close(tx, opened)
+    keyed = [
         {
-            "target_id": p.target_id,
-            "position": p.target.index,
-            "submitted": p.target.submitted,
-            "outcome": p.outcome,
-            "holds": req.action == "block" and p.outcome != "unroutable",
-            "done": p.state != "pending",
+            "token_id": o.filing.principal.token_id,
+            "key": o.filing.idempotency_key,
+            "body_hash": o.filing.digest.hex(),
+            "request_id": o.request_id,
+            "response": body,
         }
-        for p in stored
+        for o, body in zip(opened, bodies, strict=True)
+        if o.filing.idempotency_key is not None
     ]
-    restates = [{"id": p.target_id, "action": req.action, "state": p.state} for p in changed]
-    new_orders = [(p.target_id, p.target.kind, p.target.value, op) for p, op in routed]
+    if keyed:
+        await tx.execute("idempotency_put", orjson.dumps(keyed, option=orjson.OPT_UTC_Z).decode())
+    stored = {id(o.filing): (o, body) for o, body in zip(opened, bodies, strict=True)}
+    out: list[tuple[IntakeResult, audit.AuditEntry | None]] = []
+    for f in filings:
+        if _key(f) in replays:
+            out.append((IntakeResult(replays[_key(f)], True), None))
+        else:
+            o, body = stored[id(f)]
+            out.append((IntakeResult(body, False), _filed_entry(o)))
+    return out
+
+
+def _key(f: Filing) -> tuple[int, str] | None:
+    return None if f.idempotency_key is None else (f.principal.token_id, f.idempotency_key)
+
+
+async def _replays(tx: Tx, filings: list[Filing]) -> dict[tuple[int, str] | None, Any]:
+    """Lock the filings' Idempotency-Keys; the stored responses of those already used."""
+    keyed = sorted({k for f in filings if (k := _key(f)) is not None})
+    if not keyed:
+        return {}
+    await tx.execute("idempotency_lock", [f"{t}:{k}" for t, k in keyed])
+    rows = await tx.fetch("idempotency_get", [t for t, _ in keyed], [k for _, k in keyed])
+    stored = {(r["token_id"], r["key"]): r for r in rows}
+    replays: dict[tuple[int, str] | None, Any] = {}
+    for f in filings:
+        row = stored.get(k) if (k := _key(f)) is not None else None
+        if row is None:
+            continue
+        if bytes(row["body_hash"]) != f.digest:
+            raise Invalid(
+                "this Idempotency-Key was already used with a different request body",
+                [{"field": "Idempotency-Key", "message": "reused with a different body"}],
+            )
+        replays[k] = row["response"]
+    return replays
+
+
+def _head(n: int, f: Filing) -> dict[str, Any]:
+    req = f.req
+    return {
+        "n": n,
+        "unit": f.unit,
+        "case_ref": req.case_ref,
+        "category": req.category,
+        "priority": req.priority,
+        "legal_basis": req.legal_basis,
+        "note": req.note,
+        "reason": req.reason,
+        "force": req.force,
+        "target_count": len(f.targets),
+        "created_by": f.principal.token_id,
+        "targets": [(t.kind, t.value) for t in f.targets],
+    }
+
+
+def _routing_lookups(filings: Sequence[Filing]) -> tuple[list[str], list[str]]:
+    """The number-series prefixes and the MSISDNs whose routing the filings need."""
+    msisdns = sorted({t.value for f in filings for t in f.targets if t.kind == "msisdn"})
+    prefixes = sorted({p for m in msisdns for p in candidate_prefixes(m)})
+    return prefixes, msisdns
+
+
+async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
+    """Store block requests' heads and targets in one statement, then plan each one."""
+    heads = orjson.dumps([_head(n, f) for n, f in enumerate(filings)]).decode()
+    try:
+        row = await tx.fetchrow("intake_open_blocks", heads, *_routing_lookups(filings))
+    except IntegrityConflict:
+        units = ", ".join(sorted({f.unit for f in filings}))
+        raise Invalid(f"no such unit: {units}", [{"field": "unit"}]) from None
+    assert row is not None
+    by_key = {(r["kind"], r["value"]): r for r in orjson.loads(row["targets"] or "[]")}
+    ctx = RoutingContext.from_row(row)
+    return [
+        _Opened(f, request_id, row["created_at"], plan_block(f.targets, by_key, ctx))
+        for f, request_id in zip(filings, row["ids"], strict=True)
+    ]
+
+
+async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
+    """Store an unblock request's head, lock its known targets and plan it."""
+    req = f.req
+    try:
+        head = await tx.fetchrow(
+            "intake_begin",
+            f.unit,
+            req.case_ref,
+            req.category,
+            req.action,
+            req.priority,
+            req.legal_basis,
+            req.note,
+            req.reason,
+            req.force,
+            len(f.targets),
+            f.principal.token_id,
+            *_routing_lookups([f]),
+        )
+    except IntegrityConflict:
+        raise Invalid(f"no such unit: {f.unit}", [{"field": "unit"}]) from None
+    assert head is not None
+    rows = await tx.fetch(
+        "targets_lock_existing", [t.kind for t in f.targets], [t.value for t in f.targets]
+    )
+    by_key = {(r["kind"], r["value"]): r for r in rows}
+    plans = await plan_unblock(tx, f.principal, req, f.unit, f.targets, by_key)
+    return _Opened(f, head["id"], head["created_at"], plans)
+
+
+async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
+    """Queue the planned orders and finish the requests in one statement; their bodies."""
+    if not opened:
+        return []
+    requests: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    restates: list[dict[str, Any]] = []
+    new_orders: list[tuple[int, str, str, str, int]] = []
+    no_orders: list[int] = []
+    woken: set[str] = set()
+    for o in opened:
+        req, plans = o.filing.req, o.plans
+        held = o.filing.approval_policy == "supervisor" and any(p.operators for p in plans)
+        stored = [p for p in plans if p.target_id]
+        open_targets = sum(1 for p in stored if p.state == "pending")
+        failed = sum(1 for p in plans if p.outcome == "unroutable")
+        if held:
+            status = "pending_approval"
+        elif open_targets:
+            status = "dispatching"
+        else:
+            status = "partially_completed" if failed else "completed"
+        requests.append(
+            {
+                "id": o.request_id,
+                "status": status,
+                "open_targets": open_targets,
+                "failed_targets": failed,
+                "action": req.action,
+                "unit": o.filing.unit,
+                "category": req.category,
+                "urgent": req.priority == "urgent",
+                "order_status": "held" if held else "queued",
+            }
+        )
+        links += [
+            {
+                "request_id": o.request_id,
+                "target_id": p.target_id,
+                "position": p.target.index,
+                "submitted": p.target.submitted,
+                "outcome": p.outcome,
+                "holds": req.action == "block" and p.outcome != "unroutable",
+                "done": p.state != "pending",
+            }
+            for p in stored
+        ]
+        restates += [
+            {"id": p.target_id, "action": req.action, "state": p.state}
+            for p in stored
+            if p.outcome in ("queued", "unroutable") or p.restate
+        ]
+        for p in plans:
+            new_orders += [
+                (p.target_id, p.target.kind, p.target.value, op, o.request_id) for op in p.operators
+            ]
+            if not held:
+                woken.update(p.operators)
+        no_orders += [p.target_id for p in stored if not p.operators]
     rows = await tx.fetch(
         "intake_close",
-        request_id,
-        status,
-        open_targets,
-        failed,
+        orjson.dumps(requests).decode(),
         orjson.dumps(links).decode(),
         orjson.dumps(restates).decode(),
         orjson.dumps(new_orders).decode(),
-        req.action,
-        unit,
-        req.category,
-        req.priority == "urgent",
-        "held" if held else "queued",
-        wake,
-        [p.target_id for p in stored if not p.operators],
+        ",".join(sorted(woken)),
+        no_orders,
     )
     orders: dict[int, list[Row]] = {}
     for r in rows:
         orders.setdefault(r["target_id"], []).append(r)
-    restated = [p.target_id for p in stored if p.restate]
+    restated = [p.target_id for o in opened for p in o.plans if p.target_id and p.restate]
     if restated:  # other cases waiting on a withdrawn block settle too
         await acks.settle(tx, restated)
-    filed = audit.AuditEntry(
-        principal.actor,
-        principal.role,
-        f"request.filed.{req.action}",
-        "block_request",
-        str(request_id),
-        {
-            "unit": unit,
-            "case_ref": req.case_ref,
-            "targets": len(targets),
-            "force": req.force,
-            "orders": len(routed),
-        },
-    )
-    # a plain dict, shaped as BlockRequestOut: a 10,000-target request would otherwise build
-    # some 50,000 model objects only to dump them again
-    return filed, {
-        "id": request_id,
-        "unit": unit,
+    return [_body(o, r["status"], orders) for o, r in zip(opened, requests, strict=True)]
+
+
+def _body(o: _Opened, status: str, orders: dict[int, list[Row]]) -> dict[str, Any]:
+    """The stored request as a plain dict shaped as BlockRequestOut: a 10,000-target request
+    would otherwise build some 50,000 model objects only to dump them again."""
+    req = o.filing.req
+    return {
+        "id": o.request_id,
+        "unit": o.filing.unit,
         "case_ref": req.case_ref,
         "category": req.category,
         "action": req.action,
@@ -314,13 +431,31 @@ async def _store_request(
         "reason": req.reason,
         "force": req.force,
         "status": status,
-        "target_count": len(targets),
-        "created_at": head["created_at"],
-        "updated_at": head["created_at"],
+        "target_count": len(o.filing.targets),
+        "created_at": o.created_at,
+        "updated_at": o.created_at,
         "decided_at": None,
         "decision_reason": None,
-        "targets": [_target_doc(p, orders.get(p.target_id, [])) for p in plans],
+        "targets": [_target_doc(p, orders.get(p.target_id, [])) for p in o.plans],
     }
+
+
+def _filed_entry(o: _Opened) -> audit.AuditEntry:
+    f = o.filing
+    return audit.AuditEntry(
+        f.principal.actor,
+        f.principal.role,
+        f"request.filed.{f.req.action}",
+        "block_request",
+        str(o.request_id),
+        {
+            "unit": f.unit,
+            "case_ref": f.req.case_ref,
+            "targets": len(f.targets),
+            "force": f.req.force,
+            "orders": sum(len(p.operators) for p in o.plans),
+        },
+    )
 
 
 def order_out(r: Row) -> OrderOut:

@@ -60,14 +60,23 @@ ON CONFLICT (prefix) DO UPDATE SET
 SELECT msisdn, operator_code, serves FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
 
 -- name: idempotency_lock
-SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0));
+-- Lock callers' keys until the transaction ends, in the order given (callers sort them, so
+-- concurrent transactions do not deadlock). $1: 'token_id:key' texts. Read them afterwards, in
+-- a statement of its own: this one's snapshot predates the locks.
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n);
 
 -- name: idempotency_get
-SELECT body_hash, request_id, response FROM idempotency_keys WHERE token_id = $1 AND key = $2;
+SELECT i.token_id, i.key, i.body_hash, i.response
+FROM idempotency_keys i JOIN unnest($1::bigint[], $2::text[]) AS u(t, k)
+  ON i.token_id = u.t AND i.key = u.k;
 
 -- name: idempotency_put
+-- $1: JSON array of {token_id, key, body_hash (hex), request_id, response}.
 INSERT INTO idempotency_keys (token_id, key, body_hash, request_id, response)
-VALUES ($1, $2, $3, $4, $5);
+SELECT u.token_id, u.key, decode(u.body_hash, 'hex'), u.request_id, u.response
+FROM json_to_recordset($1::json) AS u(token_id bigint, key text, body_hash text,
+                                      request_id bigint, response jsonb);
 
 -- name: intake_begin
 -- Store the request head and read everything routing needs, in one round trip.
@@ -88,60 +97,79 @@ FROM req,
              array_agg(serves) AS serves
       FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
 
--- name: intake_open_block
--- A block request's first round trip: store its head, insert new targets and lock every named
--- one (in a stable order, so concurrent requests do not deadlock), and read what routing needs.
-WITH req AS (
-    INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis,
-                                note, reason, force, status, target_count, created_by)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
+-- name: intake_open_blocks
+-- Block requests' first round trip, for one request or several that name no target in common:
+-- store their heads, insert new targets and lock every named one (in a stable order, so
+-- concurrent requests do not deadlock), and read what routing needs. $1: JSON array of heads,
+-- each with its targets as [kind, value] pairs; $2 number-series prefixes, $3 MSISDNs.
+WITH heads AS MATERIALIZED (
+    SELECT h.*, nextval('block_requests_id_seq') AS id
+    FROM json_to_recordset($1::json) AS h(n int, unit text, case_ref text, category text,
+         priority text, legal_basis text, note text, reason text, force bool,
+         target_count int, created_by bigint, targets json)
+), req AS (
+    INSERT INTO block_requests (id, unit_code, case_ref, category, action, priority,
+                                legal_basis, note, reason, force, status, target_count,
+                                created_by)
+    SELECT id, unit, case_ref, category, 'block', priority, legal_basis, note, reason, force,
+           'dispatching', target_count, created_by
+    FROM heads ORDER BY n
     RETURNING id, created_at
 ), up AS (
     INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
-    SELECT k, v, $1, $3, (SELECT id FROM req), 'block', 'pending'
-    FROM unnest($14::text[], $15::text[]) AS u(k, v) ORDER BY k, v
+    SELECT e->>0, e->>1, h.unit, h.category, h.id, 'block', 'pending'
+    FROM heads h, json_array_elements(h.targets) AS e
+    ORDER BY 1, 2
     ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
     RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted
 )
-SELECT req.id, req.created_at,
+SELECT (SELECT array_agg(r.id ORDER BY h.n) FROM heads h JOIN req r USING (id)) AS ids,
+       (SELECT min(created_at) FROM req) AS created_at,
        (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
            AS active,
        s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves,
        (SELECT json_agg(up) FROM up) AS targets
-FROM req,
-     (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
-      FROM number_series WHERE prefix = ANY($12::text[])) s,
+FROM (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
+      FROM number_series WHERE prefix = ANY($2::text[])) s,
      (SELECT array_agg(msisdn) AS msisdns, array_agg(operator_code) AS route_ops,
              array_agg(serves) AS serves
-      FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
+      FROM msisdn_routes WHERE msisdn = ANY($3::text[])) r;
 
 -- name: intake_close
--- A request's last round trip: its orders, its links to the targets, the targets' new states,
--- its counters and status, the workers' wake-up; returns the new orders and, for targets that
--- got none, their current ones. $5 links, $6 new states and $7 orders are JSON arrays.
-WITH new_orders AS (  -- [target_id, kind, value, operator] arrays: lighter than objects
-    SELECT (e->>0)::bigint AS target_id, e->>1 AS kind, e->>2 AS value, e->>3 AS operator_code
-    FROM json_array_elements($7::json) AS e
+-- Requests' last round trip: their orders, their links to the targets, the targets' new states,
+-- the requests' counters and status, the workers' wake-up. Returns the new orders and, for
+-- targets that got none, their current ones. $1 requests, $2 links, $3 new states and $4 orders
+-- are JSON arrays; $5 the operators to wake (comma-separated); $6 targets without new orders.
+WITH reqs AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json) AS r(id bigint, status text, open_targets int,
+         failed_targets int, action text, unit text, category text, urgent bool,
+         order_status text)
+), new_orders AS (  -- [target_id, kind, value, operator, request_id] arrays: lighter than objects
+    SELECT (e->>0)::bigint AS target_id, e->>1 AS kind, e->>2 AS value, e->>3 AS operator_code,
+           (e->>4)::bigint AS request_id
+    FROM json_array_elements($4::json) AS e
 ), ins AS (
     INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
                         category, urgent, status)
-    SELECT u.target_id, u.kind, u.value, u.operator_code, $8, $1, $9, $10, $11, $12
-    FROM new_orders u
+    SELECT u.target_id, u.kind, u.value, u.operator_code, r.action, u.request_id, r.unit,
+           r.category, r.urgent, r.order_status
+    FROM new_orders u JOIN reqs r ON r.id = u.request_id
     RETURNING id, target_id, operator_code, action, status, attempts, created_at,
               first_sent_at, sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at,
               last_error, request_id
 ), fin AS (
-    UPDATE block_requests SET status = $2, open_targets = $3, failed_targets = $4
-    WHERE id = $1
-    RETURNING id, CASE WHEN $13 <> '' THEN pg_notify('fraudblock_orders', $13) END AS woken
+    UPDATE block_requests b SET status = r.status, open_targets = r.open_targets,
+                                failed_targets = r.failed_targets
+    FROM reqs r WHERE b.id = r.id AND b.id = ANY(ARRAY(SELECT id FROM reqs))
+    RETURNING b.id, CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
 ), links AS (
     INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome,
                                  holds, done)
-    SELECT $1, u.target_id, u.position, u.submitted, u.outcome, u.holds, u.done
-    FROM json_to_recordset($5::json) AS u(target_id bigint, position int, submitted text,
-                                          outcome text, holds bool, done bool)
+    SELECT u.request_id, u.target_id, u.position, u.submitted, u.outcome, u.holds, u.done
+    FROM json_to_recordset($2::json) AS u(request_id bigint, target_id bigint, position int,
+                                          submitted text, outcome text, holds bool, done bool)
 ), restated AS (
-    SELECT * FROM json_to_recordset($6::json) AS u(id bigint, action text, state text)
+    SELECT * FROM json_to_recordset($3::json) AS u(id bigint, action text, state text)
 ), states AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
@@ -154,7 +182,7 @@ WITH new_orders AS (  -- [target_id, kind, value, operator] arrays: lighter than
            sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error,
            request_id
     FROM orders  -- the gate skips the scan in the usual case, where every target got orders
-    WHERE cardinality($14::bigint[]) > 0 AND target_id = ANY($14::bigint[])
+    WHERE cardinality($6::bigint[]) > 0 AND target_id = ANY($6::bigint[])
     ORDER BY target_id, operator_code, id DESC
 )
 SELECT * FROM ins UNION ALL SELECT * FROM current;
