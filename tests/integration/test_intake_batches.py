@@ -132,3 +132,45 @@ async def test_concurrent_writers_append_to_different_chains_and_each_chain_veri
         await second.close()
     result = await audit.verify(store)
     assert not result.ok and result.broken_id == victim
+
+
+async def test_a_batch_with_an_unblock_and_a_reused_key_answers_each_as_if_alone(
+    store: Store, tokens: Tokens
+) -> None:
+    inv = tokens["investigator"]
+    blocked = await intake.file_one(
+        store, await _filing(store, inv, _request("FIR-1", "+919810000001"))
+    )
+    unblock = BlockRequestIn.model_validate(
+        {
+            "case_ref": "FIR-1",
+            "category": "other",
+            "action": "unblock",
+            "reason": "court order",
+            "targets": [{"kind": "msisdn", "value": "+919810000001"}],
+        }
+    )
+    batcher = IntakeBatcher(store, lanes=1)
+    batcher.start()
+    try:
+        outcomes: list[Any] = await asyncio.gather(
+            batcher.file(await _filing(store, inv, _request("FIR-2", "+919810000002"), "k")),
+            batcher.file(await _filing(store, inv, unblock)),
+            batcher.file(await _filing(store, inv, _request("FIR-3", "+919810000003"), "k")),
+            batcher.file(await _filing(store, inv, _request("FIR-4", "+919810000004"))),
+            return_exceptions=True,
+        )
+    finally:
+        await batcher.stop()
+    keyed, unblocked, reused, plain = outcomes
+    assert keyed.body["targets"][0]["outcome"] == "queued"
+    # the block was never sent, so the unblock withdraws it
+    assert unblocked.body["action"] == "unblock"
+    assert unblocked.body["targets"][0]["outcome"] == "not_blocked"
+    assert isinstance(reused, Invalid) and "different request body" in str(reused)
+    assert plain.body["targets"][0]["outcome"] == "queued"
+    target = await store.fetchrow("target_get", "msisdn", "+919810000001")
+    assert target is not None and target["state"] == "unblocked"
+    ids = {blocked.body["id"], keyed.body["id"], unblocked.body["id"], plain.body["id"]}
+    assert len(ids) == 4
+    assert (await audit.verify(store)).ok
