@@ -139,8 +139,10 @@ async def measure(
         if pg_stats:
             await pg.print_top_statements(url, f"{variant}: filing, costliest statements")
             await pg.reset_statements(url)
+        cpu_before = common.cpu_seconds()
         started = [procs.start(f"worker-{variant}-{i}", ["worker"], env) for i in range(n_workers)]
         drained = await wait_drained(url, orders, time_limit)
+        cpu_after = common.cpu_seconds()
         worker_rss = max(common.peak_rss_mb(w.pid) for w in started)
         service_rss = common.peak_rss_mb(service.pid)
         for w in started:
@@ -173,6 +175,11 @@ async def measure(
         "consistent": f["acked"] == f["attempts"] == f["audit_acks"] == f["counted"] == orders
         and f["targets_open"] == 0
         and f["requests_open"] == 0,
+        # CPU per order while draining; "service" is the worker (and the idle API) processes
+        **{
+            f"cpu_us_per_order_{k}": round((cpu_after[k] - cpu_before[k]) * 1e6 / max(orders, 1))
+            for k in cpu_before
+        },
         "service_rss_mb": round(service_rss, 1),
         "worker_rss_mb": round(worker_rss, 1),
     }
@@ -183,13 +190,15 @@ def print_results(results: list[dict[str, Any]]) -> None:
     common.table(
         "bench.dispatch — first claim → last ack (file→ack latency includes the queue wait)",
         ["variant", "orders", "drain s", "orders/s", "file→ack p50/p95/p99 ms",
-         "send→ack p50/p95/p99 ms", "audit=counts=acks", "RSS svc/worker MB"],
+         "send→ack p50/p95/p99 ms", "audit=counts=acks", "RSS svc/worker MB",
+         "CPU µs/order: postgres/workers"],
         [
             [r["variant"], r["acked"], r["drain_s"], r["orders_per_s"],
              "/".join(str(x) for x in r["file_to_ack_ms"]),
              "/".join(str(x) for x in r["send_to_ack_ms"]),
              "yes" if r["consistent"] else "NO",
-             f"{r['service_rss_mb']}/{r['worker_rss_mb']}"]
+             f"{r['service_rss_mb']}/{r['worker_rss_mb']}",
+             f"{r['cpu_us_per_order_postgres']}/{r['cpu_us_per_order_service']}"]
             for r in results
         ],
     )  # fmt: skip

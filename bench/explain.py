@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 from bench import common, dispatch, pg
 from service.store import load_queries
@@ -74,28 +75,38 @@ async def main() -> None:
             targets = sorted({r["target_id"] for r in rows})
             now = datetime.now(UTC)
             n = len(ids)
-            attempt_cols = (
-                ids,
-                [1] * n,
-                ["explain:1"] * n,
-                [now] * n,
-                [now] * n,
-                ["acknowledged"] * n,
-                [None] * n,
-                ["blocked"] * n,
-                [None] * n,
-            )
-            acked_cols = (ids, ["blocked"] * n, [None] * n, [None] * n, [1] * n)
-            states = (targets, ["block"] * len(targets), ["blocked"] * len(targets))
+            settled = orjson.dumps([{"target_id": t, "failed": False} for t in targets]).decode()
+            changed = orjson.dumps(
+                [{"id": t, "action": "block", "state": "blocked"} for t in targets]
+            ).decode()
             later: dict[str, tuple[Any, ...]] = {  # parameters by query name, as the service has
-                "dispatch_record": (*attempt_cols, *acked_cols, "explain:1", False, "jio"),
-                "attempts_insert": attempt_cols,
+                "dispatch_record": (
+                    orjson.dumps(
+                        [
+                            {"order_id": i, "attempt_no": 1, "started_at": now,
+                             "finished_at": now, "outcome": "acknowledged", "error": None,
+                             "operator_status": "blocked", "http_status": None}
+                            for i in ids
+                        ]
+                    ).decode(),
+                    orjson.dumps(
+                        [{"id": i, "status": "blocked", "reason": None, "ref": None,
+                          "attempts": 1} for i in ids]
+                    ).decode(),
+                    "explain:1",
+                    False,
+                    "jio",
+                ),
                 "orders_for_ack": (ids, "jio"),
                 "orders_apply_ack": (ids, ["blocked"] * n, [None] * n, [None] * n, [None] * n,
                                      [1] * n),
                 "targets_for_settle": (targets,),
                 "orders_latest_for_targets": (targets,),
-                "targets_set_state": states,
+                "orders_latest_states": (targets,),
+                "routes_learn": (
+                    [f"+9198{i:08d}" for i in range(n)], ["jio"] * n, [True] * n
+                ),
+                "targets_settle": (changed, settled),
             }  # fmt: skip
             for name, params in later.items():
                 if name not in q:
