@@ -92,7 +92,7 @@ class Filing:
     req: BlockRequestIn
     unit: str
     targets: list[NormalTarget]
-    digest: bytes
+    digest: bytes  # of the body, to compare with an Idempotency-Key's first use; b"" without one
     approval_policy: str
     idempotency_key: str | None
 
@@ -111,7 +111,8 @@ def prepare(
     if req.force and principal.role != "supervisor":
         raise Forbidden("only a supervisor may force an unblock")
     targets = normalise_targets(req, region, max_targets)
-    return Filing(principal, req, unit, targets, body_hash(req), approval_policy, idempotency_key)
+    digest = b"" if idempotency_key is None else body_hash(req)
+    return Filing(principal, req, unit, targets, digest, approval_policy, idempotency_key)
 
 
 async def file_request(

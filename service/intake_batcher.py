@@ -31,7 +31,7 @@ class IntakeBatcher:
     """`lanes` transactions in flight at most, each filing requests of up to `max_targets`
     targets in all (a larger request goes alone)."""
 
-    def __init__(self, store: Store, *, lanes: int = 3, max_targets: int = 1_000) -> None:
+    def __init__(self, store: Store, *, lanes: int = 2, max_targets: int = 1_000) -> None:
         self._store = store
         self._lanes = lanes
         self._max_targets = max_targets

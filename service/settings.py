@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     concurrent_bulk_requests: int = Field(default=1, gt=0)
     intake_lanes: int = Field(
-        default=3, gt=0, description="Intake transactions in flight; smaller requests share them."
+        default=2, gt=0, description="Intake transactions in flight; smaller requests share them."
     )
     intake_batch_targets: int = Field(
         default=1_000, gt=0, description="Targets filed together in one intake transaction."
