@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
+
+import structlog
 
 from service import audit
 from service.errors import Forbidden, Invalid, NotFound, Unauthorized
 from service.models import Role
-from service.store import IntegrityConflict, Store
+from service.store import IntegrityConflict, Listener, Store, StoreError
+
+log = structlog.get_logger()
+TOKENS_CHANNEL = "fraudblock_tokens"  # token_revoke notifies it in the revoking transaction
 
 
 @dataclass(frozen=True)
@@ -41,17 +49,94 @@ def new_token() -> str:
     return "fb_" + secrets.token_urlsafe(32)
 
 
-async def authenticate(store: Store, authorization: str | None) -> Principal:
+class TokenCache:
+    """The principals of tokens seen lately, so a request need not read its token's row.
+
+    Trusted only while this process LISTENs on token revocations: a revocation notifies every
+    process in its own commit, and the notification empties the cache. While the LISTEN is
+    down (a lost connection), the cache is empty and unused; entries also expire after
+    `ttl_s`. A lookup that raced with a revocation is not remembered.
+    """
+
+    def __init__(self, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+        self._live = False
+        self.generation = 0  # moves on every revocation and every lost LISTEN
+
+    @property
+    def live(self) -> bool:
+        """True while the LISTEN on revocations is up, so remembered tokens can be trusted."""
+        return self._live
+
+    def get(self, digest: bytes) -> Principal | None:
+        """The remembered principal, while it can be trusted."""
+        entry = self._entries.get(digest) if self._live else None
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, digest: bytes, principal: Principal, generation: int) -> None:
+        """Remember a principal read at `generation`, unless a revocation came since."""
+        if not self._live or generation != self.generation:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[digest] = (principal, time.monotonic() + self._ttl_s)
+
+    def forget(self, _payload: str = "") -> None:
+        """Drop everything (a token was revoked somewhere)."""
+        self.generation += 1
+        self._entries.clear()
+
+    async def keep_listening(self, store: Store, stop: asyncio.Event, check_s: float = 1.0) -> None:
+        """LISTEN for revocations until `stop`; while the LISTEN is down, the cache is off."""
+        listener: Listener | None = None
+        try:
+            while not stop.is_set():
+                if listener is None or not listener.alive:
+                    self._live = False
+                    self.forget()
+                    if listener is not None:
+                        await listener.close()
+                        listener = None
+                    try:
+                        listener = await store.listen(TOKENS_CHANNEL, self.forget)
+                        self._live = True
+                    except StoreError as exc:
+                        log.warning("auth.token_listen_failed", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), check_s)
+        finally:
+            self._live = False
+            self.forget()
+            if listener is not None:
+                await listener.close()
+
+
+async def authenticate(
+    store: Store, authorization: str | None, cache: TokenCache | None = None
+) -> Principal:
     """The principal behind an `Authorization: Bearer` header, or Unauthorized."""
     if not authorization:
         raise Unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    row = await store.fetchrow("token_by_hash", token_hash(token.strip()))
+    digest = token_hash(token.strip())
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
+    generation = cache.generation if cache is not None else 0
+    row = await store.fetchrow("token_by_hash", digest)
     if row is None:
         raise Unauthorized("unknown or revoked token")
-    return Principal(row["id"], row["name"], row["role"], row["unit_code"], row["operator_code"])
+    principal = Principal(
+        row["id"], row["name"], row["role"], row["unit_code"], row["operator_code"]
+    )
+    if cache is not None:
+        cache.put(digest, principal, generation)
+    return principal
 
 
 def require(principal: Principal, *roles: Role) -> None:

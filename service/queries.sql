@@ -12,7 +12,13 @@ VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
 SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
 
 -- name: token_revoke
-UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id, name, role;
+-- Notifies fraudblock_tokens in the same commit: services drop the tokens they remember.
+WITH revoked AS (
+    UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+    RETURNING id, name, role
+)
+SELECT r.id, r.name, r.role
+FROM revoked r, LATERAL (SELECT pg_notify('fraudblock_tokens', r.id::text)) AS n;
 
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from adapters.registry import build_adapter
 from service import db
+from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
@@ -19,7 +20,15 @@ from service.http import (
     supervision_api,
     targets,
 )
-from service.http.context import BULK_GATE, DISPATCHER, INTAKE, OPENAPI, SETTINGS, STORE
+from service.http.context import (
+    BULK_GATE,
+    DISPATCHER,
+    INTAKE,
+    OPENAPI,
+    SETTINGS,
+    STORE,
+    TOKENS,
+)
 from service.http.docs import add_docs_routes
 from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
@@ -50,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app[STORE] = Store()
     app[DISPATCHER] = []
     app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)
+    app[TOKENS] = TokenCache()
     app[INTAKE] = IntakeBatcher(
         app[STORE], lanes=settings.intake_lanes, max_targets=settings.intake_batch_targets
     )
@@ -65,10 +75,21 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app, openapi_url="/openapi.json")
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_intake)
     if settings.run_dispatcher:
         app.cleanup_ctx.append(_dispatcher)
     return app
+
+
+async def _tokens(app: web.Application) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[TOKENS].keep_listening(app[STORE], stop), name="tokens")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 async def _intake(app: web.Application) -> AsyncIterator[None]:

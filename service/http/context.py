@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import Principal, authenticate
+from service.auth import Principal, TokenCache, authenticate
 from service.dispatcher import Dispatcher
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
@@ -19,8 +19,11 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])
 DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
 BULK_GATE = web.AppKey("bulk_gate", asyncio.Semaphore)
 INTAKE = web.AppKey("intake", IntakeBatcher)
+TOKENS = web.AppKey("tokens", TokenCache)
 
 
 async def principal_of(request: web.Request) -> Principal:
     """The authenticated caller, or a 401 problem."""
-    return await authenticate(request.app[STORE], request.headers.get("Authorization"))
+    return await authenticate(
+        request.app[STORE], request.headers.get("Authorization"), request.app[TOKENS]
+    )
