@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-
 from bench import common, pg
 
 
 async def phase(
-    s: aiohttp.ClientSession,
     base: str,
     tok: str,
     *,
@@ -30,18 +27,21 @@ async def phase(
     """`requests` requests of `per_request` distinct targets each, from target index `first`."""
     headers = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json"}
     statuses: dict[int, int] = {}
+    http = common.BareHTTP(base)
 
     async def post(i: int) -> bool:
         start = first + i * per_request
         targets = [common.target(j) for j in range(start, start + per_request)]
         body = common.request_body(targets, f"FIR-{name}-{i}/2026")
-        async with s.post(f"{base}/v1/block-requests", data=body, headers=headers) as r:
-            await r.read()
-            statuses[r.status] = statuses.get(r.status, 0) + 1
-            return r.status == 201
+        status, _ = await http.request("POST", "/v1/block-requests", headers, body)
+        statuses[status] = statuses.get(status, 0) + 1
+        return status == 201
 
     cpu_before = common.cpu_seconds()
-    lat, errors, elapsed = await common.closed_loop(post, requests, concurrency, time_limit)
+    try:
+        lat, errors, elapsed = await common.closed_loop(post, requests, concurrency, time_limit)
+    finally:
+        await http.close()
     cpu_after = common.cpu_seconds()
     done = len(lat)
     cpu_ms = {
@@ -90,26 +90,25 @@ async def main() -> None:
         await common.wait_http(f"{base}/healthz", service)
         if args.pg_stats:
             await pg.reset_statements(url)
-        async with common.http_session(limit=max(args.clients, args.bulk_clients)) as s:
-            c = args.clients
-            results.append(
-                await phase(s, base, tok, name="1 target", per_request=1, requests=singles,
-                            concurrency=c, first=0, time_limit=limit)
-            )  # fmt: skip
-            if args.pg_stats:
-                await pg.print_top_statements(url, "single-target intake: costliest statements")
-                await pg.reset_statements(url)
-            results.append(
-                await phase(s, base, tok, name="100 targets", per_request=100,
-                            requests=hundreds, concurrency=c, first=singles, time_limit=limit)
-            )  # fmt: skip
-            chunks = -(-args.bulk // args.chunk)
-            bulk = await phase(
-                s, base, tok, name=f"bulk {args.bulk:,}", per_request=args.chunk,
-                requests=chunks, concurrency=args.bulk_clients,
-                first=singles + hundreds * 100, time_limit=300,
-            )  # fmt: skip
-            results.append(bulk)
+        c = args.clients
+        results.append(
+            await phase(base, tok, name="1 target", per_request=1, requests=singles,
+                        concurrency=c, first=0, time_limit=limit)
+        )  # fmt: skip
+        if args.pg_stats:
+            await pg.print_top_statements(url, "single-target intake: costliest statements")
+            await pg.reset_statements(url)
+        results.append(
+            await phase(base, tok, name="100 targets", per_request=100,
+                        requests=hundreds, concurrency=c, first=singles, time_limit=limit)
+        )  # fmt: skip
+        chunks = -(-args.bulk // args.chunk)
+        bulk = await phase(
+            base, tok, name=f"bulk {args.bulk:,}", per_request=args.chunk,
+            requests=chunks, concurrency=args.bulk_clients,
+            first=singles + hundreds * 100, time_limit=300,
+        )  # fmt: skip
+        results.append(bulk)
         rss = common.peak_rss_mb(service.pid)
     common.table(
         f"bench.intake — loopback, keep-alive, service {'with' if args.dispatch else 'without'}"

@@ -137,11 +137,11 @@ async def main() -> None:
             rows.append(["GET /v1/block-requests?unit=jammu (cursor)", *r.values()])
             figures["unit_pages"] = r
             single = await intake.phase(
-                s, base, inv, name="1 target", per_request=1, requests=2000, concurrency=16,
+                base, inv, name="1 target", per_request=1, requests=2000, concurrency=16,
                 first=0, time_limit=30,
             )  # fmt: skip
             bulk = await intake.phase(
-                s, base, inv, name="10,000 targets", per_request=10_000, requests=1,
+                base, inv, name="10,000 targets", per_request=10_000, requests=1,
                 concurrency=1, first=10_000, time_limit=60,
             )  # fmt: skip
         figures["intake_single"] = single
