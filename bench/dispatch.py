@@ -139,6 +139,7 @@ async def measure(
         if pg_stats:
             await pg.print_top_statements(url, f"{variant}: filing, costliest statements")
             await pg.reset_statements(url)
+        await pg.checkpoint(url)
         cpu_before = common.cpu_seconds()
         started = [procs.start(f"worker-{variant}-{i}", ["worker"], env) for i in range(n_workers)]
         drained = await wait_drained(url, orders, time_limit)

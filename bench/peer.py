@@ -52,6 +52,7 @@ async def pgqueuer_drain(url: str, jobs: int, batch_size: int | None) -> dict[st
             done += 1
 
         kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+        await pg.checkpoint(url)
         started = time.perf_counter()
         await qm.run(mode=QueueExecutionMode.drain, **kwargs)
         elapsed = time.perf_counter() - started
@@ -106,6 +107,7 @@ async def main() -> None:
         lifecycle: dict[int, int] = {}
         for script in ("pgbench_lifecycle_1.sql", "pgbench_lifecycle_10.sql"):
             for clients in (1, 4):
+                await pg.checkpoint(url)
                 r = pgbench(url, script, clients, seconds)
                 rows.append(r)
                 per = 10 if script.endswith("_10.sql") else 1
