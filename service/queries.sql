@@ -524,17 +524,21 @@ UPDATE block_requests SET status = $2, decided_by = $3, decided_at = now(),
 WHERE id = $1;
 
 -- name: orders_release_held
+-- A request's orders are found through its targets (orders has no request_id index).
 UPDATE orders SET status = 'queued', next_attempt_at = now()
-WHERE request_id = $1 AND status = 'held' RETURNING operator_code;
+WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+  AND request_id = $1 AND status = 'held' RETURNING operator_code;
 
 -- name: request_orders_sent
 SELECT count(*) FROM orders
-WHERE request_id = $1 AND (first_sent_at IS NOT NULL OR attempts > 0
+WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+  AND request_id = $1 AND (first_sent_at IS NOT NULL OR attempts > 0
                            OR status NOT IN ('held', 'queued', 'cancelled'));
 
 -- name: orders_cancel_unsent
 UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL
-WHERE request_id = $1 AND status IN ('held', 'queued') RETURNING target_id;
+WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+  AND request_id = $1 AND status IN ('held', 'queued') RETURNING target_id;
 
 -- name: request_links_close
 UPDATE request_targets SET holds = false, done = true WHERE request_id = $1;
