@@ -115,28 +115,6 @@ def prepare(
     return Filing(principal, req, unit, targets, digest, approval_policy, idempotency_key)
 
 
-async def file_request(
-    store: Store,
-    principal: Principal,
-    req: BlockRequestIn,
-    *,
-    region: str = "IN",
-    max_targets: int = 10_000,
-    approval_policy: str = "none",
-    idempotency_key: str | None = None,
-) -> IntakeResult:
-    """Store the request, its targets and its orders in one transaction."""
-    filing = prepare(
-        principal,
-        req,
-        region=region,
-        max_targets=max_targets,
-        approval_policy=approval_policy,
-        idempotency_key=idempotency_key,
-    )
-    return await file_one(store, filing)
-
-
 async def file_one(store: Store, filing: Filing) -> IntakeResult:
     """File one request in its own transaction, retrying it after a deadlock."""
     for attempt in range(_ATTEMPTS_ON_DEADLOCK):
