@@ -62,6 +62,8 @@ class Lane:
         self.limiter = RateLimiter(operator["rate_limit_per_s"])
         self.in_flight: list[int] = []
         self.claimed_at = datetime.now(UTC)
+        self.asked = 0  # orders the last claim asked for
+        self.emptied = False  # the last batch was short: the queue was empty behind it
         self.retired = False
 
     def update(self, operator: Row) -> None:
@@ -83,12 +85,15 @@ class Lane:
             while not self.d.stopping.is_set() and not self.retired:
                 # cleared before claiming, so a NOTIFY that arrives mid-batch is not lost
                 self.wake.clear()
+                self.emptied = False
                 try:
                     did = await self.step()
                 except StoreError as exc:
                     log.warning("dispatch.store_error", operator=self.code, error=str(exc))
                     did = False
-                if not did:
+                # after a short batch the queue was empty: a claim now would find nothing, so
+                # wait for a NOTIFY (one that came during the batch has set `wake` already)
+                if not did or self.emptied:
                     await self._pause(self.d.settings.poll_interval_s)
         finally:
             if self.retired:
@@ -131,6 +136,7 @@ class Lane:
             await asyncio.sleep(wait)
             return None
         self.claimed_at = datetime.now(UTC)
+        self.asked = n
         claimed = await self.d.store.fetch(
             "orders_claim", self.code, n, s.lease_s, self.d.worker, False
         )
@@ -141,6 +147,7 @@ class Lane:
         if not probe:
             return []
         self.claimed_at = datetime.now(UTC)
+        self.asked = 1
         claimed = await self.d.store.fetch(
             "orders_claim", self.code, 1, s.lease_s, self.d.worker, True
         )
@@ -179,6 +186,7 @@ class Lane:
             self.operator = {**self.operator, "breaker_state": state}
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
         self.d.delivered += len(orders)
+        self.emptied = len(claimed) < self.asked
         return not failed
 
     async def _renew_leases(self) -> None:
