@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 import structlog
@@ -12,6 +13,14 @@ from service.http.app import create_app
 from service.settings import Settings
 
 log = structlog.get_logger()
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, number metadata, the app: ~60,000 objects) out of
+    the garbage collector's full passes, which otherwise scan it all every few seconds under
+    load (20-30 ms each, straight into the latency tail)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _stop_event() -> asyncio.Event:
@@ -30,6 +39,7 @@ async def serve(settings: Settings) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    _freeze_startup_objects()
     log.info("service.listening", url=f"http://{settings.host}:{settings.port}")
     await stop.wait()
     log.info("service.stopping")
@@ -42,5 +52,6 @@ async def run_worker(settings: Settings) -> int:
     from service.http.app import run_dispatcher_only
 
     stop = _stop_event()
+    _freeze_startup_objects()
     await run_dispatcher_only(settings, stop)
     return 0
