@@ -16,9 +16,10 @@ import structlog
 from service import delivery, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
-from service.store import Listener, Row, Store, StoreError
+from service.store import Listener, RetryableConflict, Row, Store, StoreError
 
 log = structlog.get_logger()
+_RECORD_ATTEMPTS = 5
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
 ORDERS_CHANNEL = "fraudblock_orders"  # the channel queries.sql notifies on
 
@@ -176,8 +177,7 @@ class Lane:
             tried = await delivery.deliver(self.adapter, orders, s)
         finally:
             await delivery.cancelled_safely(renew)
-        async with self.d.store.transaction() as tx:
-            done = await delivery.record(tx, self.operator, claimed, tried, self.d.worker, s)
+        done = await self._record(claimed, tried)
         counts, failed, state = done.counts, done.failed, done.breaker
         self.in_flight = []
         if state is not None and state != self.operator["breaker_state"]:
@@ -188,6 +188,22 @@ class Lane:
         self.d.delivered += len(orders)
         self.emptied = len(claimed) < self.asked
         return not failed
+
+    async def _record(self, claimed: list[Row], tried: delivery.Tried) -> delivery.Recorded:
+        """Record a delivered batch. An operator's acks for the same orders can arrive through
+        the API while this runs, and the two may deadlock; the loser here is rolled back
+        whole and recorded again, so no attempt goes unrecorded."""
+        for attempt in range(1, _RECORD_ATTEMPTS + 1):
+            try:
+                async with self.d.store.transaction() as tx:
+                    return await delivery.record(
+                        tx, self.operator, claimed, tried, self.d.worker, self.d.settings
+                    )
+            except RetryableConflict as exc:
+                if attempt == _RECORD_ATTEMPTS:
+                    raise
+                log.info("dispatch.record_retry", operator=self.code, error=str(exc))
+        raise AssertionError("unreachable")
 
     async def _renew_leases(self) -> None:
         s = self.d.settings
