@@ -478,6 +478,36 @@ async def test_notify_wakes_an_idle_worker_long_before_its_poll(
     assert took < 2.0
 
 
+async def test_an_order_filed_during_a_short_batch_goes_right_after_it_not_at_the_poll(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    s = settings.model_copy(update={"poll_interval_s": 30, "maintenance_interval_s": 30})
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        gate, held = fake.hold()
+        fake.answers["vi"] = scripted(held)
+        dispatcher = Dispatcher(store, s, build_adapter)
+        async with running(dispatcher):
+            await file_request(client, tokens["investigator"], vi_numbers(1))
+
+            async def first_sent() -> bool:
+                return len(fake.batches) == 1
+
+            await eventually(first_sent, "the first batch")
+            # the lane's batch was short (one order): after it, the lane waits for a NOTIFY;
+            # the one this filing sends arrives while the batch is still out
+            await file_request(client, tokens["investigator"], vi_numbers(1, start=1))
+            await asyncio.sleep(0.2)
+            gate.set()
+
+            async def both_acked() -> bool:
+                return await statuses(store, "vi") == {"acked": 2}
+
+            took = await eventually(both_acked, "both acks", limit_s=5)
+    assert took < 2.0
+    assert len(fake.batches) == 2
+
+
 async def test_a_reconfigured_operator_is_used_by_a_running_worker(
     client: Client, tokens: Tokens, store: Store, settings: Settings
 ) -> None:
