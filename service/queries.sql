@@ -340,13 +340,17 @@ WITH expired AS (
 SELECT id, operator_code, attempts, last_error FROM reaped;
 
 -- name: orders_mark_sent
+-- Locks the orders in id order first, as the ack API does (orders_for_ack): an operator's acks
+-- for this very batch can arrive while it is being recorded, and must not deadlock with it.
 UPDATE orders o SET status = 'sent', sent_at = now(), first_sent_at = coalesce(first_sent_at, now()),
        ack_due_at = now() + make_interval(
            secs => CASE WHEN o.urgent THEN $4::double precision ELSE $3::double precision END),
        operator_ref = coalesce(u.ref, o.operator_ref), attempts = u.attempts,
        lease_expires_at = NULL, leased_by = NULL, last_error = NULL
 FROM unnest($1::bigint[], $2::text[], $6::int[]) AS u(id, ref, attempts)
-WHERE o.id = u.id AND o.id = ANY($1::bigint[]) AND o.status = 'in_flight' AND o.leased_by = $5;
+WHERE o.id = u.id
+  AND o.id = ANY(ARRAY(SELECT id FROM orders WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE))
+  AND o.status = 'in_flight' AND o.leased_by = $5;
 
 -- name: orders_reschedule
 UPDATE orders o SET status = 'queued', next_attempt_at = u.at, last_error = u.error,
