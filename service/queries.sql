@@ -330,7 +330,7 @@ WITH expired AS (
     UPDATE orders o SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
            last_error = 'lease expired: worker ' || coalesce(e.leased_by, '?') || ' stopped',
            leased_by = NULL
-    FROM expired e WHERE o.id = e.id
+    FROM expired e WHERE o.id = e.id AND o.id = ANY(ARRAY(SELECT id FROM expired))
     RETURNING o.id, o.operator_code, o.attempts, o.last_error, e.leased_by, e.lease_expires_at
 ), recorded AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error)
@@ -496,7 +496,7 @@ WITH changed AS (
                           ELSE 'completed' END
                  ELSE r.status END,
         updated_at = now()
-    FROM agg WHERE r.id = agg.request_id
+    FROM agg WHERE r.id = agg.request_id AND r.id = ANY(ARRAY(SELECT request_id FROM agg))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM requests) AS requests;
@@ -577,7 +577,7 @@ FROM (
     WHERE rt.request_id = ANY($1::bigint[])
     GROUP BY rt.request_id
 ) c
-WHERE r.id = c.request_id;
+WHERE r.id = c.request_id AND r.id = ANY($1::bigint[]);
 
 -- name: request_links_reopen
 UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2;
