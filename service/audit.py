@@ -27,10 +27,8 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def canonical(at: datetime, e: AuditEntry) -> bytes:
-    """The canonical encoding hashed into the chain: sorted-key compact JSON."""
-    doc = {
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+def _fields(e: AuditEntry) -> dict[str, Any]:
+    return {
         "actor": e.actor,
         "role": e.role,
         "action": e.action,
@@ -38,6 +36,11 @@ def canonical(at: datetime, e: AuditEntry) -> bytes:
         "entity_id": e.entity_id,
         "details": e.details,
     }
+
+
+def canonical(at: datetime, e: AuditEntry) -> bytes:
+    """The canonical encoding hashed into the chain: sorted-key compact JSON."""
+    doc = {"at": at.astimezone(UTC).isoformat(timespec="microseconds"), **_fields(e)}
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -49,19 +52,7 @@ def chain_hash(prev: bytes, encoded: bytes) -> bytes:
 def encode(entries: Sequence[AuditEntry]) -> str:
     """Entries as the JSON the database's audit_append function chains and stores."""
     now = datetime.now(UTC)
-    rows = [
-        {
-            "at": now,
-            "actor": e.actor,
-            "role": e.role,
-            "action": e.action,
-            "entity_type": e.entity_type,
-            "entity_id": e.entity_id,
-            "details": e.details,
-            "canonical": canonical(now, e).decode(),
-        }
-        for e in entries
-    ]
+    rows = [{"at": now, **_fields(e), "canonical": canonical(now, e).decode()} for e in entries]
     return orjson.dumps(rows).decode()
 
 

@@ -304,7 +304,6 @@ async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
             req.force,
             len(f.targets),
             f.principal.token_id,
-            *_routing_lookups([f]),
         )
     except IntegrityConflict:
         raise Invalid(f"no such unit: {f.unit}", [{"field": "unit"}]) from None

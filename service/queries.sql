@@ -85,23 +85,12 @@ FROM json_to_recordset($1::json) AS u(token_id bigint, key text, body_hash text,
                                       request_id bigint, response jsonb);
 
 -- name: intake_begin
--- Store the request head and read everything routing needs, in one round trip.
-WITH req AS (
-    INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis,
-                                note, reason, force, status, target_count, created_by)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
-    RETURNING id, created_at
-)
-SELECT req.id, req.created_at,
-       (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
-           AS active,
-       s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves
-FROM req,
-     (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
-      FROM number_series WHERE prefix = ANY($12::text[])) s,
-     (SELECT array_agg(msisdn) AS msisdns, array_agg(operator_code) AS route_ops,
-             array_agg(serves) AS serves
-      FROM msisdn_routes WHERE msisdn = ANY($13::text[])) r;
+-- Store an unblock request's head (an unblock is routed by the orders it undoes, not by
+-- number series or learned routes).
+INSERT INTO block_requests (unit_code, case_ref, category, action, priority, legal_basis,
+                            note, reason, force, status, target_count, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
+RETURNING id, created_at;
 
 -- name: intake_open_blocks
 -- Block requests' first round trip, for one request or several that name no target in common:

@@ -103,6 +103,17 @@ async def client(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
         yield c
 
 
+def body(*targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
+    """A block request body with these (kind, value) targets."""
+    doc: dict[str, Any] = {
+        "case_ref": "FIR-12/2026",
+        "category": "kyc_update",
+        "targets": [{"kind": k, "value": v} for k, v in targets],
+    }
+    doc.update(extra)
+    return doc
+
+
 class Tokens:
     """One bearer header per role, created through the real token code."""
 

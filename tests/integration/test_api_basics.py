@@ -10,22 +10,12 @@ from aiohttp import hdrs
 from aiohttp.test_utils import TestClient
 
 from service.http.openapi import openapi_path
-from tests.conftest import Tokens
+from tests.conftest import Tokens, body
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
 # Routes that serve the API description itself, not operations of the API.
 SELF_DESCRIBING = ("/openapi.json", "/docs")
-
-
-def body(*targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "case_ref": "FIR-12/2026",
-        "category": "kyc_update",
-        "targets": [{"kind": k, "value": v} for k, v in targets],
-    }
-    doc.update(extra)
-    return doc
 
 
 async def file(client: Client, headers: dict[str, str], doc: dict[str, Any]) -> dict[str, Any]:

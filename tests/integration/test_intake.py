@@ -9,20 +9,10 @@ from aiohttp.test_utils import TestClient
 
 from service.models import BlockRequestOut
 from service.store import Store
-from tests.conftest import Tokens
+from tests.conftest import Tokens, body
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
-
-
-def body(*targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "case_ref": "FIR-12/2026",
-        "category": "kyc_update",
-        "targets": [{"kind": k, "value": v} for k, v in targets],
-    }
-    doc.update(extra)
-    return doc
 
 
 async def test_block_request_is_normalised_routed_and_stored(

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from service import audit, auth
 from service.store import Store
-from tests.conftest import Tokens
+from tests.conftest import Tokens, body
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
@@ -29,16 +29,6 @@ TABLES = (
     "target_event_counts",
     "order_state_counts",
 )
-
-
-def body(*targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "case_ref": "FIR-12/2026",
-        "category": "kyc_update",
-        "targets": [{"kind": k, "value": v} for k, v in targets],
-    }
-    doc.update(extra)
-    return doc
 
 
 @pytest.fixture
