@@ -30,6 +30,7 @@ CSV_HEADER = (
     "attempt",
     "operator",
     "created_at",
+    "seq",
 )
 
 
@@ -65,6 +66,7 @@ def render_csv(orders: Sequence[OutboundOrder], created_at: datetime) -> bytes:
             o.attempt,
             o.operator,
             stamp,
+            o.seq,
         )
         for o in orders
     )

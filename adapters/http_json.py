@@ -90,6 +90,7 @@ def order_payload(order: OutboundOrder) -> dict[str, Any]:
         "value": order.value,
         "urgent": order.urgent,
         "attempt": order.attempt,
+        "seq": order.seq,
     }
 
 

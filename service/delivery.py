@@ -20,7 +20,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from service import acks
+from service import acks, settlement
 from service.ports import (
     Accepted,
     Acknowledged,
@@ -179,23 +179,14 @@ async def record(
             else:
                 later.append((oid, when, result.error, n))
     failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
-    answers = [
-        {
-            "id": a.order_id,
-            "status": a.status,
-            "reason": a.reason,
-            "ref": a.operator_ref,
-            "attempts": a.attempts,
-        }
-        for a in acked
-    ]
     head = await tx.fetchrow(
         "dispatch_record",
         orjson.dumps(tried.attempts).decode(),
-        orjson.dumps(answers).decode(),
+        acks.answers_json(acked),
         worker,
         failed,
         code,
+        sorted({r["target_id"] for r in claimed}),
     )
     assert head is not None
     if sent:
@@ -226,11 +217,11 @@ async def record(
             [d[3] for d in dead],
             worker,
         )
-        await acks.settle(tx, {g["target_id"] for g in gone})
+        await settlement.settle(tx, {g["target_id"] for g in gone})
     applied = set(head["applied"])
     if applied:
         done = [a for a in acked if a.order_id in applied]
-        await acks.follow_up(
+        await settlement.follow_up(
             tx,
             code,
             [by_id[a.order_id] for a in done],

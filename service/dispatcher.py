@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from service import delivery, stats
+from service import delivery, settlement, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
 from service.store import Listener, RetryableConflict, Row, Store, StoreError
@@ -167,7 +167,14 @@ class Lane:
         s = self.d.settings
         orders = [
             OutboundOrder(
-                r["id"], self.code, r["action"], r["kind"], r["value"], r["urgent"], r["attempts"]
+                r["id"],
+                self.code,
+                r["action"],
+                r["kind"],
+                r["value"],
+                r["urgent"],
+                r["attempts"],
+                r["seq"] or 0,
             )
             for r in claimed
         ]
@@ -273,7 +280,8 @@ class Dispatcher:
                 lane.wake.set()
 
     async def upkeep(self) -> None:
-        """Return expired leases, re-send overdue orders once, fold counters, refresh operators."""
+        """Return expired leases, re-send unanswered orders, withdraw superseded ones, declare
+        the too old dead, fold counters, refresh operators."""
         reaped = await self.store.fetch("orders_reap_expired")
         if reaped:
             log.warning("order.lease_expired", count=len(reaped))
@@ -282,6 +290,12 @@ class Dispatcher:
         if overdue:
             log.warning("order.overdue_resent", count=len(overdue))
             self.on_notify(",".join({r["operator_code"] for r in overdue}))
+        withdrawn = await self.store.fetch("orders_withdraw_superseded")
+        if withdrawn:
+            log.info("order.superseded_withdrawn", count=len(withdrawn))
+        expired = await settlement.expire(self.store, self.settings.max_order_age_s)
+        if expired:
+            log.warning("order.expired", count=expired)
         if self.listener is not None and not self.listener.alive:
             log.warning("dispatch.listen_reconnecting")
             await self.listener.close()

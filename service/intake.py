@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from service import acks, audit
+from service import audit, settlement
 from service.auth import Principal
 from service.errors import Forbidden, Invalid
 from service.identifiers import InvalidTarget, normalize_target
@@ -18,7 +18,7 @@ from service.models import BlockRequestIn, OrderOut
 from service.plans import NormalTarget, RoutingContext, TargetPlan, plan_block
 from service.routing import candidate_prefixes
 from service.store import IntegrityConflict, RetryableConflict, Row, Store, Tx
-from service.unblock import plan_unblock
+from service.unblock import UnblockHead, awaiting_approval, decide_unblock
 
 log = structlog.get_logger()
 _ATTEMPTS_ON_DEADLOCK = 5
@@ -281,10 +281,29 @@ async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
     assert row is not None
     by_key = {(r["kind"], r["value"]): r for r in orjson.loads(row["targets"] or "[]")}
     ctx = RoutingContext.from_row(row)
-    return [
+    opened = [
         _Opened(f, request_id, row["created_at"], plan_block(f.targets, by_key, ctx))
         for f, request_id in zip(filings, row["ids"], strict=True)
     ]
+    # a block decided now supersedes its pairs' unsent older orders (an unblock on its way)
+    supersedes = [
+        {"target_id": p.target_id, "operator_code": op, "request_id": o.request_id}
+        for o in opened
+        if not _held(o.filing, o.plans)
+        for p in o.plans
+        if not by_key[(p.target.kind, p.target.value)]["inserted"]
+        for op in p.operators
+    ]
+    if supersedes:
+        await settlement.supersede(tx, supersedes)
+    return opened
+
+
+def _held(f: Filing, plans: Sequence[TargetPlan]) -> bool:
+    """Whether a request waits for a supervisor's approval before anything is decided."""
+    return f.approval_policy == "supervisor" and any(
+        p.operators or p.outcome == "awaiting_approval" for p in plans
+    )
 
 
 async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
@@ -312,7 +331,11 @@ async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
         "targets_lock_existing", [t.kind for t in f.targets], [t.value for t in f.targets]
     )
     by_key = {(r["kind"], r["value"]): r for r in rows}
-    plans = await plan_unblock(tx, f.principal, req, f.unit, f.targets, by_key)
+    if f.approval_policy == "supervisor":
+        plans = awaiting_approval(f.targets, by_key)
+    else:
+        unblock = UnblockHead(head["id"], f.unit, req.case_ref, req.force)
+        plans = await decide_unblock(tx, unblock, f.principal, f.targets, by_key)
     return _Opened(f, head["id"], head["created_at"], plans)
 
 
@@ -328,27 +351,16 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
     woken: set[str] = set()
     for o in opened:
         req, plans = o.filing.req, o.plans
-        held = o.filing.approval_policy == "supervisor" and any(p.operators for p in plans)
+        held = _held(o.filing, plans)
         stored = [p for p in plans if p.target_id]
-        open_targets = sum(1 for p in stored if p.state == "pending")
-        failed = sum(1 for p in plans if p.outcome == "unroutable")
-        if held:
-            status = "pending_approval"
-        elif open_targets:
-            status = "dispatching"
-        else:
-            status = "partially_completed" if failed else "completed"
         requests.append(
             {
                 "id": o.request_id,
-                "status": status,
-                "open_targets": open_targets,
-                "failed_targets": failed,
+                "held": held,
                 "action": req.action,
                 "unit": o.filing.unit,
                 "category": req.category,
                 "urgent": req.priority == "urgent",
-                "order_status": "held" if held else "queued",
             }
         )
         links += [
@@ -358,16 +370,18 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
                 "position": p.target.index,
                 "submitted": p.target.submitted,
                 "outcome": p.outcome,
+                "state": p.state,
                 "holds": req.action == "block" and p.outcome != "unroutable",
-                "done": p.state != "pending",
+                "done": p.state != "pending" and p.outcome != "awaiting_approval",
             }
             for p in stored
         ]
-        restates += [
-            {"id": p.target_id, "action": req.action, "state": p.state}
-            for p in stored
-            if p.outcome in ("queued", "unroutable") or p.restate
-        ]
+        if not held:  # a request awaiting approval leaves its targets as they are
+            restates += [
+                {"id": p.target_id, "action": req.action, "state": p.state}
+                for p in stored
+                if p.outcome in ("queued", "unroutable") or p.restate
+            ]
         for p in plans:
             new_orders += [
                 (p.target_id, p.target.kind, p.target.value, op, o.request_id) for op in p.operators
@@ -385,12 +399,16 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
         no_orders,
     )
     orders: dict[int, list[Row]] = {}
+    statuses: dict[int, str] = {}
     for r in rows:
-        orders.setdefault(r["target_id"], []).append(r)
+        if r["id"] is None:  # a request's own row: its status
+            statuses[r["request_id"]] = r["status"]
+        else:
+            orders.setdefault(r["target_id"], []).append(r)
     restated = [p.target_id for o in opened for p in o.plans if p.target_id and p.restate]
     if restated:  # other cases waiting on a withdrawn block settle too
-        await acks.settle(tx, restated)
-    return [_body(o, r["status"], orders) for o, r in zip(opened, requests, strict=True)]
+        await settlement.settle(tx, restated)
+    return [_body(o, statuses[o.request_id], orders) for o in opened]
 
 
 def _body(o: _Opened, status: str, orders: dict[int, list[Row]]) -> dict[str, Any]:
@@ -459,6 +477,7 @@ def order_doc(r: Row) -> dict[str, Any]:
         "dead_at": r["dead_at"],
         "last_error": r["last_error"],
         "request_id": r["request_id"],
+        "seq": r["seq"],
     }
 
 

@@ -1,4 +1,4 @@
-"""How a target's state follows from its orders, and a request's from its targets (pure)."""
+"""How a target's state follows from its pairs' latest decisions (pure)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ from dataclasses import dataclass
 
 PENDING_ORDER = frozenset({"held", "queued", "in_flight", "sent"})
 CONFIRMED = frozenset({"blocked", "already_blocked"})
-FAILED_FOR_BLOCK = frozenset({"partially_blocked", "rejected", "dead", "unroutable", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
 class OrderView:
-    """The latest order of a target at one operator."""
+    """The latest decision for a target at one operator (sql/0006_pair_ordering.sql)."""
 
     operator: str
     action: str
     status: str
     ack_status: str | None
+    request_id: int = 0
+    seq: int = 0
+
+
+def latest_action(latest: Iterable[OrderView], default: str) -> str:
+    """The action of the target's most recent decision, or `default` when it has none."""
+    newest = max(latest, key=lambda o: o.seq, default=None)
+    return default if newest is None else newest.action
 
 
 def target_state(action: str, latest: Iterable[OrderView]) -> str:
-    """A target's overall state from the latest order per operator.
+    """A target's overall state from its pairs' latest decisions, under its current action.
 
     Blocking: `blocked` when every operator that serves it confirmed, `partially_blocked`
     when some did, `rejected`/`dead` when none did, `unroutable` when no operator serves it.
@@ -48,15 +55,14 @@ def target_state(action: str, latest: Iterable[OrderView]) -> str:
     return "dead"
 
 
-def target_failed(action: str, state: str) -> bool:
-    """Whether a settled target counts against its request (partially completed)."""
-    if action == "unblock":
-        return state != "unblocked"
-    return state in FAILED_FOR_BLOCK
-
-
-def request_status(open_targets: int, failed_targets: int) -> str:
-    """A dispatching request's status from its counters."""
-    if open_targets > 0:
-        return "dispatching"
-    return "partially_completed" if failed_targets else "completed"
+def operator_holds(latest: OrderView) -> str:
+    """What one operator holds for a target, as far as its answers tell."""
+    if latest.status in PENDING_ORDER:
+        return f"pending_{latest.action}"
+    if latest.status == "dead":
+        return "unknown"
+    if latest.action == "block":
+        if latest.ack_status in CONFIRMED:
+            return "blocked"
+        return "not_subscriber" if latest.ack_status == "not_subscriber" else "not_blocked"
+    return "blocked" if latest.ack_status == "rejected" else "not_blocked"

@@ -41,7 +41,12 @@ REQUEST_STATUSES: tuple[RequestStatus, ...] = (
     "rejected",
     "cancelled",
 )
-OrderStatus = Literal["held", "queued", "in_flight", "sent", "acked", "dead", "cancelled"]
+OrderStatus = Literal[
+    "held", "queued", "in_flight", "sent", "acked", "dead", "cancelled", "withdrawn"
+]
+OperatorHolds = Literal[
+    "blocked", "not_blocked", "not_subscriber", "pending_block", "pending_unblock", "unknown"
+]
 TargetState = Literal[
     "pending",
     "blocked",
@@ -60,6 +65,7 @@ TargetOutcome = Literal[
     "held",
     "not_blocked",
     "unroutable",
+    "awaiting_approval",
 ]
 
 CaseRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -134,6 +140,18 @@ class OrderOut(BaseModel):
     dead_at: datetime | None = None
     last_error: str | None = None
     request_id: int
+    seq: int | None = Field(
+        default=None,
+        description="The decision's number, rising per (target, operator); none while held.",
+    )
+
+
+class HoldOut(BaseModel):
+    """A case that still holds a target blocked; another unit's case reference is hidden
+    from an investigator."""
+
+    unit: str
+    case_ref: str | None = None
 
 
 class RequestTargetOut(BaseModel):
@@ -145,7 +163,9 @@ class RequestTargetOut(BaseModel):
     value: str
     outcome: TargetOutcome
     state: TargetState
-    held_by: list[str] = Field(default_factory=list, description="Case refs still holding it.")
+    held_by: list[HoldOut] = Field(
+        default_factory=list, description="The other cases that still hold it blocked."
+    )
     orders: list[OrderOut]
 
 
@@ -228,7 +248,12 @@ class TargetOut(BaseModel):
     action: Action
     state_changed_at: datetime
     created_at: datetime
-    operators: dict[str, OrderOut] = Field(description="The latest order per operator.")
+    operators: dict[str, OrderOut] = Field(
+        description="Each operator's latest decision (the order it was last told to act on)."
+    )
+    operator_states: dict[str, OperatorHolds] = Field(
+        default_factory=dict, description="What each operator holds, as its answers tell."
+    )
     orders: list[OrderOut]
     cases: list[TargetCaseOut]
 

@@ -39,7 +39,7 @@ class AckResultOut(BaseModel):
 
     index: int
     order_id: int | None
-    result: Literal["applied", "duplicate", "conflict", "not_found", "invalid"]
+    result: Literal["applied", "duplicate", "conflict", "not_found", "invalid", "superseded"]
     reason: str | None = None
 
 
@@ -59,7 +59,8 @@ class PulledOrder(BaseModel):
     value: str
     urgent: bool
     attempt: int
-    lease_expires_in_s: float
+    seq: int = Field(description="Rises with each decision on this target; a lower one is stale.")
+    ack_due_in_s: float = Field(description="Acknowledge within this, or it is sent again.")
 
 
 class PulledOrders(BaseModel):

@@ -28,7 +28,7 @@ class TargetPlan:
     outcome: str
     state: str
     operators: list[str] = field(default_factory=list)
-    held_by: list[str] = field(default_factory=list)
+    held_by: list[dict[str, str | None]] = field(default_factory=list)  # {unit, case_ref}
     restate: bool = False
 
 
@@ -55,6 +55,7 @@ class RoutingContext:
 def plan_block(
     targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row], ctx: RoutingContext
 ) -> list[TargetPlan]:
+    """A target already blocked, or on its way, is linked; the others are routed."""
     plans = []
     for t in targets:
         row = by_key[(t.kind, t.value)]

@@ -29,6 +29,7 @@ class OutboundOrder:
     value: str
     urgent: bool
     attempt: int
+    seq: int = 0  # rises with each decision on the target: an operator may drop a lower one
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
 -- Every statement the service runs, by name. Loaded by service.store.
+--
+-- One lock order, used by every path: Idempotency-Key advisory locks, then targets by id
+-- ascending, then orders by id ascending, then requests by id ascending, then the operator row
+-- (breaker), then the audit chain head (last, held to the commit). Paths that start from orders
+-- (acks, a worker recording its batch) lock those orders' targets first.
 
 -- name: token_by_hash
 SELECT id, name, role, unit_code, operator_code
@@ -110,10 +115,16 @@ WITH heads AS MATERIALIZED (
            'dispatching', target_count, created_by
     FROM heads ORDER BY n
     RETURNING id, created_at
+), named AS (
+    SELECT DISTINCT e->>0 AS kind, e->>1 AS value FROM heads h, json_array_elements(h.targets) e
+), existing AS MATERIALIZED (  -- the lock order: targets by id, before any new one is inserted
+    SELECT t.id FROM targets t JOIN named n ON t.kind = n.kind AND t.value = n.value
+    ORDER BY t.id FOR UPDATE OF t
 ), up AS (
     INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
     SELECT e->>0, e->>1, h.unit, h.category, h.id, 'block', 'pending'
     FROM heads h, json_array_elements(h.targets) AS e
+    WHERE (SELECT count(*) FROM existing) >= 0
     ORDER BY 1, 2
     ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
     RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted
@@ -133,36 +144,48 @@ FROM (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_o
 -- name: intake_close
 -- Requests' last round trip: their orders, their links to the targets, the targets' new states,
 -- the requests' counters and status, the workers' wake-up. Returns the new orders and, for
--- targets that got none, their current ones. $1 requests, $2 links, $3 new states and $4 orders
--- are JSON arrays; $5 the operators to wake (comma-separated); $6 targets without new orders.
+-- targets that got none, their pairs' latest decisions; then one row per request (no order id)
+-- with its status. $1 requests, $2 links, $3 new states and $4 orders are JSON arrays; $5 the
+-- operators to wake (comma-separated); $6 targets without new orders.
 WITH reqs AS MATERIALIZED (
-    SELECT * FROM json_to_recordset($1::json) AS r(id bigint, status text, open_targets int,
-         failed_targets int, action text, unit text, category text, urgent bool,
-         order_status text)
+    SELECT r.*, CASE WHEN r.held THEN NULL ELSE nextval('order_decisions') END AS seq
+    FROM json_to_recordset($1::json) AS r(id bigint, held bool, action text, unit text,
+         category text, urgent bool)
 ), new_orders AS (  -- [target_id, kind, value, operator, request_id] arrays: lighter than objects
     SELECT (e->>0)::bigint AS target_id, e->>1 AS kind, e->>2 AS value, e->>3 AS operator_code,
            (e->>4)::bigint AS request_id
     FROM json_array_elements($4::json) AS e
 ), ins AS (
     INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
-                        category, urgent, status)
+                        category, urgent, status, seq, due_at)
     SELECT u.target_id, u.kind, u.value, u.operator_code, r.action, u.request_id, r.unit,
-           r.category, r.urgent, r.order_status
-    FROM new_orders u JOIN reqs r ON r.id = u.request_id
+           r.category, r.urgent, CASE WHEN r.held THEN 'held' ELSE 'queued' END, r.seq,
+           CASE WHEN NOT r.held THEN now() + make_interval(secs => CASE WHEN r.urgent
+               THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END) END
+    FROM new_orders u JOIN reqs r ON r.id = u.request_id JOIN operators p ON p.code = u.operator_code
     RETURNING id, target_id, operator_code, action, status, attempts, created_at,
               first_sent_at, sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at,
-              last_error, request_id
-), fin AS (
-    UPDATE block_requests b SET status = r.status, open_targets = r.open_targets,
-                                failed_targets = r.failed_targets
-    FROM reqs r WHERE b.id = r.id AND b.id = ANY(ARRAY(SELECT id FROM reqs))
-    RETURNING b.id, CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
+              last_error, request_id, seq
+), link_rows AS (
+    SELECT * FROM json_to_recordset($2::json) AS u(request_id bigint, target_id bigint,
+         position int, submitted text, outcome text, state text, holds bool, done bool)
 ), links AS (
     INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome,
                                  holds, done)
-    SELECT u.request_id, u.target_id, u.position, u.submitted, u.outcome, u.holds, u.done
-    FROM json_to_recordset($2::json) AS u(request_id bigint, target_id bigint, position int,
-                                          submitted text, outcome text, holds bool, done bool)
+    SELECT request_id, target_id, position, submitted, outcome, holds, done FROM link_rows
+), counted AS (
+    SELECT r.id, r.held, count(l.*) FILTER (WHERE NOT l.done) AS open,
+           count(l.*) FILTER (WHERE l.done AND link_failed(r.action, l.outcome, l.state))
+               AS failed
+    FROM reqs r LEFT JOIN link_rows l ON l.request_id = r.id GROUP BY r.id, r.held
+), fin AS (
+    UPDATE block_requests b SET
+        status = CASE WHEN c.held THEN 'pending_approval'
+                      ELSE request_status('dispatching', c.open::int, c.failed::int) END,
+        open_targets = c.open, failed_targets = c.failed
+    FROM counted c WHERE b.id = c.id AND b.id = ANY(ARRAY(SELECT id FROM reqs))
+    RETURNING b.id, b.status,
+              CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
 ), restated AS (
     SELECT * FROM json_to_recordset($3::json) AS u(id bigint, action text, state text)
 ), states AS (
@@ -172,15 +195,17 @@ WITH reqs AS MATERIALIZED (
     WHERE t.id = u.id AND t.id = ANY(ARRAY(SELECT id FROM restated))
       AND (t.state <> u.state OR t.action <> u.action)
 ), current AS (
-    SELECT DISTINCT ON (target_id, operator_code)
-           id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+    SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
            sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error,
-           request_id
-    FROM orders  -- the gate skips the scan in the usual case, where every target got orders
-    WHERE cardinality($6::bigint[]) > 0 AND target_id = ANY($6::bigint[])
-    ORDER BY target_id, operator_code, id DESC
+           request_id, seq
+    FROM pair_latest($6::bigint[])  -- the gate skips it in the usual case: every target got orders
+    WHERE cardinality($6::bigint[]) > 0
 )
-SELECT * FROM ins UNION ALL SELECT * FROM current;
+SELECT * FROM ins UNION ALL SELECT * FROM current
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, f.status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, f.id, NULL
+FROM fin f;
 
 -- name: targets_lock_existing
 SELECT t.id, t.kind, t.value, t.action, t.state, false AS inserted
@@ -188,37 +213,82 @@ FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AN
 ORDER BY t.id FOR UPDATE OF t;
 
 -- name: orders_latest_for_targets
-SELECT DISTINCT ON (target_id, operator_code)
-       id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
-       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
-FROM orders WHERE target_id = ANY($1::bigint[])
-ORDER BY target_id, operator_code, id DESC;
+-- Each pair's latest decision (sql/0006_pair_ordering.sql, pair_latest).
+SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
+       seq
+FROM pair_latest($1::bigint[]) ORDER BY target_id, operator_code;
 
 -- name: orders_latest_states
--- What settling needs of each target's latest order per operator, and nothing more.
-SELECT DISTINCT ON (target_id, operator_code)
-       target_id, operator_code, action, status, ack_status
-FROM orders WHERE target_id = ANY($1::bigint[])
-ORDER BY target_id, operator_code, id DESC;
+-- What settling needs of each pair's latest decision, and nothing more.
+SELECT target_id, operator_code, action, status, ack_status, request_id, seq
+FROM pair_latest($1::bigint[]);
 
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
-       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id
+       sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
+       seq
 FROM orders WHERE target_id = $1 ORDER BY id;
 
--- name: holds_release
--- Release the block holds of the given targets by the cases of this case_ref (or unit).
-UPDATE request_targets rt SET holds = false
-FROM block_requests r
-WHERE rt.request_id = r.id AND rt.holds AND rt.target_id = ANY($1::bigint[])
-  AND ($2::text IS NULL OR r.case_ref = $2) AND ($3::text IS NULL OR r.unit_code = $3)
-RETURNING rt.target_id, r.case_ref;
-
--- name: holds_remaining
-SELECT rt.target_id, array_agg(DISTINCT r.case_ref ORDER BY r.case_ref) AS case_refs
+-- name: holds_of
+-- The cases (unit, case_ref) that hold each target: block requests in force that named it.
+SELECT DISTINCT rt.target_id, r.unit_code, r.case_ref
 FROM request_targets rt JOIN block_requests r ON r.id = rt.request_id
 WHERE rt.holds AND rt.target_id = ANY($1::bigint[])
-GROUP BY rt.target_id;
+  AND r.status NOT IN ('pending_approval', 'rejected', 'cancelled')
+ORDER BY rt.target_id, r.unit_code, r.case_ref;
+
+-- name: holds_release
+-- An unblock takes effect: release the holds of the case it names (every hold with force).
+-- $1: JSON [{target_id, request_id}] (request_id: the unblock request).
+WITH u AS (
+    SELECT * FROM json_to_recordset($1::json) AS u(target_id bigint, request_id bigint)
+)
+UPDATE request_targets rt SET holds = false, released_by = u.request_id
+FROM u JOIN block_requests ub ON ub.id = u.request_id, block_requests b
+WHERE rt.target_id = u.target_id AND rt.holds AND b.id = rt.request_id
+  AND (ub.force OR (b.unit_code = ub.unit_code AND b.case_ref = ub.case_ref))
+RETURNING rt.target_id, b.unit_code, b.case_ref;
+
+-- name: holds_restore
+-- An unblock is cancelled: the holds it released are in force again.
+UPDATE request_targets SET holds = true, released_by = NULL WHERE released_by = $1
+RETURNING target_id;
+
+-- name: orders_withdraw_unsent
+-- A newer decision withdraws its pairs' unsent older orders. $1: JSON [{target_id,
+-- operator_code, request_id}] (request_id: the request whose decision it is).
+WITH u AS (
+    SELECT * FROM json_to_recordset($1::json)
+         AS u(target_id bigint, operator_code text, request_id bigint)
+)
+UPDATE orders o SET status = 'withdrawn', withdrawn_by = u.request_id,
+       last_error = 'withdrawn: superseded by request ' || u.request_id
+FROM u
+WHERE o.target_id = u.target_id AND o.operator_code = u.operator_code
+  AND o.target_id = ANY(ARRAY(SELECT target_id FROM u)) AND o.status = 'queued'
+  AND o.request_id <> u.request_id
+RETURNING o.id, o.target_id, o.operator_code, o.action, o.request_id, o.attempts,
+          o.first_sent_at;
+
+-- name: orders_restore_withdrawn
+-- A cancelled request's withdrawals are undone, unless a newer decision has come since.
+UPDATE orders SET status = 'queued', withdrawn_by = NULL, last_error = NULL,
+       next_attempt_at = now()
+WHERE withdrawn_by = $1 AND status = 'withdrawn'
+  AND target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+  AND NOT order_superseded(target_id, operator_code, seq)
+RETURNING id, target_id, operator_code;
+
+-- name: orders_withdraw_superseded
+-- Orders given back to the queue (a retry, an expired lease) after a newer decision of their
+-- pair was made are withdrawn: they must never reach the operator after it.
+UPDATE orders o SET status = 'withdrawn',
+       last_error = 'withdrawn: superseded by a newer decision'
+WHERE o.id IN (SELECT id FROM orders WHERE status = 'queued' AND attempts > 0
+                 AND order_superseded(target_id, operator_code, seq)
+               LIMIT 5000 FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.target_id;
 
 -- name: request_get
 SELECT id, unit_code, case_ref, category, action, priority, legal_basis, note, reason, force,
@@ -271,7 +341,8 @@ FROM operators WHERE active ORDER BY code;
 
 -- name: orders_claim
 -- Claim due orders of one operator: urgent first, oldest first, under a lease; the batch is
--- returned in that order too.
+-- returned in that order too. Only an order that may go now (its pair's latest decision, with
+-- nothing of the pair outstanding: order_may_go, sql/0006) is taken.
 WITH claimed AS (
     UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
            lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
@@ -280,14 +351,15 @@ WITH claimed AS (
         WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
           AND ($5::bool OR EXISTS (SELECT 1 FROM operators
                                    WHERE code = $1 AND breaker_state = 'closed'))
+          AND order_may_go(target_id, operator_code, id, seq)
         ORDER BY urgent DESC, next_attempt_at, id
         LIMIT $2 FOR UPDATE SKIP LOCKED))
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
-              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status
+              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq
 )
 SELECT id, operator_code, action, kind, value, urgent, attempts, created_at, target_id,
-       request_id, unit_code, category, status, ack_status
+       request_id, unit_code, category, status, ack_status, seq
 FROM claimed ORDER BY urgent DESC, next_attempt_at, id;
 
 -- name: orders_renew_lease
@@ -361,8 +433,11 @@ RETURNING o.id, o.target_id;
 -- name: dispatch_record
 -- One batch's attempts ($1, JSON), the acknowledgements it got back at once ($2, JSON) and the
 -- breaker's verdict ($4: the batch failed), in one round trip. Returns the orders whose ack
--- was applied. JSON keeps thousands of values in one parameter.
-WITH tried AS (
+-- was applied. JSON keeps thousands of values in one parameter. The batch's targets ($6) are
+-- locked first, as every path does (the lock order).
+WITH locked AS MATERIALIZED (
+    SELECT id FROM targets WHERE id = ANY($6::bigint[]) ORDER BY id FOR UPDATE
+), tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
                           operator_status, http_status)
     SELECT a.order_id, a.attempt_no, $3, a.started_at, a.finished_at, a.outcome, a.error,
@@ -370,19 +445,11 @@ WITH tried AS (
     FROM json_to_recordset($1::json) AS a(order_id bigint, attempt_no int,
          started_at timestamptz, finished_at timestamptz, outcome text, error text,
          operator_status text, http_status int)
+    WHERE (SELECT count(*) FROM locked) >= 0
     RETURNING 1
-), answers AS (
-    SELECT * FROM json_to_recordset($2::json)
-         AS u(id bigint, status text, reason text, ref text, attempts int)
 ), acked AS (
-    UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reason,
-           operator_ref = coalesce(u.ref, o.operator_ref), acked_at = now(),
-           first_sent_at = coalesce(o.first_sent_at, now()), sent_at = coalesce(o.sent_at, now()),
-           attempts = u.attempts, lease_expires_at = NULL, leased_by = NULL
-    FROM answers u
-    WHERE o.id = u.id AND o.id = ANY(ARRAY(SELECT id FROM answers))
-      AND o.status = 'in_flight' AND o.leased_by = $3
-    RETURNING o.id
+    SELECT a.id FROM orders_ack(CASE WHEN (SELECT count(*) FROM locked) >= 0 THEN $2::json END,
+                                $3) AS a(id)
 ), breaker AS (
     UPDATE operators SET
         breaker_failures = CASE WHEN $4::bool THEN breaker_failures + 1 ELSE 0 END,
@@ -423,26 +490,67 @@ UPDATE operators SET breaker_state = 'open',
 WHERE code = $1 AND breaker_state = 'half_open' RETURNING breaker_state;
 
 -- name: orders_overdue_resend
--- Sent and not acknowledged in time: mark overdue and send once more.
-UPDATE orders SET overdue_at = now(), status = 'queued', next_attempt_at = now()
+-- Sent and not acknowledged in time: marked overdue and sent again, once per acknowledgement
+-- deadline, until the order's maximum age makes it dead (orders_expire).
+UPDATE orders SET overdue_at = coalesce(overdue_at, now()), status = 'queued',
+       next_attempt_at = now(), last_error = 'no acknowledgement by ' || ack_due_at
 WHERE id IN (SELECT id FROM orders WHERE status = 'sent' AND ack_due_at < now()
-             AND overdue_at IS NULL LIMIT 5000 FOR UPDATE SKIP LOCKED)
+             LIMIT 5000 FOR UPDATE SKIP LOCKED)
 RETURNING id, operator_code;
 
+-- name: orders_expiring
+-- Orders past their maximum age ($1 seconds, counted from the decision or the last retry)
+-- that are not final and not in a worker's hands, with why they never finished.
+SELECT o.id, o.target_id,
+       CASE WHEN o.status = 'sent' THEN 'no acknowledgement'
+            WHEN NOT p.active THEN 'operator disabled'
+            WHEN p.breaker_state <> 'closed' THEN 'operator unavailable (breaker open)'
+            WHEN NOT order_may_go(o.target_id, o.operator_code, o.id, o.seq)
+                THEN 'waiting behind an unanswered order of the same operator'
+            ELSE 'not delivered' END
+       || ' within the maximum age of ' || $1::bigint || ' s'
+       || coalesce(': ' || o.last_error, '') AS reason
+FROM orders o JOIN operators p ON p.code = o.operator_code
+WHERE o.status IN ('queued', 'sent')
+  AND coalesce(o.retry_from, o.created_at) + make_interval(secs => $1) < now()
+ORDER BY o.id LIMIT 5000;
+
+-- name: orders_expire
+-- Declare them dead (their targets are locked by the caller first). $1: JSON [{id, reason}].
+UPDATE orders o SET status = 'dead', dead_at = now(), last_error = u.reason,
+       lease_expires_at = NULL, leased_by = NULL
+FROM json_to_recordset($1::json) AS u(id bigint, reason text)
+WHERE o.id = u.id AND o.id = ANY(ARRAY(SELECT id FROM json_to_recordset($1::json) AS v(id bigint)))
+  AND o.status IN ('queued', 'sent')
+RETURNING o.id, o.target_id, o.operator_code;
+
 -- name: orders_for_ack
+-- The orders an operator acknowledges, locked after their targets (the lock order), and
+-- whether each was superseded by a newer decision of its pair.
+WITH locked AS MATERIALIZED (
+    SELECT t.id FROM targets t
+    WHERE t.id = ANY(ARRAY(SELECT target_id FROM orders
+                           WHERE id = ANY($1::bigint[]) AND operator_code = $2))
+    ORDER BY t.id FOR UPDATE
+)
 SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.request_id,
-       o.unit_code, o.category, o.urgent, o.operator_ref
+       o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
+       order_superseded(o.target_id, o.operator_code, o.seq) AS superseded
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
+  AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;
 
 -- name: orders_apply_ack
-UPDATE orders o SET status = 'acked', ack_status = u.status, ack_reason = u.reason,
-       operator_ref = coalesce(u.ref, o.operator_ref), acked_at = coalesce(u.at, now()),
-       first_sent_at = coalesce(o.first_sent_at, now()), sent_at = coalesce(o.sent_at, now()),
-       attempts = coalesce(u.attempts, o.attempts), lease_expires_at = NULL, leased_by = NULL
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
-     AS u(id, status, reason, ref, at, attempts)
-WHERE o.id = u.id AND o.id = ANY($1::bigint[]);
+-- $1: JSON [{id, status, reason, ref, at, attempts}] (orders_ack, sql/0006).
+SELECT a.id FROM orders_ack($1::json, NULL) AS a(id);
+
+-- name: orders_record_late_ack
+-- An answer to an order a newer decision superseded: kept in its history, nothing else moves.
+UPDATE orders o SET ack_status = u.status, ack_reason = u.reason, acked_at = coalesce(u.at, now()),
+       operator_ref = coalesce(u.ref, o.operator_ref)
+FROM json_to_recordset($1::json) AS u(id bigint, status text, reason text, ref text,
+                                       at timestamptz)
+WHERE o.id = u.id AND o.id = ANY(ARRAY(SELECT id FROM json_to_recordset($1::json) AS v(id bigint)));
 
 -- name: routes_learn
 INSERT INTO msisdn_routes (msisdn, operator_code, serves)
@@ -454,12 +562,12 @@ SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id F
 
 -- name: targets_settle
 -- New target states, then the open links of settled targets marked done and folded into
--- their requests' counters.
--- $1: JSON [{id, action, state}] of changed targets; $2: JSON [{target_id, failed}] of settled.
+-- their requests' counters and status (link_failed, request_status: sql/0006).
+-- $1: JSON [{id, action, state}] of changed targets; $2: JSON [{target_id, state}] of settled.
 WITH changed AS (
     SELECT * FROM json_to_recordset($1::json) AS u(id bigint, action text, state text)
 ), settling AS (
-    SELECT * FROM json_to_recordset($2::json) AS u(target_id bigint, failed bool)
+    SELECT * FROM json_to_recordset($2::json) AS u(target_id bigint, state text)
 ), states AS (
     UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
                          updated_at = now()
@@ -472,30 +580,39 @@ WITH changed AS (
     FROM settling u
     WHERE rt.target_id = u.target_id
       AND rt.target_id = ANY(ARRAY(SELECT target_id FROM settling)) AND NOT rt.done
-    RETURNING rt.request_id, u.failed
+    RETURNING rt.request_id, rt.outcome, u.state
 ), agg AS (
-    SELECT request_id, count(*) AS n, count(*) FILTER (WHERE failed) AS f
-    FROM settled GROUP BY request_id
+    SELECT s.request_id, count(*) AS n,
+           count(*) FILTER (WHERE link_failed(b.action, s.outcome, s.state)) AS f
+    FROM settled s JOIN block_requests b ON b.id = s.request_id GROUP BY s.request_id
 ), requests AS (
     UPDATE block_requests r SET
         open_targets = greatest(r.open_targets - agg.n, 0),
         failed_targets = r.failed_targets + agg.f,
-        status = CASE WHEN r.status = 'dispatching' AND r.open_targets - agg.n <= 0 THEN
-                     CASE WHEN r.failed_targets + agg.f > 0 THEN 'partially_completed'
-                          ELSE 'completed' END
-                 ELSE r.status END,
+        status = request_status(r.status, (r.open_targets - agg.n)::int,
+                                (r.failed_targets + agg.f)::int),
         updated_at = now()
-    FROM agg WHERE r.id = agg.request_id AND r.id = ANY(ARRAY(SELECT request_id FROM agg))
+    FROM agg
+    WHERE r.id = agg.request_id
+      AND r.id = ANY(ARRAY(SELECT id FROM block_requests
+                           WHERE id = ANY(ARRAY(SELECT request_id FROM agg))
+                           ORDER BY id FOR UPDATE))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM requests) AS requests;
 
 -- name: orders_insert_each
--- Orders that differ row by row (re-routing after not_subscriber).
+-- Orders that differ row by row (re-routing after not_subscriber), queued as part of the
+-- decision ($1 JSON rows carry its seq).
 INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
-                    category, urgent, status)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::bigint[], $7::text[], $8::text[], $9::bool[], $10::text[])
+                    category, urgent, status, seq, due_at)
+SELECT u.target_id, u.kind, u.value, u.operator_code, u.action, u.request_id, u.unit_code,
+       u.category, u.urgent, 'queued', u.seq, now() + make_interval(secs => CASE WHEN u.urgent
+           THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)
+FROM json_to_recordset($1::json) AS u(target_id bigint, kind text, value text,
+     operator_code text, action text, request_id bigint, unit_code text, category text,
+     urgent bool, seq bigint)
+JOIN operators p ON p.code = u.operator_code
 RETURNING id, operator_code;
 
 -- name: orders_pull_record
@@ -505,36 +622,69 @@ SELECT id, n, $3, now(), now(), 'accepted'
 FROM unnest($1::bigint[], $2::int[]) AS u(id, n);
 
 -- name: orders_pull_mark
-UPDATE orders SET first_sent_at = coalesce(first_sent_at, now()), sent_at = now()
-WHERE id = ANY($1::bigint[]);
+-- Pulled orders are sent: they wait for their acknowledgement, not for a lease.
+UPDATE orders o SET status = 'sent', sent_at = now(),
+       first_sent_at = coalesce(o.first_sent_at, now()),
+       ack_due_at = now() + make_interval(secs => CASE WHEN o.urgent
+           THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END),
+       lease_expires_at = NULL, leased_by = NULL, last_error = NULL
+FROM operators p
+WHERE o.id = ANY($1::bigint[]) AND p.code = o.operator_code AND o.status = 'in_flight'
+RETURNING o.id, extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s;
+
+-- name: request_head
+SELECT id, unit_code, status, action, case_ref, force, priority, created_by
+FROM block_requests WHERE id = $1;
+
+-- name: request_target_ids
+SELECT target_id FROM request_targets WHERE request_id = $1 ORDER BY target_id;
 
 -- name: request_lock
-SELECT id, unit_code, status, action, case_ref FROM block_requests WHERE id = $1 FOR UPDATE;
+-- Taken after the request's targets (the lock order).
+SELECT id, unit_code, status, action, case_ref, force, priority, category
+FROM block_requests WHERE id = $1 FOR UPDATE;
 
 -- name: request_decide
 UPDATE block_requests SET status = $2, decided_by = $3, decided_at = now(),
        decision_reason = $4, updated_at = now()
 WHERE id = $1;
 
--- name: orders_release_held
--- A request's orders are found through its targets (orders has no request_id index).
-UPDATE orders SET status = 'queued', next_attempt_at = now()
-WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
-  AND request_id = $1 AND status = 'held' RETURNING operator_code;
+-- name: orders_decide_held
+-- An approval is the decision: the request's held orders get its seq, a deadline and a place
+-- in the queue.
+UPDATE orders o SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+       seq = $2, due_at = now() + make_interval(secs => CASE WHEN o.urgent
+           THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)
+FROM operators p
+WHERE o.target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+  AND o.request_id = $1 AND o.status = 'held' AND p.code = o.operator_code
+RETURNING o.id, o.target_id, o.operator_code;
 
--- name: request_orders_sent
-SELECT count(*) FROM orders
+-- name: decision_next
+SELECT nextval('order_decisions');
+
+-- name: request_orders_lock
+-- A request's orders, locked (after its targets) so no worker claims one while it is decided.
+SELECT id, status, attempts, first_sent_at FROM orders
 WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
-  AND request_id = $1 AND (first_sent_at IS NOT NULL OR attempts > 0
-                           OR status NOT IN ('held', 'queued', 'cancelled'));
+  AND request_id = $1
+ORDER BY id FOR UPDATE;
 
 -- name: orders_cancel_unsent
-UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL
+UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL,
+       last_error = $2
 WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
   AND request_id = $1 AND status IN ('held', 'queued') RETURNING target_id;
 
 -- name: request_links_close
 UPDATE request_targets SET holds = false, done = true WHERE request_id = $1;
+
+-- name: request_links_outcome
+-- An unblock approved: its links get the outcomes of the decision. $2: JSON [{target_id,
+-- outcome, done}].
+UPDATE request_targets rt SET outcome = u.outcome, done = u.done
+FROM json_to_recordset($2::json) AS u(target_id bigint, outcome text, done bool)
+WHERE rt.request_id = $1 AND rt.target_id = u.target_id;
 
 -- name: order_requeue_dead
 UPDATE orders SET status = 'queued', next_attempt_at = now(), retry_from = now(),
@@ -548,18 +698,12 @@ SELECT id, status, operator_code, request_id, target_id FROM orders WHERE id = $
 -- Recompute requests' counters and status from their targets' current states.
 UPDATE block_requests r SET
     open_targets = c.open, failed_targets = c.failed, updated_at = now(),
-    status = CASE WHEN r.status IN ('dispatching', 'completed', 'partially_completed') THEN
-                 CASE WHEN c.open > 0 THEN 'dispatching'
-                      WHEN c.failed > 0 THEN 'partially_completed' ELSE 'completed' END
-             ELSE r.status END
+    status = request_status(r.status, c.open::int, c.failed::int)
 FROM (
     SELECT rt.request_id,
-           count(*) FILTER (WHERE t.state = 'pending') AS open,
-           count(*) FILTER (WHERE t.state <> 'pending'
-               AND rt.outcome NOT IN ('held', 'already_unblocked', 'not_blocked')
-               AND CASE WHEN q.action = 'unblock' THEN t.state <> 'unblocked'
-                        ELSE t.state IN ('partially_blocked', 'rejected', 'dead',
-                                         'unroutable', 'cancelled') END) AS failed
+           count(*) FILTER (WHERE NOT rt.done) AS open,
+           count(*) FILTER (WHERE rt.done AND link_failed(q.action, rt.outcome, t.state))
+               AS failed
     FROM request_targets rt
     JOIN targets t ON t.id = rt.target_id
     JOIN block_requests q ON q.id = rt.request_id
@@ -642,9 +786,8 @@ SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_fail
        (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent')
            AS awaiting_ack,
        (SELECT count(*) FROM orders WHERE operator_code = o.code
-           AND ((status = 'sent' AND ack_due_at < now())
-                OR (overdue_at IS NOT NULL AND status IN ('queued', 'in_flight', 'sent'))))
-           AS overdue,
+           AND status IN ('queued', 'in_flight', 'sent')
+           AND order_overdue(status, due_at, ack_due_at, overdue_at)) AS overdue,
        (SELECT coalesce(sum(n), 0) FROM order_state_counts
            WHERE operator_code = o.code AND state = 'dead')::bigint AS dead,
        a.acked_24h, a.succeeded_24h, a.p50_ack_s, a.p95_ack_s,
@@ -669,17 +812,16 @@ ORDER BY o.code;
 -- name: orders_overdue_list
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       kind, value, ack_due_at, overdue_at
+       kind, value, ack_due_at, overdue_at, seq
 FROM orders
-WHERE ((status = 'sent' AND ack_due_at < now())
-       OR (overdue_at IS NOT NULL AND status IN ('queued', 'in_flight', 'sent')))
+WHERE status IN ('queued', 'in_flight', 'sent') AND order_overdue(status, due_at, ack_due_at, overdue_at)
   AND ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
 
 -- name: orders_dead_list
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       kind, value, ack_due_at, overdue_at
+       kind, value, ack_due_at, overdue_at, seq
 FROM orders WHERE status = 'dead'
   AND ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
@@ -693,10 +835,3 @@ WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
   AND ($7::bigint IS NULL OR id > $7)
 ORDER BY id LIMIT $8;
-
--- name: orders_withdraw_unsent_blocks
--- An unblock arriving before its block was ever sent withdraws the block instead.
-UPDATE orders SET status = 'cancelled', last_error = 'withdrawn by an unblock request'
-WHERE target_id = ANY($1::bigint[]) AND action = 'block' AND status IN ('held', 'queued')
-  AND attempts = 0 AND first_sent_at IS NULL
-RETURNING id, target_id, operator_code;

@@ -1,33 +1,51 @@
-"""Supervisors' decisions: approving, rejecting and cancelling requests, re-queuing dead orders."""
+"""Supervisors' decisions: approving, rejecting and cancelling requests, re-queuing dead orders.
+
+Every path locks the request's targets (by id) before the request itself: the lock order of
+service/queries.sql."""
 
 from __future__ import annotations
 
-from service import acks, audit
+from typing import Any
+
+import orjson
+
+from service import audit, settlement
 from service.auth import Principal, require
 from service.errors import Conflict, Invalid, NotFound
+from service.plans import NormalTarget
 from service.store import Row, Store, Tx
+from service.unblock import UnblockHead, decide_unblock
+
+_SENT = frozenset({"in_flight", "sent", "acked", "dead"})
 
 
-async def _locked_request(tx: Tx, principal: Principal, request_id: int) -> Row:
-    row = await tx.fetchrow("request_lock", request_id)
-    if row is None or (principal.role == "investigator" and row["unit_code"] != principal.unit):
+async def _locked_request(tx: Tx, principal: Principal, request_id: int) -> tuple[Row, list[Row]]:
+    """The request and its targets, locked in the lock order; 404 outside the caller's scope."""
+    head = await tx.fetchrow("request_head", request_id)
+    if head is None or (principal.role == "investigator" and head["unit_code"] != principal.unit):
         raise NotFound(f"no block request {request_id}")
-    return row
+    ids = [r["target_id"] for r in await tx.fetch("request_target_ids", request_id)]
+    targets = await tx.fetch("targets_for_settle", ids) if ids else []
+    row = await tx.fetchrow("request_lock", request_id)
+    assert row is not None
+    return row, targets
 
 
 async def approve(store: Store, principal: Principal, request_id: int) -> None:
-    """Release a pending request's orders to the dispatcher."""
+    """Decide a pending request now: its orders go to the dispatcher."""
     require(principal, "supervisor")
     async with store.transaction() as tx:
-        row = await _locked_request(tx, principal, request_id)
+        row, targets = await _locked_request(tx, principal, request_id)
         if row["status"] != "pending_approval":
             raise Conflict(f"request {request_id} is {row['status']}, not pending_approval")
         await tx.execute("request_decide", request_id, "dispatching", principal.token_id, None)
-        released = await tx.fetch("orders_release_held", request_id)
+        if row["action"] == "block":
+            queued = await _approve_block(tx, request_id)
+        else:
+            queued = await _approve_unblock(tx, principal, row, targets)
         await tx.execute("requests_recount", [request_id])
-        if released:
-            ops = ",".join(sorted({r["operator_code"] for r in released}))
-            await tx.execute("notify_orders", ops)
+        if queued:
+            await tx.execute("notify_orders", ",".join(sorted(queued)))
         await audit.record(
             tx,
             [
@@ -37,22 +55,74 @@ async def approve(store: Store, principal: Principal, request_id: int) -> None:
                     "request.approved",
                     "block_request",
                     str(request_id),
-                    {"orders": len(released)},
+                    {"operators": sorted(queued)},
                 )
             ],
         )
 
 
+async def _approve_block(tx: Tx, request_id: int) -> set[str]:
+    """The held block orders become the pairs' latest decisions; the operators to wake."""
+    seq = await tx.fetchval("decision_next")
+    released = await tx.fetch("orders_decide_held", request_id, seq)
+    pairs = [
+        {"target_id": r["target_id"], "operator_code": r["operator_code"], "request_id": request_id}
+        for r in released
+    ]
+    if pairs:
+        await settlement.supersede(tx, pairs)
+    await settlement.settle(
+        tx, {r["target_id"] for r in released}, decided={r["target_id"]: "block" for r in released}
+    )
+    return {r["operator_code"] for r in released}
+
+
+async def _approve_unblock(tx: Tx, principal: Principal, row: Row, targets: list[Row]) -> set[str]:
+    """Decide the unblock as if it were filed now; the operators to wake."""
+    by_key = {(t["kind"], t["value"]): t for t in targets}
+    normal = [NormalTarget(i, t["kind"], t["value"], t["value"]) for i, t in enumerate(targets)]
+    head = UnblockHead(row["id"], row["unit_code"], row["case_ref"], row["force"])
+    plans = await decide_unblock(tx, head, principal, normal, by_key)
+    new_orders: list[dict[str, Any]] = []
+    seq = await tx.fetchval("decision_next")
+    for p in plans:
+        new_orders += [
+            {
+                "target_id": p.target_id,
+                "kind": p.target.kind,
+                "value": p.target.value,
+                "operator_code": op,
+                "action": "unblock",
+                "request_id": row["id"],
+                "unit_code": row["unit_code"],
+                "category": row["category"],
+                "urgent": row["priority"] == "urgent",
+                "seq": seq,
+            }
+            for op in p.operators
+        ]
+    if new_orders:
+        await tx.fetch("orders_insert_each", orjson.dumps(new_orders).decode())
+    outcomes = [
+        {"target_id": p.target_id, "outcome": p.outcome, "done": p.state != "pending"}
+        for p in plans
+    ]
+    await tx.execute("request_links_outcome", row["id"], orjson.dumps(outcomes).decode())
+    decided = {p.target_id: "unblock" for p in plans if p.operators or p.restate}
+    await settlement.settle(tx, decided, decided=decided)
+    return {o["operator_code"] for o in new_orders}
+
+
 async def reject(store: Store, principal: Principal, request_id: int, reason: str) -> None:
-    """Refuse a pending request; its orders are cancelled, nothing is sent."""
+    """Refuse a pending request; its orders are cancelled, nothing is sent or changed."""
     require(principal, "supervisor")
     if not reason.strip():
         raise Invalid("a rejection needs a reason", [{"field": "reason"}])
     async with store.transaction() as tx:
-        row = await _locked_request(tx, principal, request_id)
+        row, _ = await _locked_request(tx, principal, request_id)
         if row["status"] != "pending_approval":
             raise Conflict(f"request {request_id} is {row['status']}, not pending_approval")
-        await _withdraw(tx, request_id, "rejected", principal, reason)
+        await _take_back(tx, request_id, "rejected", principal, reason)
         await audit.record(
             tx,
             [
@@ -69,18 +139,29 @@ async def reject(store: Store, principal: Principal, request_id: int, reason: st
 
 
 async def cancel(store: Store, principal: Principal, request_id: int, reason: str | None) -> None:
-    """Withdraw a request before any of its orders was sent."""
+    """Take a request back before any of its orders was sent; what it changed is undone.
+
+    The request's orders are locked before they are checked, so no worker can claim one
+    in between: a request ends `cancelled` only if none of its orders was sent."""
     require(principal, "investigator", "supervisor")
     async with store.transaction() as tx:
-        row = await _locked_request(tx, principal, request_id)
+        row, _ = await _locked_request(tx, principal, request_id)
         if row["status"] in ("rejected", "cancelled"):
             raise Conflict(f"request {request_id} is already {row['status']}")
-        if await tx.fetchval("request_orders_sent", request_id):
+        orders = await tx.fetch("request_orders_lock", request_id)
+        if any(
+            o["status"] in _SENT or o["attempts"] > 0 or o["first_sent_at"] is not None
+            for o in orders
+        ):
             raise Conflict(
                 f"request {request_id} has orders already sent to operators; "
-                "file an unblock request instead"
+                + (
+                    "file an unblock request instead"
+                    if row["action"] == "block"
+                    else "file a block request to reverse it"
+                )
             )
-        await _withdraw(tx, request_id, "cancelled", principal, reason)
+        await _take_back(tx, request_id, "cancelled", principal, reason)
         await audit.record(
             tx,
             [
@@ -96,13 +177,20 @@ async def cancel(store: Store, principal: Principal, request_id: int, reason: st
         )
 
 
-async def _withdraw(
+async def _take_back(
     tx: Tx, request_id: int, status: str, principal: Principal, reason: str | None
 ) -> None:
+    """Cancel a request's unsent orders, restore what its decision withdrew or released, and
+    let its targets fall back to their newest remaining decisions."""
     await tx.execute("request_decide", request_id, status, principal.token_id, reason)
     await tx.execute("request_links_close", request_id)
-    cancelled = await tx.fetch("orders_cancel_unsent", request_id)
-    await acks.settle(tx, {r["target_id"] for r in cancelled})
+    cancelled = await tx.fetch("orders_cancel_unsent", request_id, f"request {status}")
+    restored = await tx.fetch("orders_restore_withdrawn", request_id)
+    rehold = await tx.fetch("holds_restore", request_id)
+    touched = {r["target_id"] for r in [*cancelled, *restored, *rehold]}
+    await settlement.settle(tx, touched, redecide=True)
+    if restored:
+        await tx.execute("notify_orders", ",".join(sorted({r["operator_code"] for r in restored})))
 
 
 async def requeue(store: Store, principal: Principal, order_id: int) -> None:
@@ -116,7 +204,7 @@ async def requeue(store: Store, principal: Principal, order_id: int) -> None:
                 raise NotFound(f"no order {order_id}")
             raise Conflict(f"order {order_id} is {found['status']}, not dead")
         await tx.execute("request_links_reopen", row["request_id"], row["target_id"])
-        await acks.settle(tx, [row["target_id"]])
+        await settlement.settle(tx, [row["target_id"]])
         await tx.execute("requests_recount", [row["request_id"]])
         await tx.execute("notify_orders", row["operator_code"])
         await audit.record(

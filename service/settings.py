@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     inline_retry_max_s: float = Field(default=5.0, gt=0)
     retry_base_s: float = Field(default=10.0, gt=0)
     retry_cap_s: float = Field(default=900.0, gt=0)
-    max_order_age_s: float = Field(default=86_400.0, gt=0)
+    max_order_age_s: float = Field(
+        default=259_200.0,
+        gt=0,
+        description="An order not final this long after its decision (or retry) is dead.",
+    )
     shutdown_grace_s: float = Field(default=10.0, gt=0)
     maintenance_interval_s: float = Field(default=5.0, gt=0)

@@ -6,6 +6,7 @@ from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
 from service.intake import order_out
+from service.lifecycle import OrderView, operator_holds
 from service.models import (
     BlockRequestOut,
     BlockRequestPage,
@@ -16,7 +17,11 @@ from service.models import (
     TargetCaseOut,
     TargetOut,
 )
-from service.store import Store
+from service.store import Row, Store
+
+
+def _view(o: Row) -> OrderView:
+    return OrderView(o["operator_code"], o["action"], o["status"], o["ack_status"])
 
 
 def _scope_unit(principal: Principal) -> str | None:
@@ -134,7 +139,9 @@ async def get_target(
     if scope is not None:  # an investigator sees the state, and only their unit's cases
         cases = [c for c in cases if c.unit == scope]
     orders = [order_out(o) for o in await store.fetch("orders_for_target", row["id"])]
-    latest = {o.operator: o for o in orders}
+    latest = {
+        o["operator_code"]: o for o in await store.fetch("orders_latest_for_targets", [row["id"]])
+    }
     return TargetOut(
         kind=row["kind"],
         value=row["value"],
@@ -142,7 +149,8 @@ async def get_target(
         action=row["action"],
         state_changed_at=row["state_changed_at"],
         created_at=row["created_at"],
-        operators=latest,
+        operators={op: order_out(o) for op, o in latest.items()},
+        operator_states={op: operator_holds(_view(o)) for op, o in latest.items()},
         orders=orders,
         cases=cases,
     )

@@ -34,7 +34,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/operator/orders",
-        "Claim due orders to pull (operator token)",
+        "Take due orders to pull (operator token); each waits for its ack",
         "operator",
         response_model=PulledOrders,
         query_model=PullQuery,
@@ -97,12 +97,13 @@ async def pull_orders(request: web.Request) -> web.Response:
     q = query_model(request, PullQuery)
     lease = request.app[SETTINGS].lease_s
     worker = f"pull:{operator}"
+    due_in: dict[int, float] = {}
     async with request.app[STORE].transaction() as tx:
         rows = await tx.fetch("orders_claim", operator, q.limit, lease, worker, True)
         if rows:
             ids = [r["id"] for r in rows]
             await tx.execute("orders_pull_record", ids, [r["attempts"] for r in rows], worker)
-            await tx.execute("orders_pull_mark", ids)
+            due_in = {m["id"]: m["ack_due_in_s"] for m in await tx.fetch("orders_pull_mark", ids)}
     return json_response(
         PulledOrders(
             orders=[
@@ -113,7 +114,8 @@ async def pull_orders(request: web.Request) -> web.Response:
                     value=r["value"],
                     urgent=r["urgent"],
                     attempt=r["attempts"],
-                    lease_expires_in_s=lease,
+                    seq=r["seq"],
+                    ack_due_in_s=round(due_in.get(r["id"], 0.0), 3),
                 )
                 for r in rows
             ]

@@ -254,7 +254,7 @@ async def test_unblock_waits_for_every_case_holding_the_target(
     t = held["targets"][0]
     assert (
         t["outcome"] == "held"
-        and t["held_by"] == ["CASE-B"]
+        and t["held_by"] == [{"unit": "samba", "case_ref": None}]  # not another unit's case
         and t["orders"][0]["action"] == "block"
     )
     missing = await client.post(
@@ -334,7 +334,7 @@ async def test_dead_orders_are_listed_and_can_be_requeued(
     assert order["order_id"] == oid
     health = await get(client, tokens["supervisor"], "/v1/operators")
     jio = next(i for i in health["items"] if i["code"] == "jio")
-    assert jio["in_flight"] == 1 and jio["breaker_state"] == "closed"
+    assert jio["awaiting_ack"] == 1 and jio["breaker_state"] == "closed"  # pulled: sent
     audit = await get(client, tokens["admin"], "/v1/audit?action=order.requeued")
     assert [e["entity_id"] for e in audit["items"]] == [str(oid)]
 
@@ -355,11 +355,11 @@ async def test_unblock_before_the_block_was_sent_withdraws_it(
     assert t["outcome"] == "not_blocked" and t["state"] == "unblocked"
     assert await pull(client, tokens["jio"]) == []  # nothing to send at all
     target = await get(client, tokens["supervisor"], f"/v1/targets/imei/{IMEI}")
-    assert {o["status"] for o in target["orders"]} == {"cancelled"}
+    assert {o["status"] for o in target["orders"]} == {"withdrawn"}
     assert target["state"] == "unblocked"
 
 
-async def test_overdue_orders_are_listed_and_resent_once(
+async def test_overdue_orders_are_listed_and_resent_on_a_schedule(
     client: Client, tokens: Tokens, store: Any, settings: Settings, db_url: str
 ) -> None:
     from adapters.registry import build_adapter
@@ -381,8 +381,18 @@ async def test_overdue_orders_are_listed_and_resent_once(
     assert [o["id"] for o in listed["items"]] == [oid]
     dispatcher = Dispatcher(store, settings, build_adapter)
     await dispatcher.upkeep()
-    [again] = await pull(client, tokens["jio"])  # re-sent once
+    [again] = await pull(client, tokens["jio"])  # re-sent
     assert again["order_id"] == oid and again["attempt"] == 2
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "UPDATE orders SET ack_due_at = now() - interval '1 minute' WHERE id = $1", oid
+        )
+    finally:
+        await conn.close()
+    await dispatcher.upkeep()
+    [third] = await pull(client, tokens["jio"])  # and again, every acknowledgement deadline
+    assert third["order_id"] == oid and third["attempt"] == 3
     still = await get(client, tokens["supervisor"], "/v1/overdue")
     assert [o["id"] for o in still["items"]] == [oid] and still["items"][0]["overdue_at"]
     health = await get(client, tokens["supervisor"], "/v1/operators")

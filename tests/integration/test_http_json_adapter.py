@@ -122,6 +122,7 @@ async def test_wire_format_and_signature(
                 "value": o.value,
                 "urgent": o.urgent,
                 "attempt": o.attempt,
+                "seq": o.seq,
             }
             for o in orders
         ]

@@ -1,8 +1,8 @@
-"""A target's state from its latest orders, and a request's from its counters."""
+"""A target's state from its pairs' latest decisions."""
 
 from __future__ import annotations
 
-from service.lifecycle import OrderView, request_status, target_failed, target_state
+from service.lifecycle import OrderView, latest_action, operator_holds, target_state
 
 
 def o(op: str, status: str, ack: str | None = None, action: str = "block") -> OrderView:
@@ -47,10 +47,18 @@ def test_unblock_follows_the_unblock_orders_only() -> None:
     assert target_state("unblock", [o("jio", "dead", action="unblock")]) == "partially_blocked"
 
 
-def test_failure_and_request_status() -> None:
-    assert target_failed("block", "partially_blocked") and not target_failed("block", "blocked")
-    assert target_failed("unblock", "partially_blocked")
-    assert not target_failed("unblock", "unblocked")
-    assert request_status(2, 0) == "dispatching"
-    assert request_status(0, 0) == "completed"
-    assert request_status(0, 1) == "partially_completed"
+def test_latest_action_is_the_newest_decision() -> None:
+    views = [
+        OrderView("jio", "block", "acked", "blocked", 1, 5),
+        OrderView("vi", "unblock", "queued", None, 2, 9),
+    ]
+    assert latest_action(views, "block") == "unblock"
+    assert latest_action([], "unblock") == "unblock"
+
+
+def test_what_an_operator_holds() -> None:
+    assert operator_holds(o("jio", "acked", "blocked")) == "blocked"
+    assert operator_holds(o("jio", "sent")) == "pending_block"
+    assert operator_holds(o("jio", "acked", "rejected", "unblock")) == "blocked"
+    assert operator_holds(o("jio", "acked", "unblocked", "unblock")) == "not_blocked"
+    assert operator_holds(o("jio", "dead")) == "unknown"
