@@ -639,6 +639,10 @@ FROM block_requests WHERE id = $1;
 -- name: request_target_ids
 SELECT target_id FROM request_targets WHERE request_id = $1 ORDER BY target_id;
 
+-- name: targets_lock
+SELECT id, kind, value, action, state FROM targets WHERE id = ANY($1::bigint[])
+ORDER BY id FOR UPDATE;
+
 -- name: request_lock
 -- Taken after the request's targets (the lock order).
 SELECT id, unit_code, status, action, case_ref, force, priority, category

@@ -25,7 +25,7 @@ async def _locked_request(tx: Tx, principal: Principal, request_id: int) -> tupl
     if head is None or (principal.role == "investigator" and head["unit_code"] != principal.unit):
         raise NotFound(f"no block request {request_id}")
     ids = [r["target_id"] for r in await tx.fetch("request_target_ids", request_id)]
-    targets = await tx.fetch("targets_for_settle", ids) if ids else []
+    targets = await tx.fetch("targets_lock", ids) if ids else []
     row = await tx.fetchrow("request_lock", request_id)
     assert row is not None
     return row, targets

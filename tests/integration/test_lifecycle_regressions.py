@@ -1,0 +1,378 @@
+"""The block/unblock lifecycle's promises, one failure each: what every operator ends up
+holding equals the latest decision, holds are per case, nothing stays unfinished."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.registry import build_adapter
+from service import auth
+from service.dispatcher import Dispatcher
+from service.http.app import create_app
+from service.settings import Settings
+from service.store import Store
+from tests.conftest import Tokens
+from tests.integration.dispatch_kit import ack_all, fail, fake_operator, use_http_json
+from tests.integration.test_acks_lifecycle import IMEI, JIO_NUMBER, ack, file, get, pull
+
+Client = TestClient[Any, Any]
+VI_NUMBER = "9811000001"  # +9198110 is a SAMPLE Vi series
+OPERATORS = ("airtel", "bsnl", "jio", "vi")
+
+
+async def operator_tokens(store: Store) -> dict[str, dict[str, str]]:
+    """A bearer header for each of the four operators."""
+    out = {}
+    for code in OPERATORS:
+        _, token = await auth.create_token(store, role="operator", name=code, operator=code)
+        out[code] = {"Authorization": f"Bearer {token}"}
+    return out
+
+
+async def block_everywhere(client: Client, tokens: Tokens, ops: dict[str, Any]) -> int:
+    """File a block for the handset and let all four operators confirm it; its request id."""
+    req = await file(client, tokens["investigator"], ("imei", IMEI), case_ref="C1")
+    for code in OPERATORS:
+        [order] = await pull(client, ops[code])
+        assert await ack(client, ops[code], {"order_id": order["order_id"], "status": "blocked"})
+    return int(req["id"])
+
+
+async def handsets_blocked(client: Client, tokens: Tokens) -> int:
+    doc = await get(client, tokens["supervisor"], "/v1/stats")
+    return int(doc["totals"]["handsets"]["blocked"])
+
+
+async def target(client: Client, tokens: Tokens) -> dict[str, Any]:
+    return await get(client, tokens["supervisor"], f"/v1/targets/imei/{IMEI}")
+
+
+async def test_a_cancelled_unblock_leaves_the_target_blocked(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    ops = await operator_tokens(store)
+    await block_everywhere(client, tokens, ops)
+    assert await handsets_blocked(client, tokens) == 1
+    undo = await file(
+        client,
+        tokens["investigator"],
+        ("imei", IMEI),
+        case_ref="C1",
+        action="unblock",
+        reason="court order",
+    )
+    assert undo["targets"][0]["outcome"] == "queued"
+    cancel = await client.post(
+        f"/v1/block-requests/{undo['id']}/cancel", headers=tokens["investigator"], json={}
+    )
+    assert cancel.status == 200, await cancel.text()
+    t = await target(client, tokens)
+    assert t["state"] == "blocked" and t["action"] == "block"
+    assert set(t["operator_states"].values()) == {"blocked"}
+    assert [c["holds"] for c in t["cases"] if c["action"] == "block"] == [True]
+    assert await handsets_blocked(client, tokens) == 1
+    for code in OPERATORS:  # nothing goes out
+        assert await pull(client, ops[code]) == []
+
+
+@pytest.fixture
+async def approving(settings: Settings) -> Any:
+    """The service with the supervisor approval policy on."""
+    app = create_app(settings.model_copy(update={"approval_policy": "supervisor"}))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        yield c
+
+
+async def test_an_unblock_awaiting_approval_changes_nothing_and_a_rejection_keeps_it_so(
+    approving: Client, tokens: Tokens, store: Store
+) -> None:
+    client = approving
+    ops = await operator_tokens(store)
+    req = await file(client, tokens["investigator"], ("imei", IMEI), case_ref="C1")
+    ok = await client.post(f"/v1/block-requests/{req['id']}/approve", headers=tokens["supervisor"])
+    assert ok.status == 200, await ok.text()
+    for code in OPERATORS:
+        [order] = await pull(client, ops[code])
+        await ack(client, ops[code], {"order_id": order["order_id"], "status": "blocked"})
+    undo = await file(
+        client,
+        tokens["investigator"],
+        ("imei", IMEI),
+        case_ref="C1",
+        action="unblock",
+        reason="court order",
+    )
+    assert undo["status"] == "pending_approval"
+    assert undo["targets"][0]["outcome"] == "awaiting_approval"
+    assert (await target(client, tokens))["state"] == "blocked"
+    assert await handsets_blocked(client, tokens) == 1
+    rej = await client.post(
+        f"/v1/block-requests/{undo['id']}/reject",
+        headers=tokens["supervisor"],
+        json={"reason": "no court order attached"},
+    )
+    assert rej.status == 200, await rej.text()
+    t = await target(client, tokens)
+    assert t["state"] == "blocked" and await handsets_blocked(client, tokens) == 1
+    assert [c["holds"] for c in t["cases"] if c["action"] == "block"] == [True]
+
+    again = await file(
+        client,
+        tokens["investigator"],
+        ("imei", IMEI),
+        case_ref="C1",
+        action="unblock",
+        reason="court order 9/2026",
+    )
+    ok = await client.post(
+        f"/v1/block-requests/{again['id']}/approve", headers=tokens["supervisor"]
+    )
+    assert ok.status == 200, await ok.text()
+    for code in OPERATORS:  # the decision is made at approval
+        [order] = await pull(client, ops[code])
+        assert order["action"] == "unblock"
+        await ack(client, ops[code], {"order_id": order["order_id"], "status": "unblocked"})
+    t = await target(client, tokens)
+    assert t["state"] == "unblocked" and await handsets_blocked(client, tokens) == 0
+    assert not any(c["holds"] for c in t["cases"])  # released when it took effect
+
+
+async def test_an_unblock_after_a_failed_send_is_the_last_thing_the_operator_gets(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        fake.answers["vi"] = fail(503)
+        dispatcher = Dispatcher(store, settings, build_adapter, drain=True)
+        await file(client, tokens["investigator"], ("msisdn", VI_NUMBER), case_ref="C1")
+        await dispatcher.run()  # 503 three times in-process, then rescheduled in Postgres
+        undo = await file(
+            client,
+            tokens["investigator"],
+            ("msisdn", VI_NUMBER),
+            case_ref="C1",
+            action="unblock",
+            reason="court order",
+        )
+        assert undo["targets"][0]["outcome"] == "queued"
+        fake.answers["vi"] = ack_all  # the operator is back
+        await store.pool.execute("UPDATE orders SET next_attempt_at = now()")  # all due now
+        await Dispatcher(store, settings, build_adapter, drain=True).run()
+        actions = dict(await store.pool.fetch("SELECT id, action FROM orders"))
+        received = [actions[i] for i in fake.received("vi")]
+        assert received[-1] == "unblock" and received.count("unblock") == 1
+        t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{VI_NUMBER}")
+        assert t["state"] == "unblocked" and t["operator_states"] == {"vi": "not_blocked"}
+        statuses = dict(await store.pool.fetch("SELECT action, status FROM orders"))
+        assert statuses == {"block": "withdrawn", "unblock": "acked"}
+
+
+async def test_a_newer_decision_waits_for_the_outstanding_one_and_carries_a_higher_seq(
+    client: Client, tokens: Tokens
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    [block] = await pull(client, tokens["jio"])  # sent, not yet answered
+    await file(
+        client,
+        tokens["investigator"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="C1",
+        action="unblock",
+        reason="court order",
+    )
+    assert await pull(client, tokens["jio"]) == []  # one outstanding order per pair
+    assert await ack(client, tokens["jio"], {"order_id": block["order_id"], "status": "blocked"})
+    [unblock] = await pull(client, tokens["jio"])
+    assert unblock["action"] == "unblock" and unblock["seq"] > block["seq"]
+    await ack(client, tokens["jio"], {"order_id": unblock["order_id"], "status": "unblocked"})
+    t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert t["state"] == "unblocked" and t["operator_states"] == {"jio": "not_blocked"}
+
+
+async def test_a_late_ack_of_a_withdrawn_order_changes_nothing(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    [block] = await pull(client, tokens["jio"])
+    conn = await asyncpg.connect(db_url)
+    try:  # its acknowledgement is late: it goes back to the queue to be sent again
+        await conn.execute("UPDATE orders SET ack_due_at = now() - interval '1 minute'")
+        await conn.execute(
+            "UPDATE orders SET status = 'queued', overdue_at = now() WHERE status = 'sent'"
+        )
+    finally:
+        await conn.close()
+    await file(
+        client,
+        tokens["investigator"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="C1",
+        action="unblock",
+        reason="court order",
+    )
+    [unblock] = await pull(client, tokens["jio"])  # the block was withdrawn, not sent again
+    assert unblock["action"] == "unblock"
+    await ack(client, tokens["jio"], {"order_id": unblock["order_id"], "status": "unblocked"})
+    late = await ack(client, tokens["jio"], {"order_id": block["order_id"], "status": "blocked"})
+    assert late == ["superseded"]
+    t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert t["state"] == "unblocked" and t["operator_states"] == {"jio": "not_blocked"}
+    history = {o["id"]: o for o in t["orders"]}
+    assert history[block["order_id"]]["ack_status"] == "blocked"  # kept, in its history
+
+
+async def test_an_unblock_releases_only_its_own_case(client: Client, tokens: Tokens) -> None:
+    for case in ("C1", "C2"):
+        await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref=case)
+    [order] = await pull(client, tokens["jio"])
+    await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
+    undo = await file(
+        client,
+        tokens["investigator"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="C2",
+        action="unblock",
+        reason="false positive",
+    )
+    t = undo["targets"][0]
+    assert t["outcome"] == "held" and t["held_by"] == [{"unit": "jammu", "case_ref": "C1"}]
+    doc = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert doc["state"] == "blocked"
+    holds = {c["case_ref"]: c["holds"] for c in doc["cases"] if c["action"] == "block"}
+    assert holds == {"C1": True, "C2": False}
+
+
+async def test_a_supervisors_unblock_releases_one_units_case_not_the_same_number_elsewhere(
+    client: Client, tokens: Tokens
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="FIR-1")
+    await file(client, tokens["investigator_samba"], ("msisdn", JIO_NUMBER), case_ref="FIR-1")
+    [order] = await pull(client, tokens["jio"])
+    await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
+    no_unit = await client.post(
+        "/v1/block-requests",
+        headers=tokens["supervisor"],
+        json={
+            "case_ref": "FIR-1",
+            "category": "other",
+            "action": "unblock",
+            "reason": "court order",
+            "targets": [{"kind": "msisdn", "value": JIO_NUMBER}],
+        },
+    )
+    assert no_unit.status == 422  # a supervisor names the case's unit too
+    undo = await file(
+        client,
+        tokens["supervisor"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="FIR-1",
+        unit="samba",
+        action="unblock",
+        reason="court order",
+    )
+    t = undo["targets"][0]
+    assert t["outcome"] == "held" and t["held_by"] == [{"unit": "jammu", "case_ref": "FIR-1"}]
+    forced = await file(
+        client,
+        tokens["supervisor"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="FIR-1",
+        unit="samba",
+        action="unblock",
+        reason="court order",
+        force=True,
+    )
+    assert forced["targets"][0]["outcome"] == "queued"
+
+
+async def test_orders_behind_an_open_breaker_become_overdue_then_dead(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, db_url: str
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "UPDATE operators SET breaker_state = 'open', breaker_opened_at = now() "
+            "WHERE code = 'jio'"
+        )
+        await conn.execute("UPDATE orders SET due_at = now() - interval '1 second'")
+    finally:
+        await conn.close()
+    overdue = await get(client, tokens["supervisor"], "/v1/overdue")
+    assert len(overdue["items"]) == 1
+    await asyncio.sleep(1.1)
+    old = settings.model_copy(update={"max_order_age_s": 1.0})
+    await Dispatcher(store, old, build_adapter).upkeep()
+    dead = await get(client, tokens["supervisor"], "/v1/dead")
+    [order] = dead["items"]
+    assert "breaker open" in order["last_error"]
+    t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert t["state"] == "dead"
+
+
+async def test_a_pulled_order_waits_for_its_ack_then_dies_unanswered(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    [order] = await pull(client, tokens["jio"])
+    await store.pool.execute("UPDATE orders SET lease_expires_at = now() - interval '1 hour'")
+    dispatcher = Dispatcher(store, settings, build_adapter)
+    await dispatcher.upkeep()  # no lease to expire: the order is sent
+    row = await store.pool.fetchrow("SELECT status, attempts FROM orders")
+    assert row is not None and (row["status"], row["attempts"]) == ("sent", 1)
+    assert await pull(client, tokens["jio"]) == []
+    await store.pool.execute("UPDATE orders SET created_at = now() - interval '2 seconds'")
+    old = settings.model_copy(update={"max_order_age_s": 1.0})
+    await Dispatcher(store, old, build_adapter).upkeep()
+    [dead] = (await get(client, tokens["supervisor"], "/v1/dead"))["items"]
+    assert dead["id"] == order["order_id"] and "no acknowledgement" in dead["last_error"]
+
+
+async def test_cancel_and_a_claim_cannot_both_win(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    req = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    async with store.pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        claimed = await conn.fetch(store.queries["orders_claim"], "jio", 10, 60.0, "w1", True)
+        assert len(claimed) == 1
+        cancel = asyncio.create_task(
+            client.post(
+                f"/v1/block-requests/{req['id']}/cancel", headers=tokens["investigator"], json={}
+            )
+        )
+        await asyncio.sleep(0.3)  # the cancel now waits for the claim's lock
+        await tx.commit()
+        resp = await cancel
+    assert resp.status == 409, await resp.text()
+    doc = await get(client, tokens["investigator"], f"/v1/block-requests/{req['id']}")
+    assert doc["status"] != "cancelled"
+
+
+async def test_a_cancelled_unblock_restores_the_block_it_withdrew(
+    client: Client, tokens: Tokens
+) -> None:
+    first = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    undo = await file(
+        client,
+        tokens["investigator"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="C1",
+        action="unblock",
+        reason="typo in the complaint",
+    )
+    assert undo["targets"][0]["outcome"] == "not_blocked"  # the unsent block was withdrawn
+    cancel = await client.post(
+        f"/v1/block-requests/{undo['id']}/cancel", headers=tokens["investigator"], json={}
+    )
+    assert cancel.status == 200, await cancel.text()
+    [order] = await pull(client, tokens["jio"])  # the block is back in force
+    assert order["action"] == "block"
+    doc = await get(client, tokens["investigator"], f"/v1/block-requests/{first['id']}")
+    assert doc["targets"][0]["state"] == "pending"
