@@ -282,7 +282,12 @@ async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
     by_key = {(r["kind"], r["value"]): r for r in orjson.loads(row["targets"] or "[]")}
     ctx = RoutingContext.from_row(row)
     opened = [
-        _Opened(f, request_id, row["created_at"], plan_block(f.targets, by_key, ctx))
+        _Opened(
+            f,
+            request_id,
+            row["created_at"],
+            plan_block(f.targets, by_key, ctx, decided_now=f.approval_policy == "none"),
+        )
         for f, request_id in zip(filings, row["ids"], strict=True)
     ]
     # a block decided now supersedes its pairs' unsent older orders (an unblock on its way)

@@ -53,14 +53,20 @@ class RoutingContext:
 
 
 def plan_block(
-    targets: list[NormalTarget], by_key: Mapping[tuple[str, str], Row], ctx: RoutingContext
+    targets: list[NormalTarget],
+    by_key: Mapping[tuple[str, str], Row],
+    ctx: RoutingContext,
+    *,
+    decided_now: bool = True,
 ) -> list[TargetPlan]:
-    """A target already blocked, or on its way, is linked; the others are routed."""
+    """A target already blocked, or on its way, is linked; the others are routed. A request
+    that waits for approval gets orders of its own even for a target on its way: that may be
+    only another request awaiting approval."""
     plans = []
     for t in targets:
         row = by_key[(t.kind, t.value)]
         if not row["inserted"] and row["action"] == "block":
-            if row["state"] == "pending":
+            if row["state"] == "pending" and decided_now:
                 plans.append(TargetPlan(t, row["id"], "in_progress", "pending"))
                 continue
             if row["state"] in ("blocked", "partially_blocked"):

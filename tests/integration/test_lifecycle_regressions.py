@@ -376,3 +376,30 @@ async def test_a_cancelled_unblock_restores_the_block_it_withdrew(
     assert order["action"] == "block"
     doc = await get(client, tokens["investigator"], f"/v1/block-requests/{first['id']}")
     assert doc["targets"][0]["state"] == "pending"
+
+
+async def test_an_order_back_from_a_dead_worker_never_follows_a_newer_one(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        await file(client, tokens["investigator"], ("msisdn", VI_NUMBER), case_ref="C1")
+        # a worker claims the block and dies before sending it; its lease runs out later
+        await store.fetch("orders_claim", "vi", 10, 60.0, "dead-worker", False)
+        undo = await file(
+            client,
+            tokens["investigator"],
+            ("msisdn", VI_NUMBER),
+            case_ref="C1",
+            action="unblock",
+            reason="court order",
+        )
+        assert undo["targets"][0]["outcome"] == "queued"  # the block may have gone out
+        await store.pool.execute(
+            "UPDATE orders SET lease_expires_at = now() WHERE leased_by IS NOT NULL"
+        )
+        await Dispatcher(store, settings, build_adapter, drain=True).run()
+        actions = dict(await store.pool.fetch("SELECT id, action FROM orders"))
+        assert [actions[i] for i in fake.received("vi")] == ["unblock"]
+        t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{VI_NUMBER}")
+        assert t["state"] == "unblocked" and t["operator_states"] == {"vi": "not_blocked"}
