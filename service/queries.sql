@@ -360,8 +360,9 @@ RETURNING o.id, o.target_id;
 
 -- name: dispatch_record
 -- One batch's attempts ($1, JSON), the acknowledgements it got back at once ($2, JSON) and the
--- breaker's verdict ($4: the batch failed), in one round trip. Returns the orders whose ack
--- was applied. JSON keeps thousands of values in one parameter.
+-- breaker's verdict ($4: the batch failed; $6: the operator refused our credentials, which
+-- opens the breaker at once, whatever its threshold), in one round trip. Returns the orders
+-- whose ack was applied. JSON keeps thousands of values in one parameter.
 WITH tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error,
                           operator_status, http_status)
@@ -388,13 +389,13 @@ WITH tried AS (
         breaker_failures = CASE WHEN $4::bool THEN breaker_failures + 1 ELSE 0 END,
         breaker_state = CASE
             WHEN NOT $4::bool THEN 'closed'
-            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
-                THEN 'open'
+            WHEN $6::bool OR breaker_state = 'half_open'
+                 OR breaker_failures + 1 >= breaker_threshold THEN 'open'
             ELSE breaker_state END,
         breaker_opened_at = CASE
             WHEN NOT $4::bool THEN NULL
-            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
-                THEN now()
+            WHEN $6::bool OR breaker_state = 'half_open'
+                 OR breaker_failures + 1 >= breaker_threshold THEN now()
             ELSE breaker_opened_at END
     WHERE code = $5 AND ($4::bool OR breaker_failures <> 0 OR breaker_state <> 'closed')
     RETURNING breaker_state
