@@ -538,9 +538,15 @@ WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
 UPDATE request_targets SET holds = false, done = true WHERE request_id = $1;
 
 -- name: order_requeue_dead
-UPDATE orders SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+-- Only while the dead order is still the latest decision for its (target, operator) pair: a
+-- newer order of the pair (not held or cancelled) supersedes it. As orders_requeue_dead_matching.
+UPDATE orders o SET status = 'queued', next_attempt_at = now(), retry_from = now(),
        dead_at = NULL, overdue_at = NULL
-WHERE id = $1 AND status = 'dead' RETURNING id, target_id, request_id, operator_code;
+WHERE o.id = $1 AND o.status = 'dead'
+  AND NOT EXISTS (SELECT 1 FROM orders n
+                  WHERE n.target_id = o.target_id AND n.operator_code = o.operator_code
+                    AND n.id > o.id AND n.status NOT IN ('held', 'cancelled'))
+RETURNING o.id, o.target_id, o.request_id, o.operator_code;
 
 -- name: order_get
 SELECT id, status, operator_code, request_id, target_id FROM orders WHERE id = $1;
@@ -701,3 +707,35 @@ UPDATE orders SET status = 'cancelled', last_error = 'withdrawn by an unblock re
 WHERE target_id = ANY($1::bigint[]) AND action = 'block' AND status IN ('held', 'queued')
   AND attempts = 0 AND first_sent_at IS NULL
 RETURNING id, target_id, operator_code;
+
+-- name: orders_requeue_dead_matching
+-- Up to $5 dead orders, oldest first, back in the queue as order_requeue_dead puts one: of
+-- operator $1, dead in [$2, $3), their last error containing $4 (any case); a null filter
+-- matches all. A superseded order stays dead. Orders being changed right now are skipped.
+-- Each row says whether more such orders remain (`more`).
+WITH picked AS (
+    SELECT o.id FROM orders o
+    WHERE o.status = 'dead'
+      AND ($1::text IS NULL OR o.operator_code = $1)
+      AND ($2::timestamptz IS NULL OR o.dead_at >= $2)
+      AND ($3::timestamptz IS NULL OR o.dead_at < $3)
+      AND ($4::text IS NULL OR strpos(lower(o.last_error), lower($4)) > 0)
+      AND NOT EXISTS (SELECT 1 FROM orders n
+                      WHERE n.target_id = o.target_id AND n.operator_code = o.operator_code
+                        AND n.id > o.id AND n.status NOT IN ('held', 'cancelled'))
+    ORDER BY o.id LIMIT $5::int + 1
+    FOR UPDATE OF o SKIP LOCKED
+), requeued AS (
+    UPDATE orders SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+           dead_at = NULL, overdue_at = NULL
+    WHERE id = ANY(ARRAY(SELECT id FROM picked ORDER BY id LIMIT $5::int))
+    RETURNING id, target_id, request_id, operator_code
+)
+SELECT id, target_id, request_id, operator_code, (SELECT count(*) FROM picked) > $5::int AS more
+FROM requeued ORDER BY id;
+
+-- name: request_links_reopen_each
+-- $1: JSON [{request_id, target_id}] of request links to open again (their orders re-queued).
+UPDATE request_targets rt SET done = false
+FROM json_to_recordset($1::json) AS u(request_id bigint, target_id bigint)
+WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
