@@ -25,6 +25,7 @@ from service.ports import (
     Accepted,
     Acknowledged,
     AckStatus,
+    CredentialsRefused,
     DeliveryResult,
     OutboundOrder,
     PermanentFailure,
@@ -34,6 +35,7 @@ from service.ports import (
 log = structlog.get_logger()
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+CREDENTIAL_STATUSES = frozenset({401, 403})  # our secret or credentials are wrong, not the order
 EXCERPT_CHARS = 200
 
 
@@ -180,6 +182,8 @@ def map_failure(
             TransientFailure(o.order_id, error, retry_after=retry_after, http_status=status)
             for o in orders
         ]
+    if status in CREDENTIAL_STATUSES:
+        return [CredentialsRefused(o.order_id, error, http_status=status) for o in orders]
     return [PermanentFailure(o.order_id, error, http_status=status) for o in orders]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 import structlog
@@ -24,6 +25,7 @@ from service import acks, settlement
 from service.ports import (
     Accepted,
     Acknowledged,
+    CredentialsRefused,
     DeliveryResult,
     OperatorAdapter,
     OutboundOrder,
@@ -47,7 +49,23 @@ class Tried:
 
 
 class _StillTransient(Exception):
-    """Some orders of the batch failed transiently and may be retried now."""
+    """Some orders of the batch failed transiently and may be retried now, but not before
+    `wait_s` (the longest `Retry-After` among them)."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"transient failures; retry in {wait_s:g}s at the earliest")
+        self.wait_s = wait_s
+
+
+_BACKOFF = wait_random_exponential(multiplier=0.05, max=1.0)
+ERROR_CHARS = 1000
+
+
+def _inline_wait(state: RetryCallState) -> float:
+    """Random-exponential backoff, but never sooner than the operator's `Retry-After`."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    floor = failure.wait_s if isinstance(failure, _StillTransient) else 0.0
+    return max(_BACKOFF(state), floor)
 
 
 def _before_sleep(state: RetryCallState) -> None:
@@ -64,10 +82,12 @@ def _attempt_row(
         outcome, error, status = "accepted", None, None
     elif isinstance(r, Acknowledged):
         outcome, error, status = "acknowledged", r.reason, r.status
-    elif isinstance(r, TransientFailure):
-        outcome, error, status = "transient", r.error, None
-    else:
+    elif isinstance(r, TransientFailure | CredentialsRefused):
+        outcome, error, status = "transient", r.error, None  # refused: rescheduled, not dead
+    elif isinstance(r, PermanentFailure):
         outcome, error, status = "permanent", r.error, None
+    else:
+        assert_never(r)
     return {
         "order_id": o.order_id,
         "attempt_no": tries,
@@ -80,40 +100,68 @@ def _attempt_row(
     }
 
 
+async def _send(
+    adapter: OperatorAdapter, batch: list[OutboundOrder]
+) -> tuple[list[DeliveryResult], bool]:
+    """The adapter's results and False; when it raised instead of answering (a bug in it),
+    a transient failure per order and True: the lane must not crash, nor its orders come
+    back after their lease with no attempt recorded."""
+    try:
+        return await adapter.send(batch), False
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = repr(exc)
+        if len(error) > ERROR_CHARS:
+            error = error[:ERROR_CHARS] + "…"
+        log.error(
+            "adapter.raised",
+            operator=batch[0].operator,
+            orders=len(batch),
+            error=error,
+            exc_info=exc,
+        )
+        return [TransientFailure(o.order_id, error) for o in batch], True
+
+
 async def deliver(
     adapter: OperatorAdapter, orders: Sequence[OutboundOrder], settings: Settings
 ) -> Tried:
-    """Send a batch, retrying only its transient failures a few times in-process."""
+    """Send a batch, retrying only its transient failures a few times in-process.
+
+    An inline retry waits at least as long as the operator's `Retry-After` asks; an order
+    whose `Retry-After` reaches past the inline budget (`inline_retry_max_s`) is rescheduled
+    in Postgres instead. Refused credentials and an adapter that raised are never retried
+    inline: the breaker and the backoff in Postgres pace those.
+    """
     tried = Tried()
     pending = {o.order_id: o for o in orders}
+    begun = time.monotonic()
 
     async def one_try() -> None:
         started = datetime.now(UTC)
         batch = list(pending.values())
-        results = await adapter.send(batch)
+        results, broken = await _send(adapter, batch)
         by_id = {r.order_id: r for r in results}
-        retry_now = False
+        budget = settings.inline_retry_max_s - (time.monotonic() - begun)
+        wait_s = 0.0
         for o in batch:
             r = by_id.get(o.order_id) or TransientFailure(o.order_id, "adapter gave no result")
             n = tried.tries[o.order_id] = tried.tries.get(o.order_id, o.attempt - 1) + 1
             tried.attempts.append(_attempt_row(o, n, started, r))
             tried.final[o.order_id] = r
-            long_wait = (
-                isinstance(r, TransientFailure)
-                and (r.retry_after or 0) > settings.inline_retry_max_s
-            )
-            if isinstance(r, TransientFailure) and not long_wait:
-                retry_now = True
+            if isinstance(r, TransientFailure) and not broken and (r.retry_after or 0) <= budget:
+                wait_s = max(wait_s, r.retry_after or 0)
             else:
                 del pending[o.order_id]
-        if retry_now:
-            raise _StillTransient()
+        if pending:
+            raise _StillTransient(wait_s)
 
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(_StillTransient),
         stop=stop_after_attempt(settings.inline_retries)
         | stop_after_delay(settings.inline_retry_max_s),
-        wait=wait_random_exponential(multiplier=0.05, max=1.0),
+        wait=_inline_wait,
         before_sleep=_before_sleep,
     )
     try:
@@ -149,6 +197,7 @@ async def record(
     acked: list[acks.AckItem] = []
     later: list[tuple[int, datetime, str, int]] = []
     dead: list[tuple[int, str, int, bool]] = []
+    refused: list[CredentialsRefused] = []
     now = datetime.now(UTC)
     for oid, result in tried.final.items():
         n = tried.tries[oid]
@@ -164,7 +213,12 @@ async def record(
                 dead.append((oid, f"operator's answer refused: {problem}", n, True))
         elif isinstance(result, PermanentFailure):
             dead.append((oid, result.error, n, True))
-        else:
+        elif isinstance(result, CredentialsRefused):
+            # our configuration's fault, not the order's: due again at once, but the breaker
+            # (opened below) holds it until a half-open probe finds the credentials fixed
+            refused.append(result)
+            later.append((oid, now, result.error, n))
+        elif isinstance(result, TransientFailure):
             when = next_attempt(
                 now=now,
                 created_at=by_id[oid]["created_at"],
@@ -178,7 +232,18 @@ async def record(
                 dead.append((oid, f"gave up after {n} attempts: {result.error}", n, False))
             else:
                 later.append((oid, when, result.error, n))
-    failed = all(isinstance(r, TransientFailure) for r in tried.final.values())
+        else:
+            assert_never(result)
+    # a batch fails when nothing in it got through, whether retrying could help or not
+    failed = not any(isinstance(r, Accepted | Acknowledged) for r in tried.final.values())
+    if refused:
+        log.warning(
+            "operator.credentials_refused",
+            operator=code,
+            orders=len(refused),
+            http_status=refused[0].http_status,
+            error=refused[0].error,
+        )
     head = await tx.fetchrow(
         "dispatch_record",
         orjson.dumps(tried.attempts).decode(),
@@ -187,6 +252,7 @@ async def record(
         failed,
         code,
         sorted({r["target_id"] for r in claimed}),
+        bool(refused),
     )
     assert head is not None
     if sent:

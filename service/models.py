@@ -6,12 +6,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from service.ports import AckStatus, Action, TargetKind
@@ -284,3 +286,33 @@ class DecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class DeadRequeueIn(BaseModel):
+    """Which dead orders to put back in the queue: every filter given must match."""
+
+    model_config = ConfigDict(extra="forbid")
+    operator: Code | None = Field(default=None, description="Only this operator's orders.")
+    dead_from: AwareDatetime | None = Field(
+        default=None, description="Dead at or after this time (with its UTC offset)."
+    )
+    dead_to: AwareDatetime | None = Field(
+        default=None, description="Dead before this time (with its UTC offset)."
+    )
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+        | None
+    ) = Field(default=None, description="Text in the order's last error (any case).")
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> DeadRequeueIn:
+        if self.dead_from and self.dead_to and self.dead_to <= self.dead_from:
+            raise ValueError("dead_to must be later than dead_from")
+        return self
+
+
+class DeadRequeueOut(BaseModel):
+    """How many dead orders went back to the queue."""
+
+    requeued: int
+    more: bool = Field(description="More matching dead orders remain: call again for them.")

@@ -71,7 +71,19 @@ class PermanentFailure:
     http_status: int | None = None
 
 
-DeliveryResult = Accepted | Acknowledged | TransientFailure | PermanentFailure
+@dataclass(frozen=True, slots=True)
+class CredentialsRefused:
+    """The operator refused our credentials (401, 403); delivery pauses until they are fixed.
+
+    Not the order's fault: it goes back to the queue, and the operator's breaker opens.
+    """
+
+    order_id: int
+    error: str
+    http_status: int | None = None
+
+
+DeliveryResult = Accepted | Acknowledged | TransientFailure | PermanentFailure | CredentialsRefused
 
 
 class OperatorAdapter(Protocol):

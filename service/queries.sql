@@ -432,9 +432,10 @@ RETURNING o.id, o.target_id;
 
 -- name: dispatch_record
 -- One batch's attempts ($1, JSON), the acknowledgements it got back at once ($2, JSON) and the
--- breaker's verdict ($4: the batch failed), in one round trip. Returns the orders whose ack
--- was applied. JSON keeps thousands of values in one parameter. The batch's targets ($6) are
--- locked first, as every path does (the lock order).
+-- breaker's verdict ($4: the batch failed; $7: the operator refused our credentials, which
+-- opens the breaker at once, whatever its threshold), in one round trip. Returns the orders
+-- whose ack was applied. JSON keeps thousands of values in one parameter. The batch's targets
+-- ($6) are locked first, as every path does (the lock order).
 WITH locked AS MATERIALIZED (
     SELECT id FROM targets WHERE id = ANY($6::bigint[]) ORDER BY id FOR UPDATE
 ), tried AS (
@@ -455,13 +456,13 @@ WITH locked AS MATERIALIZED (
         breaker_failures = CASE WHEN $4::bool THEN breaker_failures + 1 ELSE 0 END,
         breaker_state = CASE
             WHEN NOT $4::bool THEN 'closed'
-            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
-                THEN 'open'
+            WHEN $7::bool OR breaker_state = 'half_open'
+                 OR breaker_failures + 1 >= breaker_threshold THEN 'open'
             ELSE breaker_state END,
         breaker_opened_at = CASE
             WHEN NOT $4::bool THEN NULL
-            WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= breaker_threshold
-                THEN now()
+            WHEN $7::bool OR breaker_state = 'half_open'
+                 OR breaker_failures + 1 >= breaker_threshold THEN now()
             ELSE breaker_opened_at END
     WHERE code = $5 AND ($4::bool OR breaker_failures <> 0 OR breaker_state <> 'closed')
     RETURNING breaker_state
@@ -691,9 +692,15 @@ FROM json_to_recordset($2::json) AS u(target_id bigint, outcome text, done bool)
 WHERE rt.request_id = $1 AND rt.target_id = u.target_id;
 
 -- name: order_requeue_dead
-UPDATE orders SET status = 'queued', next_attempt_at = now(), retry_from = now(),
-       dead_at = NULL, overdue_at = NULL
-WHERE id = $1 AND status = 'dead' RETURNING id, target_id, request_id, operator_code;
+-- Only while the dead order is still its pair's latest decision (order_superseded, sql/0006);
+-- it gets a new life: a new deadline from now.
+UPDATE orders o SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+       dead_at = NULL, overdue_at = NULL, due_at = now() + make_interval(secs => CASE
+           WHEN o.urgent THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)
+FROM operators p
+WHERE o.id = $1 AND o.status = 'dead' AND p.code = o.operator_code
+  AND NOT order_superseded(o.target_id, o.operator_code, o.seq)
+RETURNING o.id, o.target_id, o.request_id, o.operator_code;
 
 -- name: order_get
 SELECT id, status, operator_code, request_id, target_id FROM orders WHERE id = $1;
@@ -839,3 +846,35 @@ WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
   AND ($7::bigint IS NULL OR id > $7)
 ORDER BY id LIMIT $8;
+-- name: orders_requeue_dead_matching
+-- Up to $5 dead orders, oldest first, back in the queue as order_requeue_dead puts one: of
+-- operator $1, dead in [$2, $3), their last error containing $4 (any case); a null filter
+-- matches all. A superseded order stays dead. Orders being changed right now are skipped.
+-- Each row says whether more such orders remain (`more`).
+WITH picked AS (
+    SELECT o.id FROM orders o
+    WHERE o.status = 'dead'
+      AND ($1::text IS NULL OR o.operator_code = $1)
+      AND ($2::timestamptz IS NULL OR o.dead_at >= $2)
+      AND ($3::timestamptz IS NULL OR o.dead_at < $3)
+      AND ($4::text IS NULL OR strpos(lower(o.last_error), lower($4)) > 0)
+      AND NOT order_superseded(o.target_id, o.operator_code, o.seq)
+    ORDER BY o.id LIMIT $5::int + 1
+    FOR UPDATE OF o SKIP LOCKED
+), requeued AS (
+    UPDATE orders o SET status = 'queued', next_attempt_at = now(), retry_from = now(),
+           dead_at = NULL, overdue_at = NULL, due_at = now() + make_interval(secs => CASE
+               WHEN o.urgent THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)
+    FROM operators p
+    WHERE o.id = ANY(ARRAY(SELECT id FROM picked ORDER BY id LIMIT $5::int))
+      AND p.code = o.operator_code
+    RETURNING o.id, o.target_id, o.request_id, o.operator_code
+)
+SELECT id, target_id, request_id, operator_code, (SELECT count(*) FROM picked) > $5::int AS more
+FROM requeued ORDER BY id;
+
+-- name: request_links_reopen_each
+-- $1: JSON [{request_id, target_id}] of request links to open again (their orders re-queued).
+UPDATE request_targets rt SET done = false
+FROM json_to_recordset($1::json) AS u(request_id bigint, target_id bigint)
+WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;

@@ -12,11 +12,14 @@ import orjson
 from service import audit, settlement
 from service.auth import Principal, require
 from service.errors import Conflict, Invalid, NotFound
+from service.models import DeadRequeueIn, DeadRequeueOut
 from service.plans import NormalTarget
 from service.store import Row, Store, Tx
 from service.unblock import UnblockHead, decide_unblock
 
 _SENT = frozenset({"in_flight", "sent", "acked", "dead"})
+
+REQUEUE_BATCH = 10_000  # dead orders re-queued per call; `more` says when to call again
 
 
 async def _locked_request(tx: Tx, principal: Principal, request_id: int) -> tuple[Row, list[Row]]:
@@ -202,6 +205,11 @@ async def requeue(store: Store, principal: Principal, order_id: int) -> None:
             found = await tx.fetchrow("order_get", order_id)
             if found is None:
                 raise NotFound(f"no order {order_id}")
+            if found["status"] == "dead":
+                raise Conflict(
+                    f"order {order_id} is superseded: a newer order to {found['operator_code']} "
+                    "for the same target exists (see the target's orders); it stays dead"
+                )
             raise Conflict(f"order {order_id} is {found['status']}, not dead")
         await tx.execute("request_links_reopen", row["request_id"], row["target_id"])
         await settlement.settle(tx, [row["target_id"]])
@@ -220,3 +228,48 @@ async def requeue(store: Store, principal: Principal, order_id: int) -> None:
                 )
             ],
         )
+
+
+async def requeue_dead(
+    store: Store, principal: Principal, which: DeadRequeueIn, *, limit: int = REQUEUE_BATCH
+) -> DeadRequeueOut:
+    """Give up to `limit` matching dead orders another full life in the queue, as `requeue`
+    does one; an order superseded by a newer one of its target and operator stays dead."""
+    require(principal, "supervisor")
+    async with store.transaction() as tx:
+        rows = await tx.fetch(
+            "orders_requeue_dead_matching",
+            which.operator,
+            which.dead_from,
+            which.dead_to,
+            which.reason,
+            limit,
+        )
+        more = bool(rows) and bool(rows[0]["more"])
+        if rows:
+            # targets before their request links, as acks settle them: orders, targets, links,
+            # requests (the targets are pending again, so settling leaves their links alone)
+            await settlement.settle(tx, {r["target_id"] for r in rows})
+            links = [{"request_id": r["request_id"], "target_id": r["target_id"]} for r in rows]
+            await tx.execute("request_links_reopen_each", orjson.dumps(links).decode())
+            await tx.execute("requests_recount", sorted({r["request_id"] for r in rows}))
+            await tx.execute("notify_orders", ",".join(sorted({r["operator_code"] for r in rows})))
+        await audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    principal.actor,
+                    principal.role,
+                    "orders.requeued",
+                    "orders",
+                    which.operator or "*",
+                    {
+                        "filters": which.model_dump(mode="json"),
+                        "requeued": len(rows),
+                        "more": more,
+                        "order_ids": [r["id"] for r in rows],
+                    },
+                )
+            ],
+        )
+    return DeadRequeueOut(requeued=len(rows), more=more)

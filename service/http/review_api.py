@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import review, views
+from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, read_model
-from service.models import BlockRequestOut, DecisionIn
+from service.models import BlockRequestOut, DeadRequeueIn, DeadRequeueOut, DecisionIn
 
 routes = web.RouteTableDef()
 _ERR = (401, 403, 404, 409, 422)
@@ -46,6 +47,15 @@ OPERATIONS = [
         "review",
         errors=_ERR,
         status=202,
+    ),
+    Operation(
+        "POST",
+        "/v1/dead/requeue",
+        f"Re-queue matching dead orders, up to {review.REQUEUE_BATCH:,} a call (supervisor)",
+        "review",
+        request_model=DeadRequeueIn,
+        response_model=DeadRequeueOut,
+        errors=(401, 403, 422),
     ),
 ]
 
@@ -97,3 +107,12 @@ async def retry(request: web.Request) -> web.Response:
     oid = _id(request)
     await review.requeue(request.app[STORE], principal, oid)
     return json_response({"order_id": oid, "status": "queued"}, 202)
+
+
+@routes.post("/v1/dead/requeue")
+async def requeue_dead(request: web.Request) -> web.Response:
+    """Put the matching dead orders back in the queue; one audit entry for the lot."""
+    principal = await principal_of(request)
+    require(principal, "supervisor")  # before the body: a refusal must not depend on it
+    body = await read_model(request, DeadRequeueIn)
+    return json_response(await review.requeue_dead(request.app[STORE], principal, body))

@@ -315,7 +315,8 @@ class World:
         }
         assert counted == actual
         late = await pool.fetchval(
-            "SELECT count(*) FROM orders WHERE order_overdue(status, due_at, ack_due_at, overdue_at)"
+            "SELECT count(*) FROM orders"
+            " WHERE order_overdue(status, due_at, ack_due_at, overdue_at)"
         )
         assert late == 0
         if stuck:  # without approvals, every request ends once the queue has settled

@@ -314,10 +314,15 @@ async def test_every_batch_signature_verifies_with_the_reference_library(
     assert fake.secret == SECRET
     assert {b.operator for b in fake.batches} == {"vi", "airtel"}  # recorded = verified
     assert len(fake.batches) == 6
-    assert fake.bad_signatures == 3  # jio's three batches, each refused with 401
+    # jio's first batch is refused with 401: its breaker opens and no other batch goes out
+    assert fake.bad_signatures == 1
     assert await statuses(store, "vi") == await statuses(store, "airtel") == {"acked": 10}
-    jio = await store.pool.fetch("SELECT status, last_error FROM orders WHERE operator_code='jio'")
-    assert {(r["status"], r["last_error"].split(":")[0]) for r in jio} == {("dead", "HTTP 401")}
+    assert await statuses(store, "jio") == {"queued": 10}  # refused credentials kill nothing
+    assert await breaker(store, "jio") == ("open", 1)
+    jio = await store.pool.fetch(
+        "SELECT last_error FROM orders WHERE operator_code = 'jio' AND attempts > 0"
+    )
+    assert [r["last_error"].split(":")[0] for r in jio] == ["HTTP 401"] * 4
 
 
 def closed_port() -> int:
