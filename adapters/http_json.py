@@ -121,12 +121,13 @@ def _item_result(
 ) -> DeliveryResult:
     if isinstance(item, _AcceptedItem):
         return Accepted(order_id, operator_ref=item.operator_ref, http_status=status)
-    if isinstance(item, _AckItem):
-        reason = item.reason
-        if item.status == "rejected" and not reason:
-            reason = "no reason given"
+    if isinstance(item, _AckItem):  # whether it may answer the order: service.acks decides
         return Acknowledged(
-            order_id, item.status, reason=reason, operator_ref=item.operator_ref, http_status=status
+            order_id,
+            item.status,
+            reason=item.reason,
+            operator_ref=item.operator_ref,
+            http_status=status,
         )
     if item.retryable:
         return TransientFailure(order_id, f"operator error: {item.error}", http_status=status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.ports import AckStatus, Action, TargetKind
 
@@ -19,12 +19,6 @@ class AckIn(BaseModel):
     operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
     at: datetime | None = Field(default=None, description="When the operator acted.")
-
-    @model_validator(mode="after")
-    def _rejected_needs_reason(self) -> AckIn:
-        if self.status == "rejected" and not self.reason:
-            raise ValueError("a rejected ack needs a reason")
-        return self
 
 
 class AcksIn(BaseModel):

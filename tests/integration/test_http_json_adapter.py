@@ -277,7 +277,7 @@ async def test_mixed_per_item_results(
     assert by_id[2] == Acknowledged(2, "blocked", operator_ref="T-2", http_status=200)
     assert by_id[3] == Acknowledged(3, "already_blocked", http_status=200)
     assert by_id[4] == Acknowledged(4, "not_subscriber", http_status=200)
-    assert by_id[5] == Acknowledged(5, "rejected", reason="no reason given", http_status=200)
+    assert by_id[5] == Acknowledged(5, "rejected", http_status=200)  # service.acks judges it
     assert by_id[6] == Acknowledged(6, "rejected", reason="court order expired", http_status=200)
     assert isinstance(by_id[7], TransientFailure) and "hlr busy" in by_id[7].error
     assert isinstance(by_id[8], PermanentFailure) and "bad imei" in by_id[8].error
