@@ -16,10 +16,9 @@ import structlog
 from service import delivery, settlement, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
-from service.store import Listener, RetryableConflict, Row, Store, StoreError
+from service.store import Listener, Row, Store, StoreError, Tx
 
 log = structlog.get_logger()
-_RECORD_ATTEMPTS = 5
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
 ORDERS_CHANNEL = "fraudblock_orders"  # the channel queries.sql notifies on
 
@@ -200,17 +199,13 @@ class Lane:
         """Record a delivered batch. An operator's acks for the same orders can arrive through
         the API while this runs, and the two may deadlock; the loser here is rolled back
         whole and recorded again, so no attempt goes unrecorded."""
-        for attempt in range(1, _RECORD_ATTEMPTS + 1):
-            try:
-                async with self.d.store.transaction() as tx:
-                    return await delivery.record(
-                        tx, self.operator, claimed, tried, self.d.worker, self.d.settings
-                    )
-            except RetryableConflict as exc:
-                if attempt == _RECORD_ATTEMPTS:
-                    raise
-                log.info("dispatch.record_retry", operator=self.code, error=str(exc))
-        raise AssertionError("unreachable")
+
+        async def record(tx: Tx) -> delivery.Recorded:
+            return await delivery.record(
+                tx, self.operator, claimed, tried, self.d.worker, self.d.settings
+            )
+
+        return await self.d.store.retrying(record, what=f"dispatch.record:{self.code}")
 
     async def _renew_leases(self) -> None:
         s = self.d.settings

@@ -17,7 +17,7 @@ from service.identifiers import InvalidTarget, normalize_target
 from service.models import BlockRequestIn, OrderOut
 from service.plans import NormalTarget, RoutingContext, TargetPlan, plan_block
 from service.routing import candidate_prefixes
-from service.store import IntegrityConflict, RetryableConflict, Row, Store, Tx
+from service.store import IntegrityConflict, Row, Store, Tx
 from service.unblock import UnblockHead, awaiting_approval, decide_unblock
 
 log = structlog.get_logger()
@@ -116,37 +116,57 @@ def prepare(
 
 
 async def file_one(store: Store, filing: Filing) -> IntakeResult:
-    """File one request in its own transaction, retrying it after a deadlock."""
-    for attempt in range(_ATTEMPTS_ON_DEADLOCK):
-        try:
-            (result,) = await file_together(store, [filing])
-            return result
-        except RetryableConflict:
-            log.info("intake.retry_after_conflict", attempt=attempt + 1)
-    raise RetryableConflict("the request kept colliding with concurrent requests; try again")
+    """File one request in its own transaction, again after a deadlock."""
+
+    async def file(tx: Tx) -> IntakeResult:
+        (result,) = await file_in(tx, [filing])
+        return result
+
+    return await store.retrying(file, attempts=_ATTEMPTS_ON_DEADLOCK, what="intake")
 
 
 async def file_together(store: Store, filings: Sequence[Filing]) -> list[IntakeResult]:
-    """File requests in one transaction, as if one after another, with one commit.
+    """File requests in one transaction, as if one after another, with one commit. Any
+    failure rolls back all of them (service.intake_batcher then files them one by one)."""
+    async with store.transaction() as tx:
+        return await file_in(tx, filings)
+
+
+async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
+    """File requests in this transaction and commit it.
 
     They go in rounds of a few statements each: a round takes the block requests that name no
     target or Idempotency-Key in common (an unblock goes alone), so that it reads as a sequence;
-    the rest wait for the next round and see its effects. Any failure rolls back all of them
-    (service.intake_batcher then files them one by one)."""
+    the rest wait for the next round and see its effects."""
     results: dict[int, IntakeResult] = {}
     entries: list[audit.AuditEntry] = []  # in the order the requests were stored
-    async with store.transaction() as tx:
-        pending = list(range(len(filings)))
-        while pending:
-            round_, pending = _next_round(filings, pending)
-            stored = await _file_round(tx, [filings[i] for i in round_])
-            for i, (result, entry) in zip(round_, stored, strict=True):
-                results[i] = result
-                if entry is not None:
-                    entries.append(entry)
-        # last: the chain's head stays locked from here until the commit
-        await audit.record_and_commit(tx, entries)
+    rounds: list[list[int]] = []
+    pending = list(range(len(filings)))
+    while pending:
+        round_, pending = _next_round(filings, pending)
+        rounds.append(round_)
+    if len(rounds) > 1:
+        await _lock_ahead(tx, filings)
+    for round_ in rounds:
+        stored = await _file_round(tx, [filings[i] for i in round_])
+        for i, (result, entry) in zip(round_, stored, strict=True):
+            results[i] = result
+            if entry is not None:
+                entries.append(entry)
+    # last: the chain's head stays locked from here until the commit
+    await audit.record_and_commit(tx, entries)
     return [results[i] for i in range(len(filings))]
+
+
+async def _lock_ahead(tx: Tx, filings: Sequence[Filing]) -> None:
+    """Take every lock a transaction of several rounds will need, before its first round, in
+    the lock order: otherwise each round would lock its own keys and targets, and two such
+    transactions could each hold what the other's next round waits for."""
+    keys = sorted({k for f in filings if (k := _key(f)) is not None})
+    if keys:
+        await tx.execute("idempotency_lock", [f"{t}:{k}" for t, k in keys])
+    named = sorted({(t.kind, t.value) for f in filings for t in f.targets})
+    await tx.execute("intake_lock_named", [k for k, _ in named], [v for _, v in named])
 
 
 def _next_round(filings: Sequence[Filing], pending: list[int]) -> tuple[list[int], list[int]]:
@@ -455,8 +475,14 @@ def _filed_entry(o: _Opened) -> audit.AuditEntry:
             "targets": len(f.targets),
             "force": f.req.force,
             "orders": sum(len(p.operators) for p in o.plans),
+            **({"releases": releases(o.plans)} if f.req.action == "unblock" else {}),
         },
     )
+
+
+def releases(plans: Sequence[TargetPlan]) -> list[dict[str, Any]]:
+    """The holds an unblock releases, per target, for its audit entry."""
+    return [{"target": f"{p.target.kind}:{p.target.value}", **h} for p in plans for h in p.releases]
 
 
 def order_out(r: Row) -> OrderOut:
@@ -495,5 +521,6 @@ def _target_doc(p: TargetPlan, orders: Sequence[Row]) -> dict[str, Any]:
         "outcome": p.outcome,
         "state": p.state,
         "held_by": p.held_by,
+        "releases": p.releases,
         "orders": [order_doc(o) for o in orders],
     }

@@ -168,6 +168,11 @@ class RequestTargetOut(BaseModel):
     held_by: list[HoldOut] = Field(
         default_factory=list, description="The other cases that still hold it blocked."
     )
+    releases: list[HoldOut] = Field(
+        default_factory=list,
+        description="The holds this unblock releases (its own case's, or every one with "
+        "force): at once when no order must go out, else when the operators confirm.",
+    )
     orders: list[OrderOut]
 
 

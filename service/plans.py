@@ -29,6 +29,7 @@ class TargetPlan:
     state: str
     operators: list[str] = field(default_factory=list)
     held_by: list[dict[str, str | None]] = field(default_factory=list)  # {unit, case_ref}
+    releases: list[dict[str, str | None]] = field(default_factory=list)  # an unblock's holds
     restate: bool = False
 
 

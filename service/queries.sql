@@ -97,6 +97,22 @@ INSERT INTO block_requests (unit_code, case_ref, category, action, priority, leg
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'dispatching', $10, $11)
 RETURNING id, created_at;
 
+-- name: intake_lock_named
+-- A transaction that files in several rounds locks every target it names first: the ones that
+-- do not exist yet by an advisory lock per (kind, value), in hash order (so two such
+-- transactions cannot each insert one the other needs next), the existing ones by id.
+WITH named AS (
+    SELECT DISTINCT k, v FROM unnest($1::text[], $2::text[]) AS u(k, v)
+), adv AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(h)) AS n
+    FROM (SELECT hashtextextended('target:' || k || ':' || v, 0) AS h FROM named ORDER BY h) s
+)
+SELECT count(*) FROM (
+    SELECT t.id FROM targets t JOIN named n ON t.kind = n.k AND t.value = n.v
+    WHERE (SELECT n FROM adv) >= 0
+    ORDER BY t.id FOR UPDATE OF t
+) locked;
+
 -- name: intake_open_blocks
 -- Block requests' first round trip, for one request or several that name no target in common:
 -- store their heads, insert new targets and lock every named one (in a stable order, so
@@ -616,22 +632,32 @@ FROM json_to_recordset($1::json) AS u(target_id bigint, kind text, value text,
 JOIN operators p ON p.code = u.operator_code
 RETURNING id, operator_code;
 
--- name: orders_pull_record
--- A pulled batch counts as an accepted attempt for each order.
-INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
-SELECT id, n, $3, now(), now(), 'accepted'
-FROM unnest($1::bigint[], $2::int[]) AS u(id, n);
-
--- name: orders_pull_mark
--- Pulled orders are sent: they wait for their acknowledgement, not for a lease.
-UPDATE orders o SET status = 'sent', sent_at = now(),
-       first_sent_at = coalesce(o.first_sent_at, now()),
-       ack_due_at = now() + make_interval(secs => CASE WHEN o.urgent
-           THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END),
-       lease_expires_at = NULL, leased_by = NULL, last_error = NULL
-FROM operators p
-WHERE o.id = ANY($1::bigint[]) AND p.code = o.operator_code AND o.status = 'in_flight'
-RETURNING o.id, extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s;
+-- name: orders_pull
+-- A pulling operator takes its due orders ($1 operator, $2 how many, $3 the worker name in
+-- attempts): each becomes sent at once, with its acknowledgement deadline, and counts as an
+-- accepted attempt. One statement, so no order is updated twice in the transaction (that
+-- would make the second update check the target's key, against the lock order).
+WITH due AS (
+    SELECT id FROM orders
+    WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
+      AND order_may_go(target_id, operator_code, id, seq)
+    ORDER BY urgent DESC, next_attempt_at, id
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE orders o SET status = 'sent', attempts = o.attempts + 1, sent_at = now(),
+           first_sent_at = coalesce(o.first_sent_at, now()),
+           ack_due_at = now() + make_interval(secs => CASE WHEN o.urgent
+               THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END),
+           lease_expires_at = NULL, leased_by = NULL, last_error = NULL
+    FROM operators p
+    WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND p.code = o.operator_code
+    RETURNING o.id, o.action, o.kind, o.value, o.urgent, o.attempts, o.seq,
+              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s
+), tried AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
+    SELECT id, attempts, $3, now(), now(), 'accepted' FROM taken
+)
+SELECT * FROM taken ORDER BY urgent DESC, id;
 
 -- name: request_head
 SELECT id, unit_code, status, action, case_ref, force, priority, created_by
@@ -676,10 +702,35 @@ WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
 ORDER BY id FOR UPDATE;
 
 -- name: orders_cancel_unsent
-UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL,
-       last_error = $2
-WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
-  AND request_id = $1 AND status IN ('held', 'queued') RETURNING target_id;
+-- A request taken back: its unsent orders are cancelled ($2 says why), except where another
+-- block request in force holds the target (it was linked to this one's orders): that request
+-- takes the queued orders over, so its target stays on its way.
+WITH mine AS (
+    SELECT id, target_id, status, action FROM orders
+    WHERE target_id IN (SELECT target_id FROM request_targets WHERE request_id = $1)
+      AND request_id = $1 AND status IN ('held', 'queued')
+), heir AS (
+    SELECT DISTINCT ON (rt.target_id) rt.target_id, rt.request_id
+    FROM request_targets rt JOIN block_requests b ON b.id = rt.request_id
+    WHERE rt.target_id IN (SELECT target_id FROM mine WHERE status = 'queued'
+                                                      AND action = 'block')
+      AND rt.request_id <> $1 AND rt.holds AND b.action = 'block'
+      AND b.status NOT IN ('pending_approval', 'rejected', 'cancelled')
+    ORDER BY rt.target_id, rt.request_id
+), moved AS (
+    UPDATE orders o SET request_id = h.request_id
+    FROM mine m JOIN heir h ON h.target_id = m.target_id
+    WHERE o.id = m.id AND m.status = 'queued'
+    RETURNING o.target_id
+), gone AS (
+    UPDATE orders o SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL,
+           last_error = $2
+    FROM mine m
+    WHERE o.id = m.id
+      AND NOT (m.status = 'queued' AND m.target_id IN (SELECT target_id FROM heir))
+    RETURNING o.target_id
+)
+SELECT target_id FROM gone UNION SELECT target_id FROM moved;
 
 -- name: request_links_close
 UPDATE request_targets SET holds = false, done = true WHERE request_id = $1;

@@ -12,8 +12,9 @@ import orjson
 from service import audit, settlement
 from service.auth import Principal, require
 from service.errors import Conflict, Invalid, NotFound
+from service.intake import releases
 from service.models import DeadRequeueIn, DeadRequeueOut
-from service.plans import NormalTarget
+from service.plans import NormalTarget, TargetPlan
 from service.store import Row, Store, Tx
 from service.unblock import UnblockHead, decide_unblock
 
@@ -37,15 +38,18 @@ async def _locked_request(tx: Tx, principal: Principal, request_id: int) -> tupl
 async def approve(store: Store, principal: Principal, request_id: int) -> None:
     """Decide a pending request now: its orders go to the dispatcher."""
     require(principal, "supervisor")
-    async with store.transaction() as tx:
+
+    async def work(tx: Tx) -> None:
         row, targets = await _locked_request(tx, principal, request_id)
         if row["status"] != "pending_approval":
             raise Conflict(f"request {request_id} is {row['status']}, not pending_approval")
         await tx.execute("request_decide", request_id, "dispatching", principal.token_id, None)
+        details: dict[str, Any] = {}
         if row["action"] == "block":
             queued = await _approve_block(tx, request_id)
         else:
-            queued = await _approve_unblock(tx, principal, row, targets)
+            queued, plans = await _approve_unblock(tx, principal, row, targets)
+            details["releases"] = releases(plans)
         await tx.execute("requests_recount", [request_id])
         if queued:
             await tx.execute("notify_orders", ",".join(sorted(queued)))
@@ -58,10 +62,12 @@ async def approve(store: Store, principal: Principal, request_id: int) -> None:
                     "request.approved",
                     "block_request",
                     str(request_id),
-                    {"operators": sorted(queued)},
+                    {"operators": sorted(queued), **details},
                 )
             ],
         )
+
+    return await store.retrying(work, what="review.approve")
 
 
 async def _approve_block(tx: Tx, request_id: int) -> set[str]:
@@ -80,8 +86,10 @@ async def _approve_block(tx: Tx, request_id: int) -> set[str]:
     return {r["operator_code"] for r in released}
 
 
-async def _approve_unblock(tx: Tx, principal: Principal, row: Row, targets: list[Row]) -> set[str]:
-    """Decide the unblock as if it were filed now; the operators to wake."""
+async def _approve_unblock(
+    tx: Tx, principal: Principal, row: Row, targets: list[Row]
+) -> tuple[set[str], list[TargetPlan]]:
+    """Decide the unblock as if it were filed now; the operators to wake, and its plans."""
     by_key = {(t["kind"], t["value"]): t for t in targets}
     normal = [NormalTarget(i, t["kind"], t["value"], t["value"]) for i, t in enumerate(targets)]
     head = UnblockHead(row["id"], row["unit_code"], row["case_ref"], row["force"])
@@ -113,7 +121,7 @@ async def _approve_unblock(tx: Tx, principal: Principal, row: Row, targets: list
     await tx.execute("request_links_outcome", row["id"], orjson.dumps(outcomes).decode())
     decided = {p.target_id: "unblock" for p in plans if p.operators or p.restate}
     await settlement.settle(tx, decided, decided=decided)
-    return {o["operator_code"] for o in new_orders}
+    return {o["operator_code"] for o in new_orders}, plans
 
 
 async def reject(store: Store, principal: Principal, request_id: int, reason: str) -> None:
@@ -121,7 +129,8 @@ async def reject(store: Store, principal: Principal, request_id: int, reason: st
     require(principal, "supervisor")
     if not reason.strip():
         raise Invalid("a rejection needs a reason", [{"field": "reason"}])
-    async with store.transaction() as tx:
+
+    async def work(tx: Tx) -> None:
         row, _ = await _locked_request(tx, principal, request_id)
         if row["status"] != "pending_approval":
             raise Conflict(f"request {request_id} is {row['status']}, not pending_approval")
@@ -140,6 +149,8 @@ async def reject(store: Store, principal: Principal, request_id: int, reason: st
             ],
         )
 
+    return await store.retrying(work, what="review.reject")
+
 
 async def cancel(store: Store, principal: Principal, request_id: int, reason: str | None) -> None:
     """Take a request back before any of its orders was sent; what it changed is undone.
@@ -147,7 +158,8 @@ async def cancel(store: Store, principal: Principal, request_id: int, reason: st
     The request's orders are locked before they are checked, so no worker can claim one
     in between: a request ends `cancelled` only if none of its orders was sent."""
     require(principal, "investigator", "supervisor")
-    async with store.transaction() as tx:
+
+    async def work(tx: Tx) -> None:
         row, _ = await _locked_request(tx, principal, request_id)
         if row["status"] in ("rejected", "cancelled"):
             raise Conflict(f"request {request_id} is already {row['status']}")
@@ -179,6 +191,8 @@ async def cancel(store: Store, principal: Principal, request_id: int, reason: st
             ],
         )
 
+    return await store.retrying(work, what="review.cancel")
+
 
 async def _take_back(
     tx: Tx, request_id: int, status: str, principal: Principal, reason: str | None
@@ -199,7 +213,8 @@ async def _take_back(
 async def requeue(store: Store, principal: Principal, order_id: int) -> None:
     """Give a dead order another full life in the queue."""
     require(principal, "supervisor")
-    async with store.transaction() as tx:
+
+    async def work(tx: Tx) -> None:
         row = await tx.fetchrow("order_requeue_dead", order_id)
         if row is None:
             found = await tx.fetchrow("order_get", order_id)
@@ -229,6 +244,8 @@ async def requeue(store: Store, principal: Principal, order_id: int) -> None:
             ],
         )
 
+    return await store.retrying(work, what="review.requeue")
+
 
 async def requeue_dead(
     store: Store, principal: Principal, which: DeadRequeueIn, *, limit: int = REQUEUE_BATCH
@@ -236,7 +253,8 @@ async def requeue_dead(
     """Give up to `limit` matching dead orders another full life in the queue, as `requeue`
     does one; an order superseded by a newer one of its target and operator stays dead."""
     require(principal, "supervisor")
-    async with store.transaction() as tx:
+
+    async def work(tx: Tx) -> DeadRequeueOut:
         rows = await tx.fetch(
             "orders_requeue_dead_matching",
             which.operator,
@@ -272,4 +290,6 @@ async def requeue_dead(
                 )
             ],
         )
-    return DeadRequeueOut(requeued=len(rows), more=more)
+        return DeadRequeueOut(requeued=len(rows), more=more)
+
+    return await store.retrying(work, what="review.requeue_dead")

@@ -178,7 +178,8 @@ async def expire(store: Store, max_age_s: float) -> int:
     """Declare dead the orders past their maximum age that no worker holds (queued behind an
     open breaker or a disabled operator, or sent and never answered), each with why; their
     targets settle. Returns how many."""
-    async with store.transaction() as tx:
+
+    async def expire_some(tx: Tx) -> int:
         rows = await tx.fetch("orders_expiring", int(max_age_s))
         if not rows:
             return 0
@@ -186,4 +187,6 @@ async def expire(store: Store, max_age_s: float) -> int:
         dead = [{"id": r["id"], "reason": r["reason"]} for r in rows]
         gone = await tx.fetch("orders_expire", orjson.dumps(dead).decode())
         await settle(tx, {g["target_id"] for g in gone})
-    return len(gone)
+        return len(gone)
+
+    return await store.retrying(expire_some, what="orders.expire")

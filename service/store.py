@@ -6,15 +6,18 @@ import contextlib
 import importlib.resources
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
+import structlog
 
 Row = Mapping[str, Any]
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 _NAME = re.compile(r"^-- name: ([a-z0-9_]+)\s*$", re.MULTILINE)
+T = TypeVar("T")
+log = structlog.get_logger()
 
 
 class StoreError(Exception):
@@ -152,6 +155,21 @@ class Store:
                     await conn.execute("COMMIT")
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
+
+    async def retrying(
+        self, work: Callable[[Tx], Awaitable[T]], *, attempts: int = 5, what: str = "transaction"
+    ) -> T:
+        """Run `work` in a transaction; one that lost a deadlock (or a serialization conflict)
+        was rolled back whole and runs again in a new one, up to `attempts` times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as tx:
+                    return await work(tx)
+            except RetryableConflict as exc:
+                if attempt == attempts:
+                    raise
+                log.info("db.retry_after_conflict", what=what, attempt=attempt, error=str(exc))
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Tx]:

@@ -95,17 +95,20 @@ async def decide_unblock(
             plans.append(TargetPlan(t, 0, "not_blocked", "unblocked"))
             continue
         tid = row["id"]
-        others = [] if head.force else [h for h in holds.get(tid, []) if h != own_case]
+        mine = [h for h in holds.get(tid, []) if head.force or h == own_case]
+        others = [h for h in holds.get(tid, []) if h not in mine]
         if others:
             release_now.append({"target_id": tid, "request_id": head.request_id})
             plans.append(
                 TargetPlan(t, tid, "held", row["state"], held_by=visible_holds(others, viewer))
             )
+            plans[-1].releases = visible_holds(mine, viewer)
             continue
         if row["action"] == "unblock" and row["state"] in ("pending", "unblocked"):
             release_now.append({"target_id": tid, "request_id": head.request_id})
             outcome = "in_progress" if row["state"] == "pending" else "already_unblocked"
             plans.append(TargetPlan(t, tid, outcome, row["state"]))
+            plans[-1].releases = visible_holds(mine, viewer)
             continue
         operators = [o["operator_code"] for o in latest.get(tid, []) if _may_block(o)]
         withdraw += [
@@ -118,6 +121,7 @@ async def decide_unblock(
         else:
             release_now.append({"target_id": tid, "request_id": head.request_id})
             plans.append(TargetPlan(t, tid, "not_blocked", "unblocked", restate=True))
+        plans[-1].releases = visible_holds(mine, viewer)
     if withdraw:
         await tx.execute("orders_withdraw_unsent", orjson.dumps(withdraw).decode())
     if release_now:

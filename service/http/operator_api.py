@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from service import acks
 from service.auth import Principal, require
-from service.http.context import SETTINGS, STORE, principal_of
+from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model, validation_errors
 from service.operator_models import (
@@ -19,6 +19,7 @@ from service.operator_models import (
     PulledOrders,
     PullQuery,
 )
+from service.store import Tx
 
 routes = web.RouteTableDef()
 OPERATIONS = [
@@ -76,10 +77,13 @@ async def post_acks(request: web.Request) -> web.Response:
         items = [
             acks.AckItem(a.order_id, a.status, a.reason, a.operator_ref, a.at) for _, a in parsed
         ]
-        async with request.app[STORE].transaction() as tx:
-            outcome = await acks.apply_acks(
+
+        async def apply(tx: Tx) -> list[acks.AckResult]:
+            return await acks.apply_acks(
                 tx, operator, items, actor=principal.actor, role=principal.role, commit=True
             )
+
+        outcome = await request.app[STORE].retrying(apply, what="acks")
         for (i, _), r in zip(parsed, outcome, strict=True):
             results[i] = AckResultOut(
                 index=i, order_id=r.order_id, result=r.result, reason=r.reason
@@ -95,15 +99,7 @@ async def pull_orders(request: web.Request) -> web.Response:
     """Claim due orders for the calling operator under a lease; ack them to finish."""
     _principal, operator = await _operator(request)
     q = query_model(request, PullQuery)
-    lease = request.app[SETTINGS].lease_s
-    worker = f"pull:{operator}"
-    due_in: dict[int, float] = {}
-    async with request.app[STORE].transaction() as tx:
-        rows = await tx.fetch("orders_claim", operator, q.limit, lease, worker, True)
-        if rows:
-            ids = [r["id"] for r in rows]
-            await tx.execute("orders_pull_record", ids, [r["attempts"] for r in rows], worker)
-            due_in = {m["id"]: m["ack_due_in_s"] for m in await tx.fetch("orders_pull_mark", ids)}
+    rows = await request.app[STORE].fetch("orders_pull", operator, q.limit, f"pull:{operator}")
     return json_response(
         PulledOrders(
             orders=[
@@ -115,7 +111,7 @@ async def pull_orders(request: web.Request) -> web.Response:
                     urgent=r["urgent"],
                     attempt=r["attempts"],
                     seq=r["seq"],
-                    ack_due_in_s=round(due_in.get(r["id"], 0.0), 3),
+                    ack_due_in_s=round(r["ack_due_in_s"], 3),
                 )
                 for r in rows
             ]

@@ -403,3 +403,111 @@ async def test_an_order_back_from_a_dead_worker_never_follows_a_newer_one(
         assert [actions[i] for i in fake.received("vi")] == ["unblock"]
         t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{VI_NUMBER}")
         assert t["state"] == "unblocked" and t["operator_states"] == {"vi": "not_blocked"}
+
+
+async def test_a_forced_unblock_lists_every_hold_it_releases(
+    client: Client, tokens: Tokens
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    await file(client, tokens["investigator_samba"], ("msisdn", JIO_NUMBER), case_ref="S9")
+    [order] = await pull(client, tokens["jio"])
+    await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
+    forced = await file(
+        client,
+        tokens["supervisor"],
+        ("msisdn", JIO_NUMBER),
+        case_ref="HC-ORDER-1",
+        unit="jammu",
+        action="unblock",
+        reason="high court order",
+        force=True,
+    )
+    t = forced["targets"][0]
+    assert t["outcome"] == "queued"
+    assert t["releases"] == [
+        {"unit": "jammu", "case_ref": "C1"},
+        {"unit": "samba", "case_ref": "S9"},
+    ]
+    entry = (await get(client, tokens["admin"], "/v1/audit?action=request.filed.unblock"))["items"][
+        0
+    ]
+    assert [(r["unit"], r["case_ref"]) for r in entry["details"]["releases"]] == [
+        ("jammu", "C1"),
+        ("samba", "S9"),
+    ]
+    doc = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert all(c["holds"] for c in doc["cases"] if c["action"] == "block")  # not yet in effect
+    [undo] = await pull(client, tokens["jio"])
+    await ack(client, tokens["jio"], {"order_id": undo["order_id"], "status": "unblocked"})
+    doc = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert doc["state"] == "unblocked" and not any(c["holds"] for c in doc["cases"])
+
+
+async def test_concurrent_decisions_and_acks_take_locks_in_one_order(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """Filings, unblocks, cancels and acks over the same targets at once: none of them may
+    end in a deadlock answered with 503."""
+    ops = await operator_tokens(store)
+    imeis = [f"35{n:012d}" for n in range(1, 6)]
+    statuses: list[int] = []
+
+    async def investigator(k: int) -> None:
+        for i in range(8):
+            names = imeis[k % 5 :] + imeis[: k % 5]  # every task names them in its own order
+            names = names[::-1] if i % 2 else names
+            doc = {
+                "case_ref": f"C{k % 2}",
+                "category": "other",
+                "targets": [{"kind": "imei", "value": v} for v in names[:3]],
+            }
+            if i % 3 == 2:
+                doc |= {"action": "unblock", "reason": "court order"}
+            resp = await client.post("/v1/block-requests", headers=tokens["investigator"], json=doc)
+            statuses.append(resp.status)
+            if resp.status == 201 and i % 4 == 3:
+                rid = (await resp.json())["id"]
+                cancel = await client.post(
+                    f"/v1/block-requests/{rid}/cancel", headers=tokens["investigator"], json={}
+                )
+                statuses.append(cancel.status)
+
+    async def operator(code: str) -> None:
+        for _ in range(12):
+            resp = await client.get("/v1/operator/orders?limit=20", headers=ops[code])
+            statuses.append(resp.status)
+            assert resp.status == 200, await resp.text()
+            orders = (await resp.json())["orders"]
+            acks = [
+                {
+                    "order_id": o["order_id"],
+                    "status": "blocked" if o["action"] == "block" else "unblocked",
+                }
+                for o in orders
+            ]
+            if acks:
+                done = await client.post(
+                    "/v1/operator/acks", headers=ops[code], json={"acks": acks}
+                )
+                statuses.append(done.status)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(investigator(k) for k in range(6)), *(operator(c) for c in OPERATORS))
+    assert statuses and max(statuses) < 500, sorted(set(statuses))
+
+
+async def test_cancelling_a_block_another_case_relies_on_keeps_the_target_on_its_way(
+    client: Client, tokens: Tokens
+) -> None:
+    first = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    second = await file(client, tokens["investigator_samba"], ("msisdn", JIO_NUMBER), case_ref="S1")
+    assert second["targets"][0]["outcome"] == "in_progress"  # linked to the first one's order
+    cancel = await client.post(
+        f"/v1/block-requests/{first['id']}/cancel", headers=tokens["investigator"], json={}
+    )
+    assert cancel.status == 200, await cancel.text()
+    [order] = await pull(client, tokens["jio"])  # still goes out, now for the second case
+    assert order["action"] == "block"
+    await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
+    doc = await get(client, tokens["investigator_samba"], f"/v1/block-requests/{second['id']}")
+    assert doc["status"] == "completed" and doc["targets"][0]["state"] == "blocked"
