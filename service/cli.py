@@ -25,12 +25,17 @@ log = structlog.get_logger()
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """A migrated store for one command."""
+async def open_store(settings: Settings, *, migrate: bool = False) -> AsyncIterator[Store]:
+    """A store for one command, on a current schema: migrated first if `migrate`, else checked
+    (db.SchemaNotCurrent, db.MigrationChanged). Only the commands that run the service
+    migrate; the others never change the schema."""
     pool = await db.create_pool(db.database_url(settings), 1, 4)
     try:
         async with pool.acquire() as conn:
-            await db.migrate(conn)
+            if migrate:
+                await db.migrate(conn)
+            else:
+                await db.require_current(conn)
         yield Store(pool)
     finally:
         await pool.close()
@@ -64,7 +69,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from service.http.server import serve
 
     async def prepare() -> int:
-        async with open_store(settings) as store:
+        async with open_store(settings, migrate=True) as store:
             await operators.use_simulators(store, validate_config)
             base = f"http://{settings.host}:{settings.port}"
             print(f"fraudblock demo on {base}  (API docs: {base}/docs)")
@@ -368,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(settings, args))
     except DomainError as exc:
         print(f"fraudblock: {exc.detail}", file=sys.stderr)
+        return 2
+    except db.MigrationError as exc:
+        print(f"fraudblock: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
