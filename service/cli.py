@@ -167,18 +167,26 @@ def read_series_csv(path: Path) -> list[tuple[str, str, str]]:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    """Recompute the audit chain and name the first broken row."""
+    """Check the audit chains up to their heads; name every broken row (exit 1)."""
 
     async def go() -> int:
         async with open_store(settings) as store:
             result = await audit.verify(store)
         if result.ok:
-            print(f"audit chain intact: {result.checked} rows verified")
+            print(
+                f"audit chain intact: {result.checked} rows in {result.chains} chains verified, "
+                "each ending at its head"
+            )
             return 0
+        found = len(result.breaks) + result.more
         print(
-            f"audit chain BROKEN at row {result.broken_id}: {result.problem} "
-            f"({result.checked} rows before it verified)"
+            f"audit chain BROKEN: {found} problem(s) in {result.checked} rows "
+            f"({result.chains} chains)"
         )
+        for b in result.breaks:
+            print(f"  {b}")
+        if result.more:
+            print(f"  ... and {result.more} more")
         return 1
 
     return _run(go())
@@ -239,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = add("audit", cmd_audit, "audit log tools")
     asub = ap.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
-    asub.add_parser("verify", help="recompute the hash chain and name the first broken row")
+    asub.add_parser(
+        "verify",
+        help="check every hash chain, in one snapshot, up to its head; name each broken row",
+    )
 
     op = add("operator", cmd_operator, "list, configure or disable operators")
     osub = op.add_subparsers(dest="operator_cmd", required=True, metavar="ACTION")
