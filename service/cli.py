@@ -25,12 +25,17 @@ log = structlog.get_logger()
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """A migrated store for one command."""
+async def open_store(settings: Settings, *, migrate: bool = False) -> AsyncIterator[Store]:
+    """A store for one command, on a current schema: migrated first if `migrate`, else checked
+    (db.SchemaNotCurrent, db.MigrationChanged). Only the commands that run the service
+    migrate; the others never change the schema."""
     pool = await db.create_pool(db.database_url(settings), 1, 4)
     try:
         async with pool.acquire() as conn:
-            await db.migrate(conn)
+            if migrate:
+                await db.migrate(conn)
+            else:
+                await db.require_current(conn)
         yield Store(pool)
     finally:
         await pool.close()
@@ -64,7 +69,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from service.http.server import serve
 
     async def prepare() -> int:
-        async with open_store(settings) as store:
+        async with open_store(settings, migrate=True) as store:
             await operators.use_simulators(store, validate_config)
             base = f"http://{settings.host}:{settings.port}"
             print(f"fraudblock demo on {base}  (API docs: {base}/docs)")
@@ -162,18 +167,26 @@ def read_series_csv(path: Path) -> list[tuple[str, str, str]]:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    """Recompute the audit chain and name the first broken row."""
+    """Check the audit chains up to their heads; name every broken row (exit 1)."""
 
     async def go() -> int:
         async with open_store(settings) as store:
             result = await audit.verify(store)
         if result.ok:
-            print(f"audit chain intact: {result.checked} rows verified")
+            print(
+                f"audit chain intact: {result.checked} rows in {result.chains} chains verified, "
+                "each ending at its head"
+            )
             return 0
+        found = len(result.breaks) + result.more
         print(
-            f"audit chain BROKEN at row {result.broken_id}: {result.problem} "
-            f"({result.checked} rows before it verified)"
+            f"audit chain BROKEN: {found} problem(s) in {result.checked} rows "
+            f"({result.chains} chains)"
         )
+        for b in result.breaks:
+            print(f"  {b}")
+        if result.more:
+            print(f"  ... and {result.more} more")
         return 1
 
     return _run(go())
@@ -234,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = add("audit", cmd_audit, "audit log tools")
     asub = ap.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
-    asub.add_parser("verify", help="recompute the hash chain and name the first broken row")
+    asub.add_parser(
+        "verify",
+        help="check every hash chain, in one snapshot, up to its head; name each broken row",
+    )
 
     op = add("operator", cmd_operator, "list, configure or disable operators")
     osub = op.add_subparsers(dest="operator_cmd", required=True, metavar="ACTION")
@@ -368,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(settings, args))
     except DomainError as exc:
         print(f"fraudblock: {exc.detail}", file=sys.stderr)
+        return 2
+    except db.MigrationError as exc:
+        print(f"fraudblock: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,59 @@ async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncp
     return pool
 
 
+class MigrationError(Exception):
+    """The database's schema cannot be used as it is; the message says what to do."""
+
+
+class MigrationChanged(MigrationError):
+    """A migration already applied to the database no longer matches its shipped file."""
+
+    def __init__(self, changed: Sequence[Migration], recorded: Mapping[str, str]) -> None:
+        names = ", ".join(
+            f"{m.version}_{m.name}.sql (applied with checksum {recorded[m.version][:12]}, "
+            f"the file now has {m.checksum[:12]})"
+            for m in changed
+        )
+        super().__init__(
+            f"applied migration(s) changed since they ran: {names}. A migration is never "
+            "edited once applied: restore the released file and put the change in a new one"
+        )
+        self.versions = [m.version for m in changed]
+
+
+class SchemaNotCurrent(MigrationError):
+    """Migrations are pending, and this command does not apply them."""
+
+    def __init__(self, pending: Sequence[str], fresh: bool) -> None:
+        what = (
+            "the database has no fraudblock schema yet"
+            if fresh
+            else f"the database schema is not current (pending migration(s): {', '.join(pending)})"
+        )
+        super().__init__(f"{what}: run `fraudblock migrate` first")
+        self.pending = list(pending)
+
+
+async def _applied(conn: Conn) -> dict[str, str] | None:
+    """Checksums of the applied migrations by version; None before the first migration."""
+    if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        return None
+    rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    return {r["version"]: r["checksum"] for r in rows}
+
+
+def _refuse_changed(shipped: Sequence[Migration], done: Mapping[str, str]) -> None:
+    changed = [m for m in shipped if m.version in done and done[m.version] != m.checksum]
+    if changed:
+        log.error("db.migration_changed", versions=[m.version for m in changed])
+        raise MigrationChanged(changed, done)
+
+
 async def migrate(conn: Conn) -> list[str]:
-    """Apply pending migrations, each in a transaction, under an advisory lock."""
+    """Apply pending migrations, each in a transaction, under an advisory lock.
+
+    Raises MigrationChanged, before applying anything, if an applied migration was edited.
+    """
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
@@ -99,14 +151,11 @@ async def migrate(conn: Conn) -> list[str]:
                    version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {
-            r["version"]: r["checksum"]
-            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
-        }
-        for m in load_migrations():
+        done = await _applied(conn) or {}
+        shipped = load_migrations()
+        _refuse_changed(shipped, done)
+        for m in shipped:
             if m.version in done:
-                if done[m.version] != m.checksum:
-                    log.warning("db.migration_changed", version=m.version, name=m.name)
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
@@ -123,10 +172,20 @@ async def migrate(conn: Conn) -> list[str]:
     return applied
 
 
+async def require_current(conn: Conn) -> None:
+    """Check, changing nothing, that every shipped migration is applied and none was edited.
+
+    Raises SchemaNotCurrent or MigrationChanged; commands that do not migrate call this.
+    """
+    done = await _applied(conn)
+    shipped = load_migrations()
+    _refuse_changed(shipped, done or {})
+    pending = [m.version for m in shipped if m.version not in (done or {})]
+    if pending:
+        raise SchemaNotCurrent(pending, fresh=done is None)
+
+
 async def pending_migrations(conn: Conn) -> list[str]:
     """Versions shipped but not applied (readiness check)."""
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    done = set()
-    if exists:
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    done = await _applied(conn) or {}
     return [m.version for m in load_migrations() if m.version not in done]

@@ -345,6 +345,19 @@ SELECT pg_notify('fraudblock_orders', $1);
 -- $1: JSON entries; the chaining is the audit_append function (sql/0003_audit_chains.sql).
 SELECT audit_append($1::json);
 
+-- name: audit_snapshot
+-- The first statement of audit verification's transaction: every page it reads, and the
+-- heads, come from one snapshot (an append inserts its rows and moves its head in one commit).
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
+-- name: audit_heads
+SELECT chain, last_id, hash FROM audit_head ORDER BY chain;
+
+-- name: audit_first_page
+-- The log from its lowest id, whatever it is (audit_all then pages on from the last id read).
+SELECT id, at, actor, role, action, entity_type, entity_id, details, chain, prev_hash, hash
+FROM audit_log ORDER BY id LIMIT $1;
+
 -- name: audit_all
 SELECT id, at, actor, role, action, entity_type, entity_id, details, chain, prev_hash, hash
 FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2;
