@@ -26,6 +26,9 @@ UPDATE orders o SET due_at = coalesce(o.retry_from, o.created_at) + make_interva
 FROM operators p WHERE p.code = o.operator_code AND o.due_at IS NULL
   AND o.status IN ('queued', 'in_flight', 'sent');
 CREATE INDEX orders_due_idx ON orders (due_at) WHERE status IN ('queued', 'in_flight', 'sent');
+-- the upkeep's search for orders past their maximum age (orders_expiring)
+CREATE INDEX orders_age_idx ON orders ((coalesce(retry_from, created_at)))
+    WHERE status IN ('queued', 'sent');
 
 ALTER TABLE request_targets ADD COLUMN released_by bigint;
 
