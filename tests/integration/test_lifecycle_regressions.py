@@ -34,6 +34,14 @@ async def operator_tokens(store: Store) -> dict[str, dict[str, str]]:
     return out
 
 
+async def unblock(
+    client: Client, headers: dict[str, str], target: tuple[str, str], reason: str, **extra: Any
+) -> dict[str, Any]:
+    """File an unblock request (case C1 unless told otherwise)."""
+    extra.setdefault("case_ref", "C1")
+    return await file(client, headers, target, action="unblock", reason=reason, **extra)
+
+
 async def block_everywhere(client: Client, tokens: Tokens, ops: dict[str, Any]) -> int:
     """File a block for the handset and let all four operators confirm it; its request id."""
     req = await file(client, tokens["investigator"], ("imei", IMEI), case_ref="C1")
@@ -58,13 +66,8 @@ async def test_a_cancelled_unblock_leaves_the_target_blocked(
     ops = await operator_tokens(store)
     await block_everywhere(client, tokens, ops)
     assert await handsets_blocked(client, tokens) == 1
-    undo = await file(
-        client,
-        tokens["investigator"],
-        ("imei", IMEI),
-        case_ref="C1",
-        action="unblock",
-        reason="court order",
+    undo = await unblock(
+        client, tokens["investigator"], ("imei", IMEI), "court order", case_ref="C1"
     )
     assert undo["targets"][0]["outcome"] == "queued"
     cancel = await client.post(
@@ -99,13 +102,8 @@ async def test_an_unblock_awaiting_approval_changes_nothing_and_a_rejection_keep
     for code in OPERATORS:
         [order] = await pull(client, ops[code])
         await ack(client, ops[code], {"order_id": order["order_id"], "status": "blocked"})
-    undo = await file(
-        client,
-        tokens["investigator"],
-        ("imei", IMEI),
-        case_ref="C1",
-        action="unblock",
-        reason="court order",
+    undo = await unblock(
+        client, tokens["investigator"], ("imei", IMEI), "court order", case_ref="C1"
     )
     assert undo["status"] == "pending_approval"
     assert undo["targets"][0]["outcome"] == "awaiting_approval"
@@ -121,13 +119,8 @@ async def test_an_unblock_awaiting_approval_changes_nothing_and_a_rejection_keep
     assert t["state"] == "blocked" and await handsets_blocked(client, tokens) == 1
     assert [c["holds"] for c in t["cases"] if c["action"] == "block"] == [True]
 
-    again = await file(
-        client,
-        tokens["investigator"],
-        ("imei", IMEI),
-        case_ref="C1",
-        action="unblock",
-        reason="court order 9/2026",
+    again = await unblock(
+        client, tokens["investigator"], ("imei", IMEI), "court order 9/2026", case_ref="C1"
     )
     ok = await client.post(
         f"/v1/block-requests/{again['id']}/approve", headers=tokens["supervisor"]
@@ -151,13 +144,8 @@ async def test_an_unblock_after_a_failed_send_is_the_last_thing_the_operator_get
         dispatcher = Dispatcher(store, settings, build_adapter, drain=True)
         await file(client, tokens["investigator"], ("msisdn", VI_NUMBER), case_ref="C1")
         await dispatcher.run()  # 503 three times in-process, then rescheduled in Postgres
-        undo = await file(
-            client,
-            tokens["investigator"],
-            ("msisdn", VI_NUMBER),
-            case_ref="C1",
-            action="unblock",
-            reason="court order",
+        undo = await unblock(
+            client, tokens["investigator"], ("msisdn", VI_NUMBER), "court order", case_ref="C1"
         )
         assert undo["targets"][0]["outcome"] == "queued"
         fake.answers["vi"] = ack_all  # the operator is back
@@ -177,19 +165,14 @@ async def test_a_newer_decision_waits_for_the_outstanding_one_and_carries_a_high
 ) -> None:
     await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
     [block] = await pull(client, tokens["jio"])  # sent, not yet answered
-    await file(
-        client,
-        tokens["investigator"],
-        ("msisdn", JIO_NUMBER),
-        case_ref="C1",
-        action="unblock",
-        reason="court order",
+    await unblock(
+        client, tokens["investigator"], ("msisdn", JIO_NUMBER), "court order", case_ref="C1"
     )
     assert await pull(client, tokens["jio"]) == []  # one outstanding order per pair
     assert await ack(client, tokens["jio"], {"order_id": block["order_id"], "status": "blocked"})
-    [unblock] = await pull(client, tokens["jio"])
-    assert unblock["action"] == "unblock" and unblock["seq"] > block["seq"]
-    await ack(client, tokens["jio"], {"order_id": unblock["order_id"], "status": "unblocked"})
+    [undo_order] = await pull(client, tokens["jio"])
+    assert undo_order["action"] == "unblock" and undo_order["seq"] > block["seq"]
+    await ack(client, tokens["jio"], {"order_id": undo_order["order_id"], "status": "unblocked"})
     t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
     assert t["state"] == "unblocked" and t["operator_states"] == {"jio": "not_blocked"}
 
@@ -207,17 +190,12 @@ async def test_a_late_ack_of_a_withdrawn_order_changes_nothing(
         )
     finally:
         await conn.close()
-    await file(
-        client,
-        tokens["investigator"],
-        ("msisdn", JIO_NUMBER),
-        case_ref="C1",
-        action="unblock",
-        reason="court order",
+    await unblock(
+        client, tokens["investigator"], ("msisdn", JIO_NUMBER), "court order", case_ref="C1"
     )
-    [unblock] = await pull(client, tokens["jio"])  # the block was withdrawn, not sent again
-    assert unblock["action"] == "unblock"
-    await ack(client, tokens["jio"], {"order_id": unblock["order_id"], "status": "unblocked"})
+    [undo_order] = await pull(client, tokens["jio"])  # the block was withdrawn, not sent again
+    assert undo_order["action"] == "unblock"
+    await ack(client, tokens["jio"], {"order_id": undo_order["order_id"], "status": "unblocked"})
     late = await ack(client, tokens["jio"], {"order_id": block["order_id"], "status": "blocked"})
     assert late == ["superseded"]
     t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
@@ -231,13 +209,8 @@ async def test_an_unblock_releases_only_its_own_case(client: Client, tokens: Tok
         await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref=case)
     [order] = await pull(client, tokens["jio"])
     await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
-    undo = await file(
-        client,
-        tokens["investigator"],
-        ("msisdn", JIO_NUMBER),
-        case_ref="C2",
-        action="unblock",
-        reason="false positive",
+    undo = await unblock(
+        client, tokens["investigator"], ("msisdn", JIO_NUMBER), "false positive", case_ref="C2"
     )
     t = undo["targets"][0]
     assert t["outcome"] == "held" and t["held_by"] == [{"unit": "jammu", "case_ref": "C1"}]
@@ -266,25 +239,23 @@ async def test_a_supervisors_unblock_releases_one_units_case_not_the_same_number
         },
     )
     assert no_unit.status == 422  # a supervisor names the case's unit too
-    undo = await file(
+    undo = await unblock(
         client,
         tokens["supervisor"],
         ("msisdn", JIO_NUMBER),
+        "court order",
         case_ref="FIR-1",
         unit="samba",
-        action="unblock",
-        reason="court order",
     )
     t = undo["targets"][0]
     assert t["outcome"] == "held" and t["held_by"] == [{"unit": "jammu", "case_ref": "FIR-1"}]
-    forced = await file(
+    forced = await unblock(
         client,
         tokens["supervisor"],
         ("msisdn", JIO_NUMBER),
+        "court order",
         case_ref="FIR-1",
         unit="samba",
-        action="unblock",
-        reason="court order",
         force=True,
     )
     assert forced["targets"][0]["outcome"] == "queued"
@@ -359,13 +330,12 @@ async def test_a_cancelled_unblock_restores_the_block_it_withdrew(
     client: Client, tokens: Tokens
 ) -> None:
     first = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
-    undo = await file(
+    undo = await unblock(
         client,
         tokens["investigator"],
         ("msisdn", JIO_NUMBER),
+        "typo in the complaint",
         case_ref="C1",
-        action="unblock",
-        reason="typo in the complaint",
     )
     assert undo["targets"][0]["outcome"] == "not_blocked"  # the unsent block was withdrawn
     cancel = await client.post(
@@ -386,13 +356,8 @@ async def test_an_order_back_from_a_dead_worker_never_follows_a_newer_one(
         await file(client, tokens["investigator"], ("msisdn", VI_NUMBER), case_ref="C1")
         # a worker claims the block and dies before sending it; its lease runs out later
         await store.fetch("orders_claim", "vi", 10, 60.0, "dead-worker", False)
-        undo = await file(
-            client,
-            tokens["investigator"],
-            ("msisdn", VI_NUMBER),
-            case_ref="C1",
-            action="unblock",
-            reason="court order",
+        undo = await unblock(
+            client, tokens["investigator"], ("msisdn", VI_NUMBER), "court order", case_ref="C1"
         )
         assert undo["targets"][0]["outcome"] == "queued"  # the block may have gone out
         await store.pool.execute(
@@ -412,14 +377,13 @@ async def test_a_forced_unblock_lists_every_hold_it_releases(
     await file(client, tokens["investigator_samba"], ("msisdn", JIO_NUMBER), case_ref="S9")
     [order] = await pull(client, tokens["jio"])
     await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
-    forced = await file(
+    forced = await unblock(
         client,
         tokens["supervisor"],
         ("msisdn", JIO_NUMBER),
+        "high court order",
         case_ref="HC-ORDER-1",
         unit="jammu",
-        action="unblock",
-        reason="high court order",
         force=True,
     )
     t = forced["targets"][0]
