@@ -831,19 +831,46 @@ WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
 GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0;
 
 -- name: counts_compact
--- Fold counter deltas together; sums are unchanged, so readers never see a jump.
-WITH t AS (DELETE FROM target_state_counts RETURNING *),
-     ti AS (INSERT INTO target_state_counts
-            SELECT unit_code, category, kind, day, state, sum(n) FROM t
-            GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1),
-     e AS (DELETE FROM target_event_counts RETURNING *),
-     ei AS (INSERT INTO target_event_counts
-            SELECT unit_code, category, kind, day, event, sum(n) FROM e
-            GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1),
-     o AS (DELETE FROM order_state_counts RETURNING *),
-     oi AS (INSERT INTO order_state_counts
-            SELECT operator_code, unit_code, category, kind, day, state, sum(n) FROM o
-            GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0 RETURNING 1)
+-- Fold the groups that have new delta rows, each into one folded row; sums are unchanged, so
+-- readers never see a jump, and the work follows the new deltas, not the history.
+WITH tg AS MATERIALIZED (
+    SELECT DISTINCT unit_code, category, kind, day, state FROM target_state_counts
+    WHERE NOT folded
+), t AS (
+    DELETE FROM target_state_counts c USING tg
+    WHERE c.day = tg.day AND c.unit_code = tg.unit_code AND c.category = tg.category
+      AND c.kind = tg.kind AND c.state = tg.state
+    RETURNING c.unit_code, c.category, c.kind, c.day, c.state, c.n
+), ti AS (
+    INSERT INTO target_state_counts (unit_code, category, kind, day, state, n, folded)
+    SELECT unit_code, category, kind, day, state, sum(n), true FROM t
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1
+), eg AS MATERIALIZED (
+    SELECT DISTINCT unit_code, category, kind, day, event FROM target_event_counts
+    WHERE NOT folded
+), e AS (
+    DELETE FROM target_event_counts c USING eg
+    WHERE c.day = eg.day AND c.unit_code = eg.unit_code AND c.category = eg.category
+      AND c.kind = eg.kind AND c.event = eg.event
+    RETURNING c.unit_code, c.category, c.kind, c.day, c.event, c.n
+), ei AS (
+    INSERT INTO target_event_counts (unit_code, category, kind, day, event, n, folded)
+    SELECT unit_code, category, kind, day, event, sum(n), true FROM e
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1
+), og AS MATERIALIZED (
+    SELECT DISTINCT operator_code, unit_code, category, kind, day, state FROM order_state_counts
+    WHERE NOT folded
+), o AS (
+    DELETE FROM order_state_counts c USING og
+    WHERE c.day = og.day AND c.operator_code = og.operator_code AND c.unit_code = og.unit_code
+      AND c.category = og.category AND c.kind = og.kind AND c.state = og.state
+    RETURNING c.operator_code, c.unit_code, c.category, c.kind, c.day, c.state, c.n
+), oi AS (
+    INSERT INTO order_state_counts (operator_code, unit_code, category, kind, day, state, n,
+                                    folded)
+    SELECT operator_code, unit_code, category, kind, day, state, sum(n), true FROM o
+    GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0 RETURNING 1
+)
 SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM e) + (SELECT count(*) FROM o)
        AS folded,
        (SELECT count(*) FROM ti) + (SELECT count(*) FROM ei) + (SELECT count(*) FROM oi)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from service import acks, audit, stats
 from service.identifiers import luhn_check_digit
 from service.store import Store, StoreError
-from tests.conftest import Tokens
+from tests.conftest import Tokens, body
 
 Client = TestClient[Any, Any]
 CATEGORIES = ["kyc_update", "olx_marketplace", "fake_loan_app", "investment"]
@@ -253,3 +253,26 @@ async def test_audit_entries_survive_any_text_in_one_round_trip_commit(
         except StoreError:
             pass
     assert (await audit.verify(store)).ok
+
+
+async def test_folding_follows_the_new_deltas_not_the_history(
+    client: Any, tokens: Tokens, store: Store
+) -> None:
+    for n in range(6):  # six handsets, in six requests: several delta rows per group
+        resp = await client.post(
+            "/v1/block-requests",
+            headers=tokens["investigator"],
+            json=body(("imei", f"35{n:012d}")),
+        )
+        assert resp.status == 201
+    folded, kept = await stats.compact(store)
+    assert folded > kept > 0
+    assert await stats.compact(store) == (0, 0)  # nothing new: nothing is rewritten
+    resp = await client.post(
+        "/v1/block-requests", headers=tokens["investigator"], json=body(("imei", "35999999999999"))
+    )
+    assert resp.status == 201
+    folded_again, _ = await stats.compact(store)
+    assert 0 < folded_again < folded  # only the groups the new filing touched
+    doc = await (await client.get("/v1/stats", headers=tokens["supervisor"])).json()
+    assert doc["totals"]["handsets"]["pending"] == 7
