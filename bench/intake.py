@@ -1,7 +1,11 @@
 """bench.intake: HTTP intake over loopback with C keep-alive clients.
 
-Phases: single-target requests, 100-target requests, and a 100,000-target bulk submission
-sent through the API in chunks (timed end to end). The service runs as its own process
+Phases: single-target requests without an Idempotency-Key, with a distinct key each (as the
+README asks every client to send), the same keyed requests replayed (same key and body: the
+stored response comes back), 100-target requests, and a 100,000-target bulk submission sent
+through the API in chunks (timed end to end). Each phase also counts the WAL flushes Postgres
+made (pg_stat_io) and so how many filings each flush carried; `pg_test_fsync` gives the
+machine's own limit beside it. The service runs as its own process
 (`serve --no-dispatcher`: intake alone; `--dispatch` adds the in-process dispatcher with the
 synchronous simulator), so its peak RSS is measured apart from the client.
 """
@@ -23,8 +27,12 @@ async def phase(
     concurrency: int,
     first: int,
     time_limit: float,
+    url: str,
+    keys: str | None = None,
 ) -> dict[str, Any]:
-    """`requests` requests of `per_request` distinct targets each, from target index `first`."""
+    """`requests` requests of `per_request` distinct targets each, from target index `first`;
+    with `keys`, request i carries the Idempotency-Key `{keys}-{i}` (and its case reference, so
+    that a replay phase with the same `keys` and `first` sends the very same bodies)."""
     headers = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json"}
     statuses: dict[int, int] = {}
     http = common.BareHTTP(base)
@@ -32,17 +40,21 @@ async def phase(
     async def post(i: int) -> bool:
         start = first + i * per_request
         targets = [common.target(j) for j in range(start, start + per_request)]
-        body = common.request_body(targets, f"FIR-{name}-{i}/2026")
-        status, _ = await http.request("POST", "/v1/block-requests", headers, body)
+        label = keys or name
+        body = common.request_body(targets, f"FIR-{label}-{i}/2026")
+        sent = headers if keys is None else {**headers, "Idempotency-Key": f"{keys}-{i}"}
+        status, _ = await http.request("POST", "/v1/block-requests", sent, body)
         statuses[status] = statuses.get(status, 0) + 1
         return status == 201
 
+    flushes_before = await pg.wal_flushes(url)
     cpu_before = common.cpu_seconds()
     try:
         lat, errors, elapsed = await common.closed_loop(post, requests, concurrency, time_limit)
     finally:
         await http.close()
     cpu_after = common.cpu_seconds()
+    flushes = await pg.wal_flushes(url) - flushes_before
     done = len(lat)
     cpu_ms = {
         f"cpu_ms_per_request_{k}": round((cpu_after[k] - cpu_before[k]) * 1000 / max(done, 1), 3)
@@ -59,6 +71,8 @@ async def phase(
         "targets_per_s": round(done * per_request / elapsed),
         **common.ms_percentiles(lat, (0.5, 0.99)),
         **cpu_ms,
+        "wal_flushes": flushes,
+        "filings_per_flush": round(done / flushes, 1) if flushes else None,
     }
 
 
@@ -91,22 +105,32 @@ async def main() -> None:
         if args.pg_stats:
             await pg.reset_statements(url)
         c = args.clients
+        fsync_limit = pg.fsync_per_s()
         results.append(
             await phase(base, tok, name="1 target", per_request=1, requests=singles,
-                        concurrency=c, first=0, time_limit=limit)
+                        concurrency=c, first=0, time_limit=limit, url=url)
+        )  # fmt: skip
+        results.append(
+            await phase(base, tok, name="1 target, key", per_request=1, requests=singles,
+                        concurrency=c, first=singles, time_limit=limit, url=url, keys="k")
+        )  # fmt: skip
+        results.append(
+            await phase(base, tok, name="1 target, replay", per_request=1, requests=singles,
+                        concurrency=c, first=singles, time_limit=limit, url=url, keys="k")
         )  # fmt: skip
         if args.pg_stats:
             await pg.print_top_statements(url, "single-target intake: costliest statements")
             await pg.reset_statements(url)
         results.append(
             await phase(base, tok, name="100 targets", per_request=100,
-                        requests=hundreds, concurrency=c, first=singles, time_limit=limit)
+                        requests=hundreds, concurrency=c, first=2 * singles, time_limit=limit,
+                        url=url)
         )  # fmt: skip
         chunks = -(-args.bulk // args.chunk)
         bulk = await phase(
             base, tok, name=f"bulk {args.bulk:,}", per_request=args.chunk,
             requests=chunks, concurrency=args.bulk_clients,
-            first=singles + hundreds * 100, time_limit=300,
+            first=2 * singles + hundreds * 100, time_limit=300, url=url,
         )  # fmt: skip
         results.append(bulk)
         rss = common.peak_rss_mb(service.pid)
@@ -114,19 +138,26 @@ async def main() -> None:
         f"bench.intake — loopback, keep-alive, service {'with' if args.dispatch else 'without'}"
         " dispatcher",
         ["phase", "clients", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms", "s",
-         "CPU ms/req: postgres", "service", "client"],
+         "CPU ms/req: postgres", "service", "client", "WAL flushes", "filings/flush"],
         [
             [r["phase"], r["clients"], r["requests"], r["errors"], r["requests_per_s"],
              r["targets_per_s"], r["p50_ms"], r["p99_ms"], r["seconds"],
              r["cpu_ms_per_request_postgres"], r["cpu_ms_per_request_service"],
-             r["cpu_ms_per_request_other"]]
+             r["cpu_ms_per_request_other"], r["wal_flushes"], r["filings_per_flush"] or "-"]
             for r in results
         ],
     )  # fmt: skip
     print(f"\nservice peak RSS (VmHWM): {rss:.1f} MB")
+    print(f"this machine's WAL flush limit (pg_test_fsync, open_datasync/fdatasync): "
+          f"{fsync_limit:,.0f} flushes/s")  # fmt: skip
     common.finish(
         "intake",
-        {"phases": results, "bulk_seconds": bulk["seconds"], "service_peak_rss_mb": round(rss, 1)},
+        {
+            "phases": results,
+            "bulk_seconds": bulk["seconds"],
+            "service_peak_rss_mb": round(rss, 1),
+            "fsync_per_s": round(fsync_limit),
+        },
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +55,52 @@ def postgres(stat_statements: bool = False) -> Iterator[str]:
                 pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
         server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+WAL_FLUSHES = {
+    "pg_stat_io": "SELECT coalesce(sum(fsyncs), 0)::bigint FROM pg_stat_io WHERE object = 'wal'",
+    "pg_stat_wal": "SELECT wal_sync FROM pg_stat_wal",  # before Postgres 18
+}
+
+
+async def wal_flushes(url: str, settle_s: float = 15.0) -> int:
+    """WAL flushes (fsyncs) the server has made so far. A busy backend reports its counts at
+    most once a second, one gone idle after ten seconds (PGSTAT_IDLE_INTERVAL): read once that
+    has passed and the count has stopped moving."""
+    conn = await asyncpg.connect(url)
+    try:
+        sql = None
+        for candidate in WAL_FLUSHES.values():
+            with contextlib.suppress(asyncpg.PostgresError):
+                await conn.fetchval(candidate)
+                sql = candidate
+                break
+        if sql is None:
+            return 0
+        last, stable_since, waited = -1, 0.0, 0.0
+        while waited < settle_s:
+            now = int(await conn.fetchval(sql) or 0)
+            if now != last:
+                last, stable_since = now, waited
+            elif waited - stable_since >= 1.0 and waited >= 10.5:
+                break
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        return last
+    finally:
+        await conn.close()
+
+
+def fsync_per_s() -> float:
+    """This machine's limit: flushes of one 8 kB WAL write per second (pg_test_fsync,
+    fdatasync, Linux's default wal_sync_method)."""
+    with tempfile.TemporaryDirectory(prefix="fraudblock-fsync-") as tmp:
+        out = subprocess.run(
+            [pg_bin("pg_test_fsync"), "-s", "1", "-f", str(Path(tmp) / "probe")],
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+    match = re.search(r"^\s+fdatasync\s+([0-9.]+) ops/sec", out, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 TOP_STATEMENTS = """
