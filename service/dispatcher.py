@@ -16,7 +16,7 @@ import structlog
 from service import delivery, settlement, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
-from service.store import Listener, Row, Store, StoreError, Tx
+from service.store import Listener, Row, Store, StoreError, StoreUnavailable, Tx
 
 log = structlog.get_logger()
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
@@ -65,6 +65,7 @@ class Lane:
         self.asked = 0  # orders the last claim asked for
         self.emptied = False  # the last batch was short: the queue was empty behind it
         self.retired = False
+        self.orphans = False  # a store error may have left orders leased to this lane
 
     def update(self, operator: Row) -> None:
         """Take new limits and breaker state from the operators table."""
@@ -87,9 +88,16 @@ class Lane:
                 self.wake.clear()
                 self.emptied = False
                 try:
+                    if self.orphans:
+                        await self._release_orphans()
                     did = await self.step()
                 except StoreError as exc:
                     log.warning("dispatch.store_error", operator=self.code, error=str(exc))
+                    # a claim whose answer was lost, or a batch whose record was, leaves orders
+                    # leased to this lane that it no longer holds: once the database answers
+                    # again, they go back to the queue
+                    self.orphans = True
+                    self.in_flight = []
                     did = False
                 # after a short batch the queue was empty: a claim now would find nothing, so
                 # wait for a NOTIFY (one that came during the batch has set `wake` already)
@@ -98,6 +106,16 @@ class Lane:
         finally:
             if self.retired:
                 await self.adapter.close()
+
+    async def _release_orphans(self) -> None:
+        """Give back the orders leased to this lane (its operator, this worker) that it does
+        not hold: the lane is the only holder of such leases, so none is in anyone's hands."""
+        released = await self.d.store.fetch(
+            "orders_release_orphans", self.code, self.d.worker, self.in_flight
+        )
+        self.orphans = False
+        if released:
+            log.warning("dispatch.orphans_released", operator=self.code, count=len(released))
 
     async def _pause(self, seconds: float) -> None:
         if self.d.drain:
@@ -205,7 +223,18 @@ class Lane:
                 tx, self.operator, claimed, tried, self.d.worker, self.d.settings
             )
 
-        return await self.d.store.retrying(record, what=f"dispatch.record:{self.code}")
+        # while the database is away (a restart, a failover), keep the batch's outcome and try
+        # again for half a lease, rather than leave its orders to come back when it runs out
+        give_up = time.monotonic() + self.d.settings.lease_s / 2
+        while True:
+            try:
+                return await self.d.store.retrying(record, what=f"dispatch.record:{self.code}")
+            except StoreUnavailable as exc:
+                if time.monotonic() > give_up or self.d.stopping.is_set():
+                    raise
+                log.warning("dispatch.record_waiting_for_database", operator=self.code,
+                            error=str(exc))  # fmt: skip
+                await asyncio.sleep(0.5)
 
     async def _renew_leases(self) -> None:
         s = self.d.settings

@@ -409,6 +409,22 @@ WITH released AS (
 )
 SELECT id, operator_code FROM released;
 
+-- name: orders_release_orphans
+-- Orders leased to one lane ($1 operator, $2 worker) that it does not hold ($3): a claim whose
+-- answer was lost to a broken connection. They go back to the queue at once, the lost attempt
+-- recorded as released, instead of waiting for their lease to run out.
+WITH released AS (
+    UPDATE orders SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
+           leased_by = NULL, last_error = 'claim lost with its database connection'
+    WHERE operator_code = $1 AND leased_by = $2 AND status = 'in_flight'
+      AND id <> ALL($3::bigint[])
+    RETURNING id, attempts, last_error
+), recorded AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error)
+    SELECT id, attempts, $2, now(), now(), 'released', last_error FROM released
+)
+SELECT id FROM released;
+
 -- name: orders_reap_expired
 -- Orders whose worker stopped renewing its lease come back to the queue; the lost attempt
 -- is recorded as released, started when its lease ran out (the claim time is not kept).

@@ -49,12 +49,27 @@ def _translate(exc: BaseException) -> StoreError:
         return RetryableConflict(str(exc))
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityConflict(str(exc))
-    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.CannotConnectNowError):
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError,
+    ):  # the server is gone, restarting, or not reachable yet
         return StoreUnavailable(str(exc))
     return StoreError(str(exc))
 
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+def _in_open_transaction(conn: Conn) -> bool:
+    """Whether a ROLLBACK is due; a connection the pool already took back (lost with the
+    server) has nothing to roll back, and asking it would hide the error that lost it."""
+    try:
+        return not conn.is_closed() and conn.is_in_transaction()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class Tx:
@@ -147,7 +162,7 @@ class Store:
                 try:
                     yield Tx(conn, self.queries)
                 except BaseException:
-                    if not conn.is_closed() and conn.is_in_transaction():
+                    if _in_open_transaction(conn):
                         with contextlib.suppress(*_DRIVER_ERRORS):
                             await conn.execute("ROLLBACK")
                     raise

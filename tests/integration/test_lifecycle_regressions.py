@@ -475,3 +475,29 @@ async def test_cancelling_a_block_another_case_relies_on_keeps_the_target_on_its
     await ack(client, tokens["jio"], {"order_id": order["order_id"], "status": "blocked"})
     doc = await get(client, tokens["investigator_samba"], f"/v1/block-requests/{second['id']}")
     assert doc["status"] == "completed" and doc["targets"][0]["state"] == "blocked"
+
+
+async def test_a_claim_lost_with_its_connection_comes_back_at_once(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        await file(client, tokens["investigator"], ("msisdn", VI_NUMBER))
+        dispatcher = Dispatcher(store, settings, build_adapter, worker="w-lost", drain=True)
+        # the claim committed, but its answer never reached the worker
+        [lost] = await store.fetch("orders_claim", "vi", 10, 60.0, "w-lost", False)
+        lanes = await dispatcher.refresh_operators()
+        try:
+            lanes["vi"].orphans = True  # what a store error during a step leaves behind
+            await lanes["vi"]._release_orphans()
+            row = await store.pool.fetchrow("SELECT status, leased_by FROM orders")
+            assert row is not None and (row["status"], row["leased_by"]) == ("queued", None)
+            await dispatcher.run_until_empty()
+        finally:
+            for lane in lanes.values():
+                await lane.adapter.close()
+        assert fake.received("vi") == [lost["id"]]  # delivered now, not a lease later
+        outcomes = [
+            r["outcome"] for r in await store.pool.fetch("SELECT outcome FROM attempts ORDER BY id")
+        ]
+        assert outcomes == ["released", "acknowledged"]
