@@ -709,6 +709,20 @@ UPDATE block_requests SET status = $2, decided_by = $3, decided_at = now(),
        decision_reason = $4, updated_at = now()
 WHERE id = $1;
 
+-- name: unblocks_waiting_on_holds
+-- Targets held by no case any more, still under a block, whose holds an unblock released while
+-- another case held them: that (latest such) unblock, to decide now.
+SELECT DISTINCT ON (t.id) t.id AS target_id, t.kind, t.value, t.action, t.state,
+       u.id, u.unit_code, u.case_ref, u.force, u.priority, u.category
+FROM targets t
+JOIN request_targets rt ON rt.target_id = t.id AND rt.released_by IS NOT NULL
+JOIN block_requests u ON u.id = rt.released_by AND u.status NOT IN ('rejected', 'cancelled')
+WHERE t.id = ANY($1::bigint[]) AND t.action = 'block'
+  AND NOT EXISTS (SELECT 1 FROM request_targets h JOIN block_requests b ON b.id = h.request_id
+                  WHERE h.target_id = t.id AND h.holds
+                    AND b.status NOT IN ('pending_approval', 'rejected', 'cancelled'))
+ORDER BY t.id, u.id DESC;
+
 -- name: orders_decide_held
 -- An approval is the decision: the request's held orders get its seq, a deadline and a place
 -- in the queue.

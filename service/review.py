@@ -48,7 +48,7 @@ async def approve(store: Store, principal: Principal, request_id: int) -> None:
         if row["action"] == "block":
             queued = await _approve_block(tx, request_id)
         else:
-            queued, plans = await _approve_unblock(tx, principal, row, targets)
+            queued, plans = await _decide_unblock(tx, principal, row, targets)
             details["releases"] = releases(plans)
         await tx.execute("requests_recount", [request_id])
         if queued:
@@ -86,10 +86,11 @@ async def _approve_block(tx: Tx, request_id: int) -> set[str]:
     return {r["operator_code"] for r in released}
 
 
-async def _approve_unblock(
+async def _decide_unblock(
     tx: Tx, principal: Principal, row: Row, targets: list[Row]
 ) -> tuple[set[str], list[TargetPlan]]:
-    """Decide the unblock as if it were filed now; the operators to wake, and its plans."""
+    """Decide an unblock request for these targets as if it were filed now (an approval, or
+    the last other hold gone); the operators to wake, and its plans."""
     by_key = {(t["kind"], t["value"]): t for t in targets}
     normal = [NormalTarget(i, t["kind"], t["value"], t["value"]) for i, t in enumerate(targets)]
     head = UnblockHead(row["id"], row["unit_code"], row["case_ref"], row["force"])
@@ -206,8 +207,27 @@ async def _take_back(
     rehold = await tx.fetch("holds_restore", request_id)
     touched = {r["target_id"] for r in [*cancelled, *restored, *rehold]}
     await settlement.settle(tx, touched, redecide=True)
-    if restored:
-        await tx.execute("notify_orders", ",".join(sorted({r["operator_code"] for r in restored})))
+    woken = {r["operator_code"] for r in restored}
+    woken |= await _resume_unblocks(tx, principal, request_id)
+    if woken:
+        await tx.execute("notify_orders", ",".join(sorted(woken)))
+
+
+async def _resume_unblocks(tx: Tx, principal: Principal, request_id: int) -> set[str]:
+    """A block taken back may have been the last hold on a target that an unblock left
+    blocked (`held`) for it: that unblock takes effect now. The operators to wake."""
+    ids = [r["target_id"] for r in await tx.fetch("request_target_ids", request_id)]
+    waiting: dict[int, tuple[Row, list[Row]]] = {}
+    for r in await tx.fetch("unblocks_waiting_on_holds", ids) if ids else []:
+        waiting.setdefault(r["id"], (r, []))[1].append(
+            {k: r[k] for k in ("kind", "value", "action", "state")} | {"id": r["target_id"]}
+        )
+    woken: set[str] = set()
+    for unblock_id, (head, targets) in sorted(waiting.items()):
+        ops, _ = await _decide_unblock(tx, principal, head, targets)
+        await tx.execute("requests_recount", [unblock_id])
+        woken |= ops
+    return woken
 
 
 async def requeue(store: Store, principal: Principal, order_id: int) -> None:

@@ -501,3 +501,22 @@ async def test_a_claim_lost_with_its_connection_comes_back_at_once(
             r["outcome"] for r in await store.pool.fetch("SELECT outcome FROM attempts ORDER BY id")
         ]
         assert outcomes == ["released", "acknowledged"]
+
+
+async def test_an_unblock_left_waiting_for_another_case_takes_effect_when_that_case_withdraws(
+    client: Client, tokens: Tokens
+) -> None:
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C1")
+    other = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER), case_ref="C2")
+    undo = await unblock(client, tokens["investigator"], ("msisdn", JIO_NUMBER), "court order")
+    assert undo["targets"][0]["outcome"] == "held"  # C2 still holds it
+    cancel = await client.post(
+        f"/v1/block-requests/{other['id']}/cancel", headers=tokens["investigator"], json={}
+    )
+    assert cancel.status == 200, await cancel.text()
+    # nothing holds the number now: C1's unblock takes effect (the unsent block is withdrawn)
+    assert await pull(client, tokens["jio"]) == []
+    t = await get(client, tokens["supervisor"], f"/v1/targets/msisdn/{JIO_NUMBER}")
+    assert t["state"] == "unblocked" and t["action"] == "unblock"
+    doc = await get(client, tokens["investigator"], f"/v1/block-requests/{undo['id']}")
+    assert doc["targets"][0]["outcome"] == "not_blocked" and doc["status"] == "completed"
