@@ -104,6 +104,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         try:
             async with pool.acquire() as conn:
                 applied = await db.migrate(conn)
+                await db.set_report_zone(conn, settings.report_tz)
         finally:
             await pool.close()
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
