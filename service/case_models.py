@@ -212,3 +212,38 @@ class ZoneReport(BaseModel):
     units: list[ZoneRow]
     districts: ZoneRow
     total: ZoneRow
+
+
+class SlaQuery(BaseModel):
+    """The SLA report's period (days in the zone's time zone, `to` exclusive) and grouping."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    group_by: str | None = Field(
+        default=None, description="operator (always), and one of day, week, month."
+    )
+
+
+class SlaRow(BaseModel):
+    """One operator's acknowledgements against their deadlines (in one period)."""
+
+    operator: str
+    period: date | None = None
+    due: int = Field(description="Orders answered, dead, or unanswered past their deadline.")
+    acknowledged_in_time: int
+    breached: int = Field(description="Answered late, dead, or still unanswered past due.")
+    compliance_pct: float | None
+    p50_ack_s: float | None
+    p95_ack_s: float | None
+
+
+class SlaReport(BaseModel):
+    """Per operator: orders due, acknowledged within the deadline, breached, compliance."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    time_zone: str
+    group_by: list[str]
+    rows: list[SlaRow]

@@ -1063,3 +1063,42 @@ SELECT (SELECT count(*) FROM m) AS folded, (SELECT count(*) FROM mi) AS kept;
 
 -- name: report_zone_get
 SELECT zone FROM report_zone;
+
+-- name: sla_orders
+-- Operators' acknowledgements against their deadlines, per operator and period ($3: day, week,
+-- month or null), for days [$1, $2) of the zone: orders answered then (in time: by their
+-- deadline `due_at`), orders dead then, and orders still unanswered whose deadline passed then.
+-- Time to acknowledge runs from the decision (or the retry that restarted the deadline).
+WITH bounds AS (
+    SELECT coalesce($1::date::timestamp AT TIME ZONE z.zone, '-infinity') AS lo,
+           coalesce($2::date::timestamp AT TIME ZONE z.zone, 'infinity') AS hi
+    FROM report_zone z
+), events AS (
+    SELECT p.code AS operator, a.day, a.in_time, a.ack_s
+    FROM operators p CROSS JOIN bounds b CROSS JOIN LATERAL (
+        SELECT report_day(o.acked_at) AS day,
+               o.acked_at <= coalesce(o.due_at, o.acked_at) AS in_time,
+               extract(epoch FROM o.acked_at - coalesce(o.retry_from, o.created_at)) AS ack_s
+        FROM orders o
+        WHERE o.operator_code = p.code AND o.status = 'acked'
+          AND o.acked_at >= b.lo AND o.acked_at < b.hi
+    ) a
+    UNION ALL
+    SELECT o.operator_code, report_day(o.dead_at), false, NULL
+    FROM orders o CROSS JOIN bounds b
+    WHERE o.status = 'dead' AND o.dead_at >= b.lo AND o.dead_at < b.hi
+    UNION ALL
+    SELECT o.operator_code, report_day(o.due_at), false, NULL
+    FROM orders o CROSS JOIN bounds b
+    WHERE o.status IN ('queued', 'in_flight', 'sent') AND o.due_at < now()
+      AND o.due_at >= b.lo AND o.due_at < b.hi
+)
+SELECT operator,
+       CASE $3::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       count(*) AS due, count(*) FILTER (WHERE in_time) AS in_time,
+       count(*) FILTER (WHERE NOT in_time) AS breached,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_s) AS p50_ack_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_s) AS p95_ack_s
+FROM events GROUP BY 1, 2 ORDER BY 1, 2;

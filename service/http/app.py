@@ -17,6 +17,7 @@ from service.http import (
     cases_api,
     operator_api,
     reference,
+    reports_api,
     review_api,
     supervision_api,
     targets,
@@ -48,6 +49,7 @@ RESOURCES = (
     operator_api,
     supervision_api,
     cases_api,
+    reports_api,
 )
 
 

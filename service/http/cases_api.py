@@ -1,10 +1,10 @@
-"""Cases, their money, fraud categories and the zone report."""
+"""Cases, their money, and fraud categories."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from service import cases, zone_report
+from service import cases
 from service.auth import require
 from service.case_models import (
     CaseOut,
@@ -16,8 +16,6 @@ from service.case_models import (
     FirIn,
     MoneyEntryOut,
     MoneyIn,
-    ZoneQuery,
-    ZoneReport,
 )
 from service.errors import NotFound
 from service.http.context import STORE, principal_of
@@ -89,33 +87,6 @@ OPERATIONS = [
         response_model=MoneyEntryOut,
         status=201,
         errors=(400, 403, 404, 409, 422),
-    ),
-    Operation(
-        "GET",
-        "/v1/reports/zone",
-        "Per unit: numbers and phone sets blocked, money put on hold and refunded",
-        "supervision",
-        response_model=ZoneReport,
-        query_model=ZoneQuery,
-        errors=(403, 422),
-    ),
-    Operation(
-        "GET",
-        "/v1/reports/zone.csv",
-        "The zone report as CSV (amounts in rupees)",
-        "supervision",
-        query_model=ZoneQuery,
-        errors=(403, 422),
-        content_type="text/csv",
-    ),
-    Operation(
-        "GET",
-        "/v1/reports/zone.html",
-        "The zone report as a printable page",
-        "supervision",
-        query_model=ZoneQuery,
-        errors=(403, 422),
-        content_type="text/html",
     ),
 ]
 
@@ -190,40 +161,3 @@ async def get_case(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     unit, case_ref = _case_key(request)
     return json_response(await cases.get_case(request.app[STORE], principal, unit, case_ref))
-
-
-async def _zone(request: web.Request) -> ZoneReport:
-    principal = await principal_of(request)
-    q = query_model(request, ZoneQuery)
-    return await zone_report.zone_report(request.app[STORE], principal, start=q.start, end=q.end)
-
-
-@routes.get("/v1/reports/zone")
-async def get_zone(request: web.Request) -> web.Response:
-    """The zone report as JSON."""
-    report = await _zone(request)
-    return json_response(report.model_dump(mode="json", by_alias=True))
-
-
-@routes.get("/v1/reports/zone.csv")
-async def get_zone_csv(request: web.Request) -> web.Response:
-    """The zone report as CSV."""
-    report = await _zone(request)
-    return web.Response(
-        text=zone_report.to_csv(report),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="zone-report.csv"'},
-    )
-
-
-@routes.get("/v1/reports/zone.html")
-async def get_zone_html(request: web.Request) -> web.Response:
-    """The zone report as a page to print."""
-    report = await _zone(request)
-    return web.Response(
-        text=zone_report.to_html(report),
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
-    )

@@ -394,3 +394,50 @@ async def test_the_zone_report_says_what_the_press_note_says(
     later = await (await client.get("/v1/reports/zone?from=2099-01-01", headers=sup)).json()
     assert later["total"]["numbers_blocked"] == 0 and later["total"]["put_on_hold_paise"] == 0
     assert (await client.get("/v1/reports/zone", headers=tokens["investigator"])).status == 403
+
+
+async def test_sla_report_counts_acks_against_their_deadlines(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    resp = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json=body(("imei", imei(1)), ("imei", imei(2)), ("imei", imei(3))),
+    )
+    assert resp.status == 201
+    jio = await (await client.get("/v1/operator/orders", headers=tokens["jio"])).json()
+    airtel = await (await client.get("/v1/operator/orders", headers=tokens["airtel"])).json()
+    jio_ids = sorted(o["order_id"] for o in jio["orders"])
+    airtel_ids = sorted(o["order_id"] for o in airtel["orders"])
+    assert len(jio_ids) == 3 and len(airtel_ids) == 3
+    conn = await asyncpg.connect(db_url)
+    try:  # one of jio's deadlines and one of airtel's have passed
+        await conn.execute(
+            "UPDATE orders SET due_at = now() - interval '1 hour' WHERE id = ANY($1::bigint[])",
+            [jio_ids[2], airtel_ids[0]],
+        )
+    finally:
+        await conn.close()
+    acks = [{"order_id": i, "status": "blocked"} for i in jio_ids]
+    done = await client.post("/v1/operator/acks", headers=tokens["jio"], json={"acks": acks})
+    assert (await done.json())["applied"] == 3
+    sup = tokens["supervisor"]
+    report = await (await client.get("/v1/sla?group_by=operator,month", headers=sup)).json()
+    rows = {r["operator"]: r for r in report["rows"]}
+    assert set(rows) == {"jio", "airtel"}
+    assert (rows["jio"]["due"], rows["jio"]["acknowledged_in_time"], rows["jio"]["breached"]) == (
+        3,
+        2,
+        1,
+    )
+    assert rows["jio"]["compliance_pct"] == 66.67
+    assert rows["jio"]["p50_ack_s"] is not None and rows["jio"]["p95_ack_s"] is not None
+    assert (rows["airtel"]["due"], rows["airtel"]["breached"]) == (1, 1)
+    assert rows["airtel"]["compliance_pct"] == 0 and rows["airtel"]["p50_ack_s"] is None
+    assert rows["jio"]["period"] is not None and rows["jio"]["period"].endswith("-01")
+    text = await (await client.get("/v1/sla.csv", headers=sup)).text()
+    assert text.splitlines()[0].startswith("operator,period,due,acknowledged_in_time,breached")
+    later = await (await client.get("/v1/sla?from=2099-01-01", headers=sup)).json()
+    assert later["rows"] == []
+    assert (await client.get("/v1/sla?group_by=unit", headers=sup)).status == 422
+    assert (await client.get("/v1/sla", headers=tokens["investigator"])).status == 403
