@@ -9,10 +9,11 @@ from urllib.parse import quote
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from service import audit, auth
+from service import audit, auth, db
 from service.identifiers import luhn_check_digit
 from service.store import Store
 from tests.conftest import Tokens, body
+from tests.integration.test_migrations import empty_db_url  # noqa: F401  (a fixture)
 
 Client = TestClient[Any, Any]
 CASE = "/v1/cases/jammu/" + quote("FIR-12/2026", safe="")
@@ -441,3 +442,58 @@ async def test_sla_report_counts_acks_against_their_deadlines(
     assert later["rows"] == []
     assert (await client.get("/v1/sla?group_by=unit", headers=sup)).status == 422
     assert (await client.get("/v1/sla", headers=tokens["investigator"])).status == 403
+
+
+async def test_migration_0007_moves_utc_counted_rows_to_the_zones_days(
+    empty_db_url: str,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """Rows counted by UTC day before 0007 land on their IST day after it; cases appear."""
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL, "
+            "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in db.load_migrations():
+            if m.version >= "0007":
+                break
+            await conn.execute(m.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version,
+                m.name,
+                m.checksum,
+            )
+        await conn.execute(
+            """INSERT INTO tokens (name, role, unit_code, token_hash)
+               VALUES ('t', 'investigator', 'samba', '\\x01');
+               INSERT INTO block_requests (unit_code, case_ref, category, action, priority,
+                   status, target_count, created_by, created_at)
+               VALUES ('samba', 'FIR-7', 'olx_marketplace', 'block', 'normal', 'completed', 1,
+                       (SELECT min(id) FROM tokens), '2026-03-01 00:30+05:30');
+               INSERT INTO targets (kind, value, unit_code, category, first_request_id, action,
+                                    state, created_at, state_changed_at)
+               VALUES ('imei', '490154203237518', 'samba', 'olx_marketplace',
+                       (SELECT min(id) FROM block_requests), 'block', 'pending',
+                       '2026-03-01 00:30+05:30', '2026-03-01 00:30+05:30');
+               UPDATE targets SET state = 'blocked',
+                                  state_changed_at = '2026-03-01 00:40+05:30';"""
+        )
+        before = await conn.fetch("SELECT DISTINCT day FROM target_event_counts")
+        assert [r["day"].isoformat() for r in before] == ["2026-02-28"]
+        assert await db.migrate(conn) == ["0007"]
+        states = await conn.fetch(
+            "SELECT day, state, sum(n) AS n FROM target_state_counts GROUP BY 1, 2 "
+            "HAVING sum(n) <> 0"
+        )
+        events = await conn.fetch(
+            "SELECT day, sum(n) AS n FROM target_event_counts GROUP BY 1 HAVING sum(n) <> 0"
+        )
+        cases = await conn.fetch("SELECT unit_code, case_ref, category FROM cases")
+    finally:
+        await conn.close()
+    assert [(r["day"].isoformat(), r["state"], r["n"]) for r in states] == [
+        ("2026-03-01", "blocked", 1)
+    ]
+    assert [(r["day"].isoformat(), r["n"]) for r in events] == [("2026-03-01", 1)]
+    assert [tuple(r) for r in cases] == [("samba", "FIR-7", "olx_marketplace")]
