@@ -35,7 +35,7 @@ SELECT g + 1, kind, value, unit, category, g / 100 + 1, 'block', 'blocked',
 FROM seed_t;
 
 INSERT INTO target_event_counts (unit_code, category, kind, day, event, n)
-SELECT unit, category, kind, utc_day(at + interval '2 seconds'), 'blocked', count(*)
+SELECT unit, category, kind, report_day(at + interval '2 seconds'), 'blocked', count(*)
 FROM seed_t GROUP BY 1, 2, 3, 4;
 
 INSERT INTO request_targets (request_id, target_id, position, submitted_value, outcome, holds,

@@ -104,6 +104,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         try:
             async with pool.acquire() as conn:
                 applied = await db.migrate(conn)
+                await db.set_report_zone(conn, settings.report_tz)
         finally:
             await pool.close()
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
@@ -192,6 +193,60 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_category(settings: Settings, args: argparse.Namespace) -> int:
+    """List fraud categories, or add one."""
+    from service import cases
+    from service.case_models import CategoryIn
+
+    async def go() -> int:
+        async with open_store(settings) as store:
+            if args.category_cmd == "add":
+                try:
+                    body = CategoryIn(code=args.code, label=args.label)
+                except ValueError as exc:
+                    print(f"fraudblock: invalid category: {exc}", file=sys.stderr)
+                    return 2
+                await cases.add_category(store, body, actor="cli", role="admin")
+                print(f"category {body.code} added")
+            else:
+                for c in (await cases.list_categories(store)).items:
+                    print(f"{c.code}\t{c.label}")
+        return 0
+
+    return _run(go())
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the zone report: a table, or CSV."""
+    from datetime import date
+
+    from service import zone_report
+    from service.auth import Principal
+    from service.money import grouped, rupees
+
+    async def go() -> int:
+        start = date.fromisoformat(args.start) if args.start else None
+        end = date.fromisoformat(args.end) if args.end else None
+        async with open_store(settings) as store:
+            report = await zone_report.zone_report(
+                store, Principal(0, "cli", "admin"), start=start, end=end
+            )
+        if args.csv:
+            sys.stdout.write(zone_report.to_csv(report))
+            return 0
+        print(f"days in {report.time_zone}; from {start or 'the start'} to {end or 'now'}")
+        for r in [*report.units, report.districts, report.total]:
+            print(
+                f"{r.name:<32} {grouped(r.numbers_blocked):>8} {grouped(r.phone_sets_blocked):>8}"
+                f" {rupees(r.put_on_hold_paise):>18} {rupees(r.refunded_paise):>18}"
+            )
+        print(f"\nDistrict cyber cells: {report.districts.summary}")
+        print(f"Zone: {report.total.summary}")
+        return 0
+
+    return _run(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; every command documents itself in --help."""
     p = argparse.ArgumentParser(
@@ -251,6 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="check every hash chain, in one snapshot, up to its head; name each broken row",
     )
+
+    cp = add("category", cmd_category, "list or add fraud categories")
+    csub = cp.add_subparsers(dest="category_cmd", required=True, metavar="ACTION")
+    csub.add_parser("list", help="list fraud categories: code and label")
+    ca = csub.add_parser("add", help="add a fraud category requests may name")
+    ca.add_argument("code", help="lower-case code, e.g. sextortion")
+    ca.add_argument("label", help="what the reports call it")
+
+    rep = add("report", cmd_report, "print reports")
+    repsub = rep.add_subparsers(dest="report_cmd", required=True, metavar="REPORT")
+    rz = repsub.add_parser(
+        "zone", help="per unit: numbers and phone sets blocked, money held and refunded"
+    )
+    rz.add_argument("--from", dest="start", help="first day (YYYY-MM-DD, the zone's days)")
+    rz.add_argument("--to", dest="end", help="day after the last (YYYY-MM-DD)")
+    rz.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
     op = add("operator", cmd_operator, "list, configure or disable operators")
     osub = op.add_subparsers(dest="operator_cmd", required=True, metavar="ACTION")

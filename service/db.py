@@ -189,3 +189,11 @@ async def pending_migrations(conn: Conn) -> list[str]:
     """Versions shipped but not applied (readiness check)."""
     done = await _applied(conn) or {}
     return [m.version for m in load_migrations() if m.version not in done]
+
+
+async def set_report_zone(conn: Conn, zone: str) -> bool:
+    """Count days in `zone` from now on; the counters move to its days if it changed."""
+    changed = bool(await conn.fetchval("SELECT report_zone_set($1)", zone))
+    if changed:
+        log.info("db.report_zone_changed", zone=zone)
+    return changed

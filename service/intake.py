@@ -295,9 +295,8 @@ async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
     heads = orjson.dumps([_head(n, f) for n, f in enumerate(filings)]).decode()
     try:
         row = await tx.fetchrow("intake_open_blocks", heads, *_routing_lookups(filings))
-    except IntegrityConflict:
-        units = ", ".join(sorted({f.unit for f in filings}))
-        raise Invalid(f"no such unit: {units}", [{"field": "unit"}]) from None
+    except IntegrityConflict as exc:
+        raise _refused(exc, filings) from None
     assert row is not None
     by_key = {(r["kind"], r["value"]): r for r in orjson.loads(row["targets"] or "[]")}
     ctx = RoutingContext.from_row(row)
@@ -322,6 +321,18 @@ async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
     if supersedes:
         await settlement.supersede(tx, supersedes)
     return opened
+
+
+def _refused(exc: IntegrityConflict, filings: Sequence[Filing]) -> Invalid:
+    """A request head the database refused: an unknown category (the categories table) or unit."""
+    if "category" in str(exc):
+        codes = ", ".join(sorted({f.req.category for f in filings}))
+        return Invalid(
+            f"unknown category: {codes}; see GET /v1/categories",
+            [{"field": "category", "message": f"not a known category: {codes}"}],
+        )
+    units = ", ".join(sorted({f.unit for f in filings}))
+    return Invalid(f"no such unit: {units}", [{"field": "unit"}])
 
 
 def _held(f: Filing, plans: Sequence[TargetPlan]) -> bool:
@@ -349,8 +360,8 @@ async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
             len(f.targets),
             f.principal.token_id,
         )
-    except IntegrityConflict:
-        raise Invalid(f"no such unit: {f.unit}", [{"field": "unit"}]) from None
+    except IntegrityConflict as exc:
+        raise _refused(exc, [f]) from None
     assert head is not None
     rows = await tx.fetch(
         "targets_lock_existing", [t.kind for t in f.targets], [t.value for t in f.targets]

@@ -18,17 +18,14 @@ from pydantic import (
 
 from service.ports import AckStatus, Action, TargetKind
 
-Category = Literal[
-    "kyc_update", "olx_marketplace", "fake_loan_app", "investment", "social_media", "other"
+Category = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$"),
+    Field(
+        description="A fraud category's code, one of GET /v1/categories (an admin adds more).",
+        examples=["kyc_update", "electricity_bill"],
+    ),
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "kyc_update",
-    "olx_marketplace",
-    "fake_loan_app",
-    "investment",
-    "social_media",
-    "other",
-)
 Priority = Literal["normal", "urgent"]
 Role = Literal["investigator", "supervisor", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("investigator", "supervisor", "operator", "admin")

@@ -831,6 +831,7 @@ SELECT CASE WHEN $3 THEN unit_code END AS unit,
 FROM target_state_counts
 WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
   AND ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_events
@@ -844,6 +845,7 @@ SELECT CASE WHEN $3 THEN unit_code END AS unit,
 FROM target_event_counts
 WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
   AND ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_orders
@@ -858,6 +860,7 @@ SELECT operator_code AS operator,
 FROM order_state_counts
 WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
   AND ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
 GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0;
 
 -- name: counts_compact
@@ -999,3 +1002,160 @@ FROM requeued ORDER BY id;
 UPDATE request_targets rt SET done = false
 FROM json_to_recordset($1::json) AS u(request_id bigint, target_id bigint)
 WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
+
+-- cases, money and the zone report --
+-- A money entry locks its case row first (nothing before it), then the audit chain head; a
+-- filing never waits on a case row (sql/0007: cases are created with ON CONFLICT DO NOTHING).
+
+-- name: category_list
+SELECT code, label, created_at FROM categories ORDER BY code;
+
+-- name: category_add
+INSERT INTO categories (code, label) VALUES ($1, $2)
+ON CONFLICT (code) DO NOTHING RETURNING code, label, created_at;
+
+-- name: case_list
+-- A page of cases, newest first; $9: the last id seen.
+SELECT c.id, c.unit_code, c.case_ref, c.category, c.police_station, c.fir_date, c.ncrp_ack,
+       c.loss_paise, c.held_paise, c.released_paise, c.refunded_paise, c.created_at,
+       c.updated_at,
+       (SELECT count(*) FROM block_requests r
+        WHERE r.case_ref = c.case_ref AND r.unit_code = c.unit_code) AS requests
+FROM cases c
+WHERE ($1::text IS NULL OR c.unit_code = $1)
+  AND ($2::text IS NULL OR c.category = $2)
+  AND ($3::text IS NULL OR starts_with(c.case_ref, $3))
+  AND ($4::text IS NULL OR c.police_station ILIKE '%' || $4 || '%')
+  AND ($5::timestamptz IS NULL OR c.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR c.created_at < $6)
+  AND ($7::boolean IS NULL OR (c.held_paise - c.released_paise - c.refunded_paise > 0) = $7)
+  AND ($8::bigint IS NULL OR c.id < $8)
+ORDER BY c.id DESC LIMIT $9;
+
+-- name: case_get
+SELECT id, unit_code, case_ref, category, police_station, fir_date, ncrp_ack, loss_paise,
+       held_paise, released_paise, refunded_paise, created_at, updated_at
+FROM cases WHERE unit_code = $1 AND case_ref = $2;
+
+-- name: case_set_fir
+-- Create the case or set its FIR details; a null leaves a detail as it was.
+INSERT INTO cases (unit_code, case_ref, police_station, fir_date, ncrp_ack, loss_paise)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (unit_code, case_ref) DO UPDATE SET
+    police_station = coalesce(EXCLUDED.police_station, cases.police_station),
+    fir_date = coalesce(EXCLUDED.fir_date, cases.fir_date),
+    ncrp_ack = coalesce(EXCLUDED.ncrp_ack, cases.ncrp_ack),
+    loss_paise = coalesce(EXCLUDED.loss_paise, cases.loss_paise),
+    updated_at = now()
+RETURNING id, unit_code, case_ref, category, police_station, fir_date, ncrp_ack, loss_paise,
+          held_paise, released_paise, refunded_paise, created_at, updated_at,
+          (xmax = 0) AS created;
+
+-- name: case_targets
+-- Every target the case's requests named, with its current state.
+SELECT DISTINCT ON (t.id) t.id, t.kind, t.value, t.state, t.action, t.state_changed_at
+FROM block_requests r JOIN request_targets rt ON rt.request_id = r.id
+JOIN targets t ON t.id = rt.target_id
+WHERE r.unit_code = $1 AND r.case_ref = $2
+ORDER BY t.id;
+
+-- name: case_requests
+SELECT id, unit_code, case_ref, category, action, priority, status, target_count, created_at,
+       updated_at, decided_at
+FROM block_requests WHERE unit_code = $1 AND case_ref = $2 ORDER BY id;
+
+-- name: case_audit
+SELECT id, at, actor, role, action, details FROM audit_log
+WHERE entity_type = 'case' AND entity_id = $1 ORDER BY id;
+
+-- name: case_lock
+-- The case row, locked for a money entry; `count_category`: the category its money counts under
+-- (its first block request's; 'other' for a case with none).
+SELECT c.held_paise, c.released_paise, c.refunded_paise,
+       coalesce(c.category, (SELECT r.category FROM block_requests r
+                             WHERE r.case_ref = c.case_ref AND r.unit_code = c.unit_code
+                             ORDER BY r.id LIMIT 1), 'other') AS count_category
+FROM cases c WHERE c.unit_code = $1 AND c.case_ref = $2
+FOR UPDATE OF c;
+
+-- name: money_entry_get
+SELECT e.id, e.unit_code, e.case_ref, e.kind, e.amount_paise, e.bank, e.account_ref,
+       e.category, e.reverses,
+       (SELECT x.id FROM money_entries x WHERE x.reverses = e.id) AS reversed_by
+FROM money_entries e WHERE e.id = $1;
+
+-- name: money_entry_insert
+-- The case's totals and the counters follow by trigger (sql/0007, money_entries_apply).
+INSERT INTO money_entries (unit_code, case_ref, kind, amount_paise, bank, account_ref,
+                           entry_date, note, reverses, category, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, report_day(now())), $8, $9, $10, $11)
+RETURNING id, kind, amount_paise, bank, account_ref, entry_date, note, reverses, created_at;
+
+-- name: money_entries_of
+SELECT e.id, e.kind, e.amount_paise, e.bank, e.account_ref, e.entry_date, e.note, e.reverses,
+       e.created_at, (SELECT x.id FROM money_entries x WHERE x.reverses = e.id) AS reversed_by
+FROM money_entries e WHERE e.unit_code = $1 AND e.case_ref = $2 ORDER BY e.id;
+
+-- name: stats_money
+-- Money by the stats dimensions it has (unit, category, period), in [$1, $2).
+SELECT CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       kind, sum(amount)::bigint AS amount
+FROM money_counts
+WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+  AND ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+GROUP BY 1, 2, 3, 4 HAVING sum(amount) <> 0;
+
+-- name: money_counts_compact
+-- Fold money counter deltas together (under counts_compact_lock); sums are unchanged.
+WITH m AS (DELETE FROM money_counts RETURNING *),
+     mi AS (INSERT INTO money_counts
+            SELECT unit_code, category, day, kind, sum(amount), sum(entries) FROM m
+            GROUP BY 1, 2, 3, 4 HAVING sum(amount) <> 0 OR sum(entries) <> 0 RETURNING 1)
+SELECT (SELECT count(*) FROM m) AS folded, (SELECT count(*) FROM mi) AS kept;
+
+-- name: report_zone_get
+SELECT zone FROM report_zone;
+
+-- name: sla_orders
+-- Operators' acknowledgements against their deadlines, per operator and period ($3: day, week,
+-- month or null), for days [$1, $2) of the zone: orders answered then (in time: by their
+-- deadline `due_at`), orders dead then, and orders still unanswered whose deadline passed then.
+-- Time to acknowledge runs from the decision (or the retry that restarted the deadline).
+WITH bounds AS (
+    SELECT coalesce($1::date::timestamp AT TIME ZONE z.zone, '-infinity') AS lo,
+           coalesce($2::date::timestamp AT TIME ZONE z.zone, 'infinity') AS hi
+    FROM report_zone z
+), events AS (
+    SELECT p.code AS operator, a.day, a.in_time, a.ack_s
+    FROM operators p CROSS JOIN bounds b CROSS JOIN LATERAL (
+        SELECT report_day(o.acked_at) AS day,
+               o.acked_at <= coalesce(o.due_at, o.acked_at) AS in_time,
+               extract(epoch FROM o.acked_at - coalesce(o.retry_from, o.created_at)) AS ack_s
+        FROM orders o
+        WHERE o.operator_code = p.code AND o.status = 'acked'
+          AND o.acked_at >= b.lo AND o.acked_at < b.hi
+    ) a
+    UNION ALL
+    SELECT o.operator_code, report_day(o.dead_at), false, NULL
+    FROM orders o CROSS JOIN bounds b
+    WHERE o.status = 'dead' AND o.dead_at >= b.lo AND o.dead_at < b.hi
+    UNION ALL
+    SELECT o.operator_code, report_day(o.due_at), false, NULL
+    FROM orders o CROSS JOIN bounds b
+    WHERE o.status IN ('queued', 'in_flight', 'sent') AND o.due_at < now()
+      AND o.due_at >= b.lo AND o.due_at < b.hi
+)
+SELECT operator,
+       CASE $3::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       count(*) AS due, count(*) FILTER (WHERE in_time) AS in_time,
+       count(*) FILTER (WHERE NOT in_time) AS breached,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_s) AS p50_ack_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_s) AS p95_ack_s
+FROM events GROUP BY 1, 2 ORDER BY 1, 2;

@@ -12,7 +12,7 @@ from service.ports import TargetKind
 
 
 class StatsQuery(BaseModel):
-    """Period (UTC days, `to` exclusive) and grouping for blocking counts."""
+    """Period (days in the zone's time zone, `to` exclusive) and grouping for the counts."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     start: date | None = Field(default=None, alias="from")
@@ -22,6 +22,9 @@ class StatsQuery(BaseModel):
         description="Comma-separated: unit, category, operator, kind, day, week, month.",
     )
     unit: Code | None = None
+    unit_kind: Literal["district", "zone"] | None = Field(
+        default=None, description="Only the district cells, or only the zone's own station."
+    )
 
 
 class StatsOut(BaseModel):
@@ -31,8 +34,15 @@ class StatsOut(BaseModel):
     start: date | None = Field(default=None, alias="from")
     end: date | None = Field(default=None, alias="to")
     group_by: list[str]
-    totals: dict[str, dict[str, int]]
-    summary: str | None = None
+    totals: dict[str, dict[str, int]] = Field(
+        description="numbers and handsets by state; money in paise (put on hold, released, "
+        "refunded, still on hold)."
+    )
+    summary: str | None = Field(
+        default=None,
+        description="As the zone's press note says it, e.g. '439 calling numbers and 411 phone "
+        "sets blocked; Rs 68,34,619 put on hold or lien marked; Rs 21,85,702 refunded'.",
+    )
     groups: list[dict[str, Any]]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     )
     default_region: str = "IN"
     approval_policy: Literal["none", "supervisor"] = "none"
+    report_tz: str = Field(
+        default="Asia/Kolkata",
+        description="The zone's time zone (IANA name): counts and reports go by its days.",
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 
@@ -66,3 +71,12 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(default=10.0, gt=0)
     maintenance_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("report_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
+        return value

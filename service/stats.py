@@ -10,6 +10,7 @@ from typing import Any
 
 from service.auth import Principal, require
 from service.errors import Invalid
+from service.money import summary as press_summary
 from service.store import Row, Store
 
 DIMENSIONS = ("unit", "category", "operator", "kind", "day", "week", "month")
@@ -33,6 +34,8 @@ ORDER_STATES = (
     "cancelled",
 )
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
+MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
+_MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
 
 
 def parse_group_by(raw: str | None) -> list[str]:
@@ -64,19 +67,26 @@ async def blocking_counts(
     end: date | None,
     group_by: list[str],
     unit: str | None = None,
+    unit_kind: str | None = None,
 ) -> dict[str, Any]:
-    """Distinct numbers and handsets by state, per group and in total.
+    """Distinct numbers and handsets by state, and money, per group and in total.
 
     A target counts under the unit and category of the request that first named it, and
-    under the day it was first filed; `*_in_period` counts state changes inside the period.
+    under the day it was first filed (in the zone's time zone); `*_in_period` counts state
+    changes inside the period. Money counts under its case's unit and category, on the day
+    the entry names; it is grouped by unit, category and period (with `kind` or `operator`
+    in `group_by`, it is in the totals only).
     """
     require(principal, "supervisor", "admin", "investigator")
     if principal.role == "investigator":
         unit = principal.unit
     period = next((d for d in group_by if d in ("day", "week", "month")), None)
-    args = (start, end, "unit" in group_by, "category" in group_by, period, unit)
+    args = (start, end, "unit" in group_by, "category" in group_by, period, unit, unit_kind)
+    money_rows = await store.fetch("stats_money", *args)
     if "operator" in group_by:
-        return await _by_operator(store, args, group_by, start, end)
+        report = await _by_operator(store, args, group_by, start, end)
+        report["totals"]["money"] = _money_totals(money_rows)
+        return report
     state_rows = await store.fetch("stats_targets", *args)
     event_rows = await store.fetch("stats_events", *args)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -94,16 +104,44 @@ async def blocking_counts(
                 continue
             g[name][metric] = g[name].get(metric, 0) + r["n"]
             totals[name][metric] = totals[name].get(metric, 0) + r["n"]
+    money = _money_totals(money_rows)
+    if "kind" not in group_by:
+        for r in money_rows:
+            key = _key(r, group_by)
+            g = groups.setdefault(key, _group(key, group_by))
+            g.setdefault("money", _money_totals([]))
+            _add_money(g["money"], r)
+        for g in groups.values():
+            g.setdefault("money", _money_totals([]))
     return {
         "from": start,
         "to": end,
         "group_by": group_by,
         "unit": unit,
-        "totals": totals,
-        "summary": f"{totals['numbers']['blocked']} calling numbers and "
-        f"{totals['handsets']['blocked']} phone sets blocked",
+        "totals": {**totals, "money": money},
+        "summary": press_summary(
+            totals["numbers"]["blocked"],
+            totals["handsets"]["blocked"],
+            money["put_on_hold_paise"],
+            money["refunded_paise"],
+        ),
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
+
+
+def _money_totals(rows: Sequence[Row]) -> dict[str, int]:
+    out = dict.fromkeys(MONEY_METRICS, 0)
+    for r in rows:
+        _add_money(out, r)
+    return out
+
+
+def _add_money(into: dict[str, int], r: Row) -> None:
+    """Add one money counter row; what is still on hold follows from the other three."""
+    into[_MONEY_KIND[r["kind"]]] += r["amount"]
+    into["still_on_hold_paise"] = (
+        into["put_on_hold_paise"] - into["released_paise"] - into["refunded_paise"]
+    )
 
 
 async def _by_operator(
@@ -159,23 +197,27 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """One CSV row per group and kind, plus total rows."""
+    """One CSV row per group and kind (numbers, handsets, money), plus total rows."""
     dims = list(report["group_by"])
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     metrics = list(report["totals"]["numbers"])
-    w.writerow([*dims, "kind", *metrics])
+    w.writerow([*dims, "kind", *metrics, *MONEY_METRICS])
+    blank_money = [""] * len(MONEY_METRICS)
+    blank_counts = [""] * len(metrics)
     for g in report["groups"]:
+        key = [g.get(d, "") for d in dims]
         for name in KIND_NAMES.values():
-            w.writerow([*(g.get(d, "") for d in dims), name, *(g[name].get(m, 0) for m in metrics)])
+            w.writerow([*key, name, *(g[name].get(m, 0) for m in metrics), *blank_money])
+        if "money" in g:
+            w.writerow([*key, "money", *blank_counts, *(g["money"][m] for m in MONEY_METRICS)])
+    total = ["TOTAL"] + [""] * (len(dims) - 1) if dims else []
     for name in KIND_NAMES.values():
         w.writerow(
-            [
-                *(["TOTAL"] + [""] * (len(dims) - 1) if dims else []),
-                name,
-                *(report["totals"][name].get(m, 0) for m in metrics),
-            ]
+            [*total, name, *(report["totals"][name].get(m, 0) for m in metrics), *blank_money]
         )
+    money = report["totals"]["money"]
+    w.writerow([*total, "money", *blank_counts, *(money[m] for m in MONEY_METRICS)])
     return out.getvalue()
 
 
@@ -185,5 +227,6 @@ async def compact(store: Store) -> tuple[int, int]:
         if not await tx.fetchval("counts_compact_lock"):
             return 0, 0
         row = await tx.fetchrow("counts_compact")
-    assert row is not None
-    return int(row["folded"]), int(row["kept"])
+        money = await tx.fetchrow("money_counts_compact")
+    assert row is not None and money is not None
+    return int(row["folded"]) + int(money["folded"]), int(row["kept"]) + int(money["kept"])

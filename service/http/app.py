@@ -14,8 +14,10 @@ from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
+    cases_api,
     operator_api,
     reference,
+    reports_api,
     review_api,
     supervision_api,
     targets,
@@ -39,7 +41,16 @@ from service.store import Store
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
-RESOURCES = (reference, block_requests, review_api, targets, operator_api, supervision_api)
+RESOURCES = (
+    reference,
+    block_requests,
+    review_api,
+    targets,
+    operator_api,
+    supervision_api,
+    cases_api,
+    reports_api,
+)
 
 
 def operations() -> list[Operation]:
@@ -134,6 +145,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     pool = await db.create_pool(url, settings.pool_min_size, settings.pool_max_size)
     async with pool.acquire() as conn:
         await db.migrate(conn)
+        await db.set_report_zone(conn, settings.report_tz)
     app[STORE].bind(pool)
     log.info("service.started")
     try:

@@ -106,6 +106,7 @@ async def _report(request: web.Request) -> dict[str, Any]:
         end=q.end,
         group_by=stats.parse_group_by(q.group_by),
         unit=q.unit,
+        unit_kind=q.unit_kind,
     )
 
 

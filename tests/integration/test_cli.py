@@ -232,3 +232,31 @@ async def test_audit_verify_passes_on_a_fresh_database(db_url: str) -> None:
     run = await run_cli(db_url, "audit", "verify")
     assert run.rc == 0, run.err
     assert run.out.startswith("audit chain intact")
+
+
+async def test_category_add_lets_requests_name_it_and_report_zone_prints(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    added = await run_cli(db_url, "category", "add", "sextortion", "Sextortion")
+    assert added.rc == 0, added.err
+    again = await run_cli(db_url, "category", "add", "sextortion", "Sextortion")
+    assert again.rc == 2 and "exists" in again.err
+    bad = await run_cli(db_url, "category", "add", "Bad Code", "x")
+    assert bad.rc == 2
+    listing = await run_cli(db_url, "category", "list")
+    assert "sextortion\tSextortion" in listing.out.splitlines()
+    resp = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json={
+            "case_ref": "FIR-1",
+            "category": "sextortion",
+            "targets": [{"kind": "msisdn", "value": "+919810012345"}],
+        },
+    )
+    assert resp.status == 201, await resp.text()
+    report = await run_cli(db_url, "report", "zone")
+    assert report.rc == 0, report.err
+    assert "Zone: 0 calling numbers and 0 phone sets blocked; Rs 0 put on hold" in report.out
+    as_csv = await run_cli(db_url, "report", "zone", "--csv", "--from", "2026-01-01")
+    assert as_csv.out.splitlines()[0].startswith("unit,name,numbers_blocked")

@@ -31,11 +31,11 @@ def msisdn(n: int) -> str:
 async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
     """Counts recomputed from the raw tables, next to the maintained counters."""
     q = {
-        "targets_raw": """SELECT unit_code, category, kind, utc_day(created_at) AS day, state,
+        "targets_raw": """SELECT unit_code, category, kind, report_day(created_at) AS day, state,
                                  count(*) AS n FROM targets GROUP BY 1, 2, 3, 4, 5""",
         "targets_kept": """SELECT unit_code, category, kind, day, state, sum(n) AS n
                            FROM target_state_counts GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0""",
-        "orders_raw": """SELECT operator_code, unit_code, category, kind, utc_day(created_at)
+        "orders_raw": """SELECT operator_code, unit_code, category, kind, report_day(created_at)
                                 AS day, order_count_state(status, ack_status) AS state,
                                 count(*) AS n FROM orders GROUP BY 1, 2, 3, 4, 5, 6""",
         "orders_kept": """SELECT operator_code, unit_code, category, kind, day, state, sum(n) AS n
@@ -160,7 +160,9 @@ async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Sto
             )
     sup = tokens["supervisor"]
     doc = await (await client.get("/v1/stats?group_by=unit", headers=sup)).json()
-    assert doc["summary"] == "1 calling numbers and 2 phone sets blocked"
+    assert doc["summary"] == (
+        "1 calling number and 2 phone sets blocked; Rs 0 put on hold or lien marked; Rs 0 refunded"
+    )
     units = {g["unit"]: g for g in doc["groups"]}
     assert units["jammu"]["handsets"]["blocked"] == 1 and units["jammu"]["numbers"]["blocked"] == 1
     assert units["samba"]["handsets"]["blocked"] == 1 and units["samba"]["numbers"]["blocked"] == 0
@@ -179,7 +181,8 @@ async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Sto
     text = await (await client.get("/v1/stats.csv?group_by=unit", headers=sup)).text()
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:3] == ["unit", "kind", "blocked"]
-    assert rows[-1][:3] == ["TOTAL", "handsets", "2"]
+    assert rows[-2][:3] == ["TOTAL", "handsets", "2"]
+    assert rows[-1][:2] == ["TOTAL", "money"]
     listing = await client.get("/v1/block-requests.csv", headers=sup)
     assert listing.content_type == "text/csv"
     assert len(list(csv.reader(io.StringIO(await listing.text())))) == 3
