@@ -481,7 +481,7 @@ async def test_migration_0007_moves_utc_counted_rows_to_the_zones_days(
         )
         before = await conn.fetch("SELECT DISTINCT day FROM target_event_counts")
         assert [r["day"].isoformat() for r in before] == ["2026-02-28"]
-        assert await db.migrate(conn) == ["0007"]
+        assert (await db.migrate(conn))[0] == "0007"
         states = await conn.fetch(
             "SELECT day, state, sum(n) AS n FROM target_state_counts GROUP BY 1, 2 "
             "HAVING sum(n) <> 0"
