@@ -1159,3 +1159,80 @@ SELECT operator,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_s) AS p50_ack_s,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_s) AS p95_ack_s
 FROM events GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- grievances --
+
+-- name: grievance_open
+-- $1 target, $2 operator, $3 subscriber reference, $4 reason, $5 seconds to decide; the cases
+-- holding the target ($6: JSON [{unit, case_ref}]) each get a decision to make.
+WITH g AS (
+    INSERT INTO grievances (target_id, operator_code, subscriber_ref, reason, due_at)
+    VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+    RETURNING id, due_at, created_at
+), c AS (
+    INSERT INTO grievance_cases (grievance_id, unit_code, case_ref)
+    SELECT g.id, u.unit, u.case_ref
+    FROM g, json_to_recordset($6::json) AS u(unit text, case_ref text)
+)
+SELECT id, due_at, created_at FROM g;
+
+-- name: grievance_lock
+SELECT g.id, g.target_id, g.operator_code, g.status, t.kind, t.value
+FROM grievances g JOIN targets t ON t.id = g.target_id WHERE g.id = $1 FOR UPDATE OF g;
+
+-- name: grievance_decide_case
+-- One holding case decides; the grievance closes once every case has.
+WITH decided AS (
+    UPDATE grievance_cases SET decision = $4, reason = $5, decided_by = $6, decided_at = now(),
+           unblock_request_id = $7
+    WHERE grievance_id = $1 AND unit_code = $2 AND case_ref = $3 AND decision = 'pending'
+    RETURNING grievance_id
+), tally AS (
+    SELECT count(*) FILTER (WHERE c.decision = 'pending'
+                            AND NOT (c.unit_code = $2 AND c.case_ref = $3)) AS pending,
+           count(*) FILTER (WHERE c.decision = 'upheld'
+                            OR (c.unit_code = $2 AND c.case_ref = $3 AND $4 = 'upheld')) AS upheld,
+           count(*) AS cases
+    FROM grievance_cases c WHERE c.grievance_id = $1
+)
+UPDATE grievances g SET
+    status = CASE WHEN t.pending > 0 THEN 'open'
+                  WHEN t.upheld = t.cases THEN 'upheld'
+                  WHEN t.upheld = 0 THEN 'dismissed'
+                  ELSE 'partially_upheld' END,
+    closed_at = CASE WHEN t.pending > 0 THEN NULL ELSE now() END
+FROM tally t
+WHERE g.id = $1 AND EXISTS (SELECT 1 FROM decided)
+RETURNING g.status;
+
+-- name: grievance_get
+SELECT g.id, g.target_id, g.operator_code, g.subscriber_ref, g.reason, g.status, g.due_at,
+       g.created_at, g.closed_at, t.kind, t.value,
+       (SELECT json_agg(json_build_object(
+            'unit', c.unit_code, 'case_ref', c.case_ref, 'decision', c.decision,
+            'reason', c.reason, 'decided_at', c.decided_at,
+            'unblock_request_id', c.unblock_request_id) ORDER BY c.unit_code, c.case_ref)
+        FROM grievance_cases c WHERE c.grievance_id = g.id) AS cases
+FROM grievances g JOIN targets t ON t.id = g.target_id WHERE g.id = $1;
+
+-- name: grievance_list
+-- $1 unit (an investigator's: grievances with a case of that unit), $2 operator, $3 status,
+-- $4 overdue only, $5 cursor, $6 limit.
+SELECT g.id, g.target_id, g.operator_code, g.subscriber_ref, g.reason, g.status, g.due_at,
+       g.created_at, g.closed_at, t.kind, t.value,
+       (SELECT json_agg(json_build_object(
+            'unit', c.unit_code, 'case_ref', c.case_ref, 'decision', c.decision,
+            'reason', c.reason, 'decided_at', c.decided_at,
+            'unblock_request_id', c.unblock_request_id) ORDER BY c.unit_code, c.case_ref)
+        FROM grievance_cases c WHERE c.grievance_id = g.id) AS cases
+FROM grievances g JOIN targets t ON t.id = g.target_id
+WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM grievance_cases c
+                                   WHERE c.grievance_id = g.id AND c.unit_code = $1))
+  AND ($2::text IS NULL OR g.operator_code = $2)
+  AND ($3::text IS NULL OR g.status = $3)
+  AND (NOT $4::bool OR (g.status = 'open' AND g.due_at < now()))
+  AND ($5::bigint IS NULL OR g.id < $5)
+ORDER BY g.id DESC LIMIT $6;
+
+-- name: case_category
+SELECT coalesce((SELECT category FROM cases WHERE unit_code = $1 AND case_ref = $2), 'other');

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.grievance_models import GrievanceOut
 from service.models import Code, OrderOut
 from service.ports import TargetKind
 
@@ -84,10 +85,12 @@ class AttentionOrder(OrderOut):
 
 
 class AttentionPage(BaseModel):
-    """A page of orders needing attention; pass `next_after` as `after`."""
+    """A page of orders needing attention; pass `next_after` as `after`. The overdue list's
+    first page also carries the grievances past their decision deadline."""
 
     items: list[AttentionOrder]
     next_after: int | None
+    grievances: list[GrievanceOut] = Field(default_factory=list)
 
 
 class AttentionQuery(BaseModel):

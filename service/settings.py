@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 
+    grievance_deadline_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="Time the holding cases have to decide."
+    )
+
     # dispatcher
     run_dispatcher: bool = True
     worker_id: str | None = None

@@ -15,6 +15,7 @@ from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
     cases_api,
+    grievances_api,
     operator_api,
     reference,
     reports_api,
@@ -50,6 +51,7 @@ RESOURCES = (
     supervision_api,
     cases_api,
     reports_api,
+    grievances_api,
 )
 
 

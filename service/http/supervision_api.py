@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import stats, views
+from service import grievances, stats, views
 from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
@@ -227,7 +227,12 @@ async def _attention(request: web.Request, query: str) -> web.Response:
         for r in rows[: q.limit]
     ]
     next_after = items[-1].id if len(rows) > q.limit else None
-    return json_response(AttentionPage(items=items, next_after=next_after))
+    late = (
+        await grievances.overdue(request.app[STORE], principal)
+        if query == "orders_overdue_list" and q.after is None and principal.role == "supervisor"
+        else []
+    )
+    return json_response(AttentionPage(items=items, next_after=next_after, grievances=late))
 
 
 @routes.get("/v1/overdue")
