@@ -1176,10 +1176,6 @@ WITH g AS (
 )
 SELECT id, due_at, created_at FROM g;
 
--- name: grievance_lock
-SELECT g.id, g.target_id, g.operator_code, g.status, t.kind, t.value
-FROM grievances g JOIN targets t ON t.id = g.target_id WHERE g.id = $1 FOR UPDATE OF g;
-
 -- name: grievance_decide_case
 -- One holding case decides; the grievance closes once every case has.
 WITH decided AS (
