@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     )
     default_region: str = "IN"
     approval_policy: Literal["none", "supervisor"] = "none"
+    timezone: str = Field(
+        default="Asia/Kolkata", description="The zone's time zone: the console shows times in it."
+    )
+    console_session_s: float = Field(
+        default=8 * 3600.0, gt=0, description="A console sign-in lasts this long."
+    )
+    console_secure_cookie: bool = Field(
+        default=False, description="Mark the console's cookies Secure (serve over HTTPS)."
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 

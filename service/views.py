@@ -32,12 +32,17 @@ def _scope_unit(principal: Principal) -> str | None:
     raise Forbidden(f"a {principal.role} token cannot read block requests")
 
 
-async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
-    """One request with its targets and their latest order per operator."""
+async def _visible_head(store: Store, principal: Principal, request_id: int) -> Row:
     scope = _scope_unit(principal)
     head = await store.fetchrow("request_get", request_id)
     if head is None or (scope is not None and head["unit_code"] != scope):
         raise NotFound(f"no block request {request_id}")
+    return head
+
+
+async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
+    """One request with its targets and their latest order per operator."""
+    head = await _visible_head(store, principal, request_id)
     rows = await store.fetch("request_targets_of", request_id)
     orders: dict[int, list[OrderOut]] = {}
     if rows:
@@ -154,3 +159,11 @@ async def get_target(
         orders=orders,
         cases=cases,
     )
+
+
+async def request_timeline(
+    store: Store, principal: Principal, request_id: int, limit: int = 200
+) -> list[Row]:
+    """The attempts and acks of a request's targets' orders, newest first, scoped as above."""
+    await _visible_head(store, principal, request_id)
+    return await store.fetch("console_request_timeline", request_id, limit)

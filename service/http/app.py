@@ -10,6 +10,7 @@ from aiohttp import web
 
 from adapters.registry import build_adapter
 from service import db
+from service import web as console
 from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app, openapi_url="/openapi.json")
+    console.setup(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_intake)

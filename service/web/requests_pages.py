@@ -1,0 +1,224 @@
+"""The investigator's pages: file a request from a pasted list or a file, follow it, unblock."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from service import intake, target_lines, views
+from service.errors import DomainError, Invalid
+from service.http.block_requests import submit
+from service.http.context import SETTINGS, STORE
+from service.http.problems import validation_errors
+from service.models import (
+    CATEGORIES,
+    REQUEST_STATUSES,
+    BlockRequestIn,
+    BlockRequestQuery,
+    TargetIn,
+)
+from service.sessions import Session
+from service.web.pages import Form, page, render, see_other
+
+routes = web.RouteTableDef()
+MAX_UPLOAD_BYTES = 1024 * 1024
+_FIELDS = ("case_ref", "category", "priority", "legal_basis", "note")
+
+
+def _text(form: Form, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _request_id(request: web.Request) -> int:
+    value = int(request.match_info["id"])
+    return value if value < 2**63 else 0
+
+
+@routes.get("/requests")
+@page
+async def request_list(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """The unit's requests (all units for supervisors), filterable by status, category, case."""
+    filters = {
+        k: v
+        for k in ("status", "category", "case_ref", "after")
+        if (v := request.query.get(k, "").strip())
+    }
+    try:
+        q = BlockRequestQuery.model_validate(filters)
+    except ValidationError as exc:
+        raise Invalid("check the filters", validation_errors(exc)) from None
+    result = await views.list_requests(request.app[STORE], session.principal, q)
+    return render(
+        request,
+        session,
+        "requests.html",
+        {
+            "page": result,
+            "filters": filters,
+            "statuses": REQUEST_STATUSES,
+            "categories": CATEGORIES,
+        },
+    )
+
+
+@routes.get("/requests/new")
+@page
+async def new_request(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """The form: case details and a list of numbers and IMEIs, or a CSV file."""
+    return render(request, session, "new_request.html", {"categories": CATEGORIES, "form": {}})
+
+
+async def _entries(form: Form) -> tuple[str, list[target_lines.Entry], str | None]:
+    """The list to check: an uploaded CSV file when there is one, else the pasted text."""
+    upload = form.get("file")
+    if isinstance(upload, web.FileField) and upload.filename:
+        data = upload.file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise Invalid("the file is larger than 1 MB", [{"field": "file"}])
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise Invalid(
+                "the file is not UTF-8 text (save it as CSV UTF-8)", [{"field": "file"}]
+            ) from None
+        entries = target_lines.from_csv(text)
+        return "\n".join(e.text for e in entries), entries, upload.filename
+    pasted = form.get("targets")
+    text = pasted if isinstance(pasted, str) else ""
+    return text, target_lines.pasted(text), None
+
+
+def _body(form: Form, lines: list[target_lines.CheckedLine], **extra: Any) -> BlockRequestIn:
+    doc: dict[str, Any] = {k: v for k in _FIELDS if (v := _text(form, k))}
+    doc.update(extra)
+    doc["targets"] = [
+        TargetIn(kind=line.kind, value=target_lines.guess_kind(line.text)[1])
+        for line in lines
+    ]
+    try:
+        return BlockRequestIn.model_validate(doc)
+    except ValidationError as exc:
+        raise Invalid("check the request's fields", validation_errors(exc)) from None
+
+
+@routes.post("/requests/preview")
+@page
+async def preview(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Check every line first; show each bad one with its line number, file nothing."""
+    settings = request.app[SETTINGS]
+    text, entries, filename = await _entries(form)
+    lines = target_lines.check(entries, settings.default_region)
+    bad = [line for line in lines if not line.ok]
+    context: dict[str, Any] = {
+        "categories": CATEGORIES,
+        "form": {k: _text(form, k) for k in _FIELDS},
+        "text": text,
+        "lines": lines,
+        "bad": bad,
+        "filename": filename,
+        "key": str(uuid.uuid4()),
+    }
+    if not entries:
+        context["problem"] = "The list is empty: paste one number or IMEI per line."
+    elif not bad:
+        try:
+            filing = intake.prepare(  # the API's own checks: rights, limits, fields
+                session.principal,
+                _body(form, lines),
+                region=settings.default_region,
+                max_targets=settings.max_targets_per_request,
+                approval_policy=settings.approval_policy,
+            )
+            context["distinct"] = len(filing.targets)
+        except DomainError as exc:
+            context["problem"], context["problem_errors"] = exc.detail, exc.errors
+    status = 422 if bad or "problem" in context else 200
+    return render(request, session, "new_request.html", context, status=status)
+
+
+@routes.post("/requests/file")
+@page
+async def file_request(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """File the previewed list once (its Idempotency-Key makes a double click harmless)."""
+    settings = request.app[SETTINGS]
+    text = _text(form, "targets")
+    lines = target_lines.check(target_lines.pasted(text), settings.default_region)
+    if not lines or not all(line.ok for line in lines):
+        raise Invalid(
+            "the list changed since the preview; preview it again", [{"field": "targets"}]
+        )
+    key = _text(form, "idempotency_key") or None
+    filing = intake.prepare(
+        session.principal,
+        _body(form, lines),
+        region=settings.default_region,
+        max_targets=settings.max_targets_per_request,
+        approval_policy=settings.approval_policy,
+        idempotency_key=key[:255] if key else None,
+    )
+    result = await submit(request.app, filing)
+    return see_other(f"/requests/{result.body['id']}")
+
+
+async def _detail(request: web.Request, session: Session) -> dict[str, Any]:
+    rid = _request_id(request)
+    req = await views.get_request(request.app[STORE], session.principal, rid)
+    timeline = await views.request_timeline(request.app[STORE], session.principal, rid)
+    operators = sorted({o.operator for t in req.targets for o in t.orders})
+    return {"req": req, "timeline": timeline, "operators": operators}
+
+
+@routes.get(r"/requests/{id:\d+}")
+@page
+async def request_page(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """A request: each target's state per operator, and the timeline of attempts and acks."""
+    context = await _detail(request, session)
+    context["key"] = str(uuid.uuid4())
+    return render(request, session, "request.html", context)
+
+
+@routes.get(r"/requests/{id:\d+}/live")
+@page
+async def request_live(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """The part of a request's page that refreshes by itself."""
+    return render(request, session, "request_live.html", await _detail(request, session))
+
+
+@routes.post(r"/requests/{id:\d+}/unblock")
+@page
+async def unblock(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """File an unblock, for the same case, of the targets ticked on the request's page."""
+    settings = request.app[SETTINGS]
+    req = await views.get_request(request.app[STORE], session.principal, _request_id(request))
+    chosen = {v for v in form.getall("target", []) if isinstance(v, str)}
+    targets = [
+        TargetIn(kind=t.kind, value=t.value) for t in req.targets if f"{t.kind}:{t.value}" in chosen
+    ]
+    if not targets:
+        raise Invalid("tick at least one target to unblock", [{"field": "target"}])
+    try:
+        body = BlockRequestIn(
+            case_ref=req.case_ref,
+            category=req.category,
+            action="unblock",
+            reason=_text(form, "reason") or None,
+            unit=req.unit if session.principal.role == "supervisor" else None,
+            targets=targets,
+        )
+    except ValidationError as exc:
+        raise Invalid("an unblock needs a reason", validation_errors(exc)) from None
+    key = _text(form, "idempotency_key") or None
+    filing = intake.prepare(
+        session.principal,
+        body,
+        region=settings.default_region,
+        max_targets=settings.max_targets_per_request,
+        approval_policy=settings.approval_policy,
+        idempotency_key=key[:255] if key else None,
+    )
+    result = await submit(request.app, filing)
+    return see_other(f"/requests/{result.body['id']}")

@@ -1,0 +1,199 @@
+"""The console over real HTTP: sign-in and sessions, CSRF, scoping, filing, acks, metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from service import auth
+from service.http.app import create_app
+from service.settings import Settings
+from service.store import Store
+from tests.conftest import Tokens, body
+
+Client = TestClient[Any, Any]
+JIO_IMEI = "490154203237518"
+
+
+def token_of(tokens: Tokens, who: str) -> str:
+    return tokens[who]["Authorization"].removeprefix("Bearer ")
+
+
+async def sign_in(client: Client, token: str) -> None:
+    page = await client.get("/signin")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', await page.text())
+    assert nonce is not None
+    resp = await client.post(
+        "/signin", data={"nonce": nonce.group(1), "token": token}, allow_redirects=False
+    )
+    assert resp.status == 303, await resp.text()
+    cookie = resp.cookies["fb_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert token not in resp.headers.get("Location", "")
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_pages_need_a_session_and_sign_in_takes_a_valid_token(
+    client: Client, tokens: Tokens
+) -> None:
+    resp = await client.get("/requests", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/signin?next=")
+    page = await client.get("/signin")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', await page.text())
+    assert nonce is not None
+    bad = await client.post("/signin", data={"nonce": nonce.group(1), "token": "fb_nope"})
+    assert bad.status == 401 and "unknown or revoked" in await bad.text()
+    # a sign-in form posted without the nonce cookie's value is refused (login CSRF)
+    forged = await client.post("/signin", data={"nonce": "x", "token": token_of(tokens, "jio")})
+    assert forged.status == 403
+    await sign_in(client, token_of(tokens, "investigator"))
+    home = await client.get("/", allow_redirects=False)
+    assert home.headers["Location"] == "/requests"
+    listing = await client.get("/requests")
+    assert listing.status == 200 and "Requests of jammu" in await listing.text()
+    assert "default-src 'self'" in listing.headers["Content-Security-Policy"]
+
+
+async def test_revoking_the_token_ends_the_session_and_sign_out_ends_it_too(
+    settings: Settings, store: Store
+) -> None:
+    token_id, token = await auth.create_token(store, role="supervisor", name="sup")
+    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+        await sign_in(client, token)
+        assert (await client.get("/dashboard")).status == 200
+        await auth.revoke_token(store, token_id)
+        resp = await client.get("/dashboard", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].startswith("/signin")
+        _, token2 = await auth.create_token(store, role="supervisor", name="sup2")
+        await sign_in(client, token2)
+        page = await client.get("/dashboard")
+        out = await client.post("/signout", data={"csrf": csrf_of(await page.text())})
+        assert out.status == 200 and "Sign in" in await out.text()
+        assert (await client.get("/dashboard", allow_redirects=False)).status == 303
+
+
+async def test_a_form_without_the_session_csrf_token_is_refused(
+    client: Client, tokens: Tokens
+) -> None:
+    await sign_in(client, token_of(tokens, "investigator"))
+    form = {"case_ref": "FIR-1", "category": "kyc_update", "targets": "9876543210"}
+    refused = await client.post("/requests/file", data={**form, "csrf": "forged"})
+    assert refused.status == 403 and "expired" in await refused.text()
+    listing = await client.get("/v1/block-requests", headers=tokens["investigator"])
+    assert (await listing.json())["items"] == []
+
+
+async def test_preview_reports_every_bad_line_then_files_once_per_key(
+    client: Client, tokens: Tokens
+) -> None:
+    await sign_in(client, token_of(tokens, "investigator"))
+    csrf = csrf_of(await (await client.get("/requests/new")).text())
+    pasted = f"98765 43210\n12345\n{JIO_IMEI}\n\nIMEI: 49015420323751X\n"
+    fields = {"csrf": csrf, "case_ref": "FIR-7/2026", "category": "fake_loan_app"}
+    preview = await client.post("/requests/preview", data={**fields, "targets": pasted})
+    html = await preview.text()
+    assert preview.status == 422
+    assert "Line 2" in html and "too short" in html
+    assert "Line 5" in html and "digits only" in html
+    assert "File this request" not in html
+    fixed = f"98765 43210\n{JIO_IMEI}\n+91 98765-43210\n"
+    ok = await client.post("/requests/preview", data={**fields, "targets": fixed})
+    html = await ok.text()
+    assert ok.status == 200 and "2 distinct targets" in html
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html)
+    assert key is not None
+    filing = {**fields, "targets": fixed, "idempotency_key": key.group(1)}
+    first = await client.post("/requests/file", data=filing, allow_redirects=False)
+    second = await client.post("/requests/file", data=filing, allow_redirects=False)
+    assert first.status == second.status == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    listing = await (await client.get("/v1/block-requests", headers=tokens["investigator"])).json()
+    assert len(listing["items"]) == 1 and listing["items"][0]["target_count"] == 2
+    page = await client.get(first.headers["Location"])
+    assert page.status == 200 and JIO_IMEI in await page.text()
+
+
+async def test_csv_upload_reports_rows_by_number(client: Client, tokens: Tokens) -> None:
+    await sign_in(client, token_of(tokens, "investigator"))
+    csrf = csrf_of(await (await client.get("/requests/new")).text())
+    csv_text = f"kind,value\nimei,{JIO_IMEI}\nmsisdn,98765 43210\nmsisdn,0000\n"
+    from aiohttp import FormData
+
+    data = FormData()
+    for k, v in {"csrf": csrf, "case_ref": "FIR-9", "category": "other", "targets": ""}.items():
+        data.add_field(k, v)
+    data.add_field("file", csv_text.encode(), filename="list.csv", content_type="text/csv")
+    resp = await client.post("/requests/preview", data=data)
+    html = await resp.text()
+    assert resp.status == 422 and "Line 4 of list.csv" in html
+
+
+async def test_an_investigator_cannot_open_another_units_request(
+    client: Client, tokens: Tokens
+) -> None:
+    filed = await client.post(
+        "/v1/block-requests", headers=tokens["investigator_samba"], json=body(("imei", JIO_IMEI))
+    )
+    rid = (await filed.json())["id"]
+    await sign_in(client, token_of(tokens, "investigator"))
+    for path in (f"/requests/{rid}", f"/requests/{rid}/live"):
+        resp = await client.get(path)
+        assert resp.status == 404, path
+        assert JIO_IMEI not in await resp.text()
+
+
+async def test_operator_acknowledges_from_the_page_through_the_ack_rules(
+    client: Client, tokens: Tokens
+) -> None:
+    filed = await client.post(
+        "/v1/block-requests", headers=tokens["investigator"], json=body(("imei", JIO_IMEI))
+    )
+    rid = (await filed.json())["id"]
+    await sign_in(client, token_of(tokens, "jio"))
+    page = await client.get("/orders")
+    html = await page.text()
+    ids = re.findall(r'name="order" value="(\d+)"', html)
+    assert len(ids) == 1 and JIO_IMEI in html
+    refused = await client.post(
+        "/orders/ack", data={"csrf": csrf_of(html), "order": ids, "status": "rejected"}
+    )
+    assert "a rejected ack needs a reason" in await refused.text()
+    done = await client.post(
+        "/orders/ack", data={"csrf": csrf_of(html), "order": ids, "status": "blocked"}
+    )
+    assert "1 of 1 acknowledgements applied" in await done.text()
+    req = await (await client.get(f"/v1/block-requests/{rid}", headers=tokens["supervisor"])).json()
+    jio = next(o for o in req["targets"][0]["orders"] if o["operator"] == "jio")
+    assert jio["status"] == "acked" and jio["ack_status"] == "blocked"
+    # another operator's orders are not on its page, and the request pages are not for it
+    assert (await client.get(f"/requests/{rid}")).status == 403
+
+
+async def test_metrics_parse_and_count_requests_by_route(client: Client, tokens: Tokens) -> None:
+    await client.post(
+        "/v1/block-requests", headers=tokens["investigator"], json=body(("imei", JIO_IMEI))
+    )
+    await client.get("/v1/block-requests/999", headers=tokens["investigator"])
+    resp = await client.get("/metrics")
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(await resp.text())
+        for s in family.samples
+    }
+    route = (("method", "POST"), ("route", "/v1/block-requests"), ("status", "201"))
+    assert samples[("fraudblock_http_requests_total", route)] == 1
+    missing = (("method", "GET"), ("route", r"/v1/block-requests/{id}"), ("status", "404"))
+    assert samples[("fraudblock_http_requests_total", missing)] == 1
+    assert samples[("fraudblock_orders", (("operator", "jio"), ("state", "pending")))] == 1
+    assert samples[("fraudblock_breaker_state", (("operator", "jio"), ("state", "closed")))] == 1
+    assert ("fraudblock_oldest_due_order_age_seconds", (("operator", "jio"),)) in samples
+    assert ("fraudblock_db_pool_connections_in_use", ()) in samples
