@@ -96,8 +96,7 @@ def _body(form: Form, lines: list[target_lines.CheckedLine], **extra: Any) -> Bl
     doc: dict[str, Any] = {k: v for k in _FIELDS if (v := _text(form, k))}
     doc.update(extra)
     doc["targets"] = [
-        TargetIn(kind=line.kind, value=target_lines.guess_kind(line.text)[1])
-        for line in lines
+        TargetIn(kind=line.kind, value=target_lines.guess_kind(line.text)[1]) for line in lines
     ]
     try:
         return BlockRequestIn.model_validate(doc)
@@ -136,8 +135,8 @@ async def preview(request: web.Request, session: Session, form: Form) -> web.Str
             context["distinct"] = len(filing.targets)
         except DomainError as exc:
             context["problem"], context["problem_errors"] = exc.detail, exc.errors
-    status = 422 if bad or "problem" in context else 200
-    return render(request, session, "new_request.html", context, status=status)
+    # 200 even with bad lines: the page is the answer, and browsers log a 4xx as an error
+    return render(request, session, "new_request.html", context)
 
 
 @routes.post("/requests/file")
