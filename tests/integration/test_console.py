@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -197,3 +198,70 @@ async def test_metrics_parse_and_count_requests_by_route(client: Client, tokens:
     assert samples[("fraudblock_breaker_state", (("operator", "jio"), ("state", "closed")))] == 1
     assert ("fraudblock_oldest_due_order_age_seconds", (("operator", "jio"),)) in samples
     assert ("fraudblock_db_pool_connections_in_use", ()) in samples
+
+
+async def test_a_session_expires(settings: Settings, store: Store) -> None:
+    _, token = await auth.create_token(store, role="supervisor", name="sup")
+    short = settings.model_copy(update={"console_session_s": 0.5})
+    async with TestClient(TestServer(create_app(short), host="127.0.0.1")) as client:
+        await sign_in(client, token)
+        assert (await client.get("/dashboard")).status == 200
+        await asyncio.sleep(0.6)
+        resp = await client.get("/dashboard", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].startswith("/signin")
+
+
+async def test_unblock_a_target_of_the_case_from_its_page(client: Client, tokens: Tokens) -> None:
+    filed = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json=body(("imei", JIO_IMEI), ("msisdn", "9876543210")),
+    )
+    rid = (await filed.json())["id"]
+    await sign_in(client, token_of(tokens, "investigator"))
+    html = await (await client.get(f"/requests/{rid}")).text()
+    form = {"csrf": csrf_of(html), "target": f"imei:{JIO_IMEI}", "idempotency_key": "k-1"}
+    no_reason = await client.post(f"/requests/{rid}/unblock", data=form)
+    assert no_reason.status == 422 and "reason" in await no_reason.text()
+    done = await client.post(
+        f"/requests/{rid}/unblock", data={**form, "reason": "court order 12"}, allow_redirects=False
+    )
+    assert done.status == 303
+    new_id = done.headers["Location"].rsplit("/", 1)[1]
+    unblock = await (
+        await client.get(f"/v1/block-requests/{new_id}", headers=tokens["investigator"])
+    ).json()
+    assert unblock["action"] == "unblock" and unblock["case_ref"] == "FIR-12/2026"
+    assert [t["value"] for t in unblock["targets"]] == [JIO_IMEI]
+
+
+async def test_supervisor_approves_and_rejects_from_the_dashboard(
+    settings: Settings, tokens: Tokens
+) -> None:
+    policy = settings.model_copy(update={"approval_policy": "supervisor"})
+    async with TestClient(TestServer(create_app(policy), host="127.0.0.1")) as client:
+        ids = []
+        for value in (JIO_IMEI, "9876543210"):
+            kind = "imei" if value == JIO_IMEI else "msisdn"
+            filed = await client.post(
+                "/v1/block-requests", headers=tokens["investigator"], json=body((kind, value))
+            )
+            ids.append((await filed.json())["id"])
+        await sign_in(client, token_of(tokens, "supervisor"))
+        html = await (await client.get("/dashboard")).text()
+        assert f"Approve #{ids[0]}" in html and f"Approve #{ids[1]}" in html
+        csrf = csrf_of(html)
+        assert (await client.post(f"/requests/{ids[0]}/approve", data={"csrf": csrf})).status == 200
+        refused = await client.post(f"/requests/{ids[1]}/reject", data={"csrf": csrf})
+        assert refused.status == 422 and "needs a reason" in await refused.text()
+        await client.post(f"/requests/{ids[1]}/reject", data={"csrf": csrf, "reason": "dup"})
+        states = []
+        for rid in ids:
+            doc = await client.get(f"/v1/block-requests/{rid}", headers=tokens["supervisor"])
+            states.append((await doc.json())["status"])
+        assert states == ["dispatching", "rejected"]
+        # an investigator's session cannot approve
+        await sign_in(client, token_of(tokens, "investigator"))
+        html = await (await client.get("/requests")).text()
+        resp = await client.post(f"/requests/{ids[1]}/approve", data={"csrf": csrf_of(html)})
+        assert resp.status == 403

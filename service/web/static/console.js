@@ -6,7 +6,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var data = JSON.parse(source.textContent);
   new Chart(canvas, {
     type: "bar",
-    data: { labels: data.labels, datasets: data.series },
+    data: { labels: data.labels, datasets: data.series.map(function (s) { return Object.assign({ maxBarThickness: 48 }, s); }) },
     options: {
       animation: false,
       maintainAspectRatio: false,
