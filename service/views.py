@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
@@ -167,3 +170,45 @@ async def request_timeline(
     """The attempts and acks of a request's targets' orders, newest first, scoped as above."""
     await _visible_head(store, principal, request_id)
     return await store.fetch("console_request_timeline", request_id, limit)
+
+
+async def requests_csv(store: Store, principal: Principal, q: BlockRequestQuery) -> str:
+    """Every request matching the filters (all pages), as CSV."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(
+        [
+            "id",
+            "unit",
+            "case_ref",
+            "category",
+            "action",
+            "priority",
+            "status",
+            "target_count",
+            "created_at",
+            "updated_at",
+        ]
+    )
+    page = q.model_copy(update={"limit": 500})
+    while True:
+        result = await list_requests(store, principal, page)
+        for r in result.items:
+            w.writerow(
+                [
+                    r.id,
+                    r.unit,
+                    r.case_ref,
+                    r.category,
+                    r.action,
+                    r.priority,
+                    r.status,
+                    r.target_count,
+                    r.created_at.isoformat(),
+                    r.updated_at.isoformat(),
+                ]
+            )
+        if result.next_after is None:
+            break
+        page = page.model_copy(update={"after": result.next_after})
+    return out.getvalue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from aiohttp import web
@@ -125,44 +123,7 @@ async def get_requests_csv(request: web.Request) -> web.Response:
     """Every request matching the filters, as CSV (all pages)."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(
-        [
-            "id",
-            "unit",
-            "case_ref",
-            "category",
-            "action",
-            "priority",
-            "status",
-            "target_count",
-            "created_at",
-            "updated_at",
-        ]
-    )
-    page = q.model_copy(update={"limit": 500})
-    while True:
-        result = await views.list_requests(request.app[STORE], principal, page)
-        for r in result.items:
-            w.writerow(
-                [
-                    r.id,
-                    r.unit,
-                    r.case_ref,
-                    r.category,
-                    r.action,
-                    r.priority,
-                    r.status,
-                    r.target_count,
-                    r.created_at.isoformat(),
-                    r.updated_at.isoformat(),
-                ]
-            )
-        if result.next_after is None:
-            break
-        page = page.model_copy(update={"after": result.next_after})
-    return _csv(out.getvalue(), "block-requests.csv")
+    return _csv(await views.requests_csv(request.app[STORE], principal, q), "block-requests.csv")
 
 
 def _csv(text: str, name: str) -> web.Response:

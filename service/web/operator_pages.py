@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, get_args
 
 from aiohttp import web
@@ -17,6 +19,7 @@ from service.web.pages import Form, page, render
 
 routes = web.RouteTableDef()
 PAGE_ROWS = 200
+CSV_ROWS = 50_000
 ANSWERS = ("blocked", "already_blocked", "not_subscriber", "unblocked", "rejected")
 
 
@@ -31,7 +34,7 @@ async def _page(
 ) -> web.Response:
     operator = _operator(session)
     rows = await request.app[STORE].fetch("console_operator_orders", operator, PAGE_ROWS)
-    context.update({"orders": rows, "answers": ANSWERS, "operator": operator})
+    context.update({"orders": rows, "answers": ANSWERS, "operator": operator, "limit": PAGE_ROWS})
     return render(request, session, "orders.html", context, status=status)
 
 
@@ -40,6 +43,28 @@ async def _page(
 async def orders(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """The orders this operator can answer now, oldest first, urgent on top."""
     return await _page(request, session, {})
+
+
+@routes.get("/orders.csv")
+@page
+async def orders_csv(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """The orders waiting for this operator, as CSV (to work through them offline)."""
+    operator = _operator(session)
+    rows = await request.app[STORE].fetch("console_operator_orders", operator, CSV_ROWS)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["order_id", "action", "kind", "value", "urgent", "status", "seq", "ack_due_at"])
+    for r in rows:
+        due = r["ack_due_at"].isoformat() if r["ack_due_at"] else ""
+        w.writerow(
+            [r["id"], r["action"], r["kind"], r["value"], r["urgent"], r["status"], r["seq"], due]
+        )
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{operator}-orders.csv"'},
+    )
 
 
 @routes.post("/orders/ack")

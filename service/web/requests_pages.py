@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from service.web.pages import Form, page, render, see_other
 routes = web.RouteTableDef()
 MAX_UPLOAD_BYTES = 1024 * 1024
 _FIELDS = ("case_ref", "category", "priority", "legal_basis", "note")
+_FILTERS = ("status", "category", "case_ref")
 
 
 def _text(form: Form, name: str) -> str:
@@ -38,19 +40,24 @@ def _request_id(request: web.Request) -> int:
     return value if value < 2**63 else 0
 
 
+def _filters(request: web.Request, *, with_cursor: bool) -> dict[str, str]:
+    names = ("status", "category", "case_ref", "after") if with_cursor else _FILTERS
+    return {k: v for k in names if (v := request.query.get(k, "").strip())}
+
+
+def _query(request: web.Request, *, with_cursor: bool) -> BlockRequestQuery:
+    try:
+        return BlockRequestQuery.model_validate(_filters(request, with_cursor=with_cursor))
+    except ValidationError as exc:
+        raise Invalid("check the filters", validation_errors(exc)) from None
+
+
 @routes.get("/requests")
 @page
 async def request_list(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """The unit's requests (all units for supervisors), filterable by status, category, case."""
-    filters = {
-        k: v
-        for k in ("status", "category", "case_ref", "after")
-        if (v := request.query.get(k, "").strip())
-    }
-    try:
-        q = BlockRequestQuery.model_validate(filters)
-    except ValidationError as exc:
-        raise Invalid("check the filters", validation_errors(exc)) from None
+    filters = _filters(request, with_cursor=True)
+    q = _query(request, with_cursor=True)
     result = await views.list_requests(request.app[STORE], session.principal, q)
     return render(
         request,
@@ -59,9 +66,27 @@ async def request_list(request: web.Request, session: Session, form: Form) -> we
         {
             "page": result,
             "filters": filters,
+            "here": request.path_qs,
+            "csv_href": "/requests.csv?" + urlencode(_filters(request, with_cursor=False)),
             "statuses": REQUEST_STATUSES,
             "categories": CATEGORIES,
         },
+    )
+
+
+@routes.get("/requests.csv")
+@page
+async def request_list_csv(
+    request: web.Request, session: Session, form: Form
+) -> web.StreamResponse:
+    """The listed requests (all pages, same filters) as a CSV download."""
+    q = _query(request, with_cursor=False)
+    text = await views.requests_csv(request.app[STORE], session.principal, q)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="block-requests.csv"'},
     )
 
 

@@ -265,3 +265,18 @@ async def test_supervisor_approves_and_rejects_from_the_dashboard(
         html = await (await client.get("/requests")).text()
         resp = await client.post(f"/requests/{ids[1]}/approve", data={"csrf": csrf_of(html)})
         assert resp.status == 403
+
+
+async def test_csv_downloads_follow_the_same_scope(client: Client, tokens: Tokens) -> None:
+    for who, value in (("investigator", JIO_IMEI), ("investigator_samba", "9876543210")):
+        kind = "imei" if value == JIO_IMEI else "msisdn"
+        await client.post("/v1/block-requests", headers=tokens[who], json=body((kind, value)))
+    await sign_in(client, token_of(tokens, "investigator"))
+    resp = await client.get("/requests.csv?category=kyc_update")
+    rows = (await resp.text()).splitlines()
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert rows[0].startswith("id,unit,case_ref") and len(rows) == 2 and ",jammu," in rows[1]
+    await sign_in(client, token_of(tokens, "jio"))
+    orders = (await (await client.get("/orders.csv")).text()).splitlines()
+    assert orders[0].startswith("order_id,action,kind,value") and len(orders) == 3
+    assert (await client.get("/requests.csv")).status == 403
