@@ -6,16 +6,20 @@ from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from service import review, stats, views
+from service.errors import Invalid
 from service.http.context import STORE
-from service.models import BlockRequestQuery
+from service.http.problems import validation_errors
+from service.models import BlockRequestQuery, DeadRequeueIn
 from service.report_models import AttentionQuery
 from service.sessions import Session
 from service.web.pages import Form, page, render, see_other
 
 routes = web.RouteTableDef()
 QUEUE_ROWS = 25
+PERIODS = ("day", "week", "month")
 
 
 async def headline(session: Session, request: web.Request) -> dict[str, Any]:
@@ -49,29 +53,53 @@ async def _live(request: web.Request, session: Session) -> dict[str, Any]:
     }
 
 
-async def chart(session: Session, request: web.Request) -> dict[str, Any]:
-    """Targets blocked per day, by fraud category (the per-period counts of /v1/stats)."""
+async def chart(session: Session, request: web.Request, period: str) -> dict[str, Any]:
+    """Targets blocked per period, by fraud category (the per-period counts of /v1/stats)."""
     report = await stats.blocking_counts(
         request.app[STORE],
         session.principal,
         start=None,
         end=None,
-        group_by=["day", "category"],
+        group_by=[period, "category"],
     )
-    days = sorted({str(g["day"]) for g in report["groups"]})
-    series: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    labels = sorted({str(g[period]) for g in report["groups"]})
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * len(labels))
     for g in report["groups"]:
         n = g["numbers"]["blocked_in_period"] + g["handsets"]["blocked_in_period"]
-        series[g["category"]][days.index(str(g["day"]))] += n
-    return {"labels": days, "series": [{"label": k, "data": v} for k, v in sorted(series.items())]}
+        series[g["category"]][labels.index(str(g[period]))] += n
+    return {
+        "labels": labels,
+        "series": [{"label": k, "data": v} for k, v in sorted(series.items())],
+    }
+
+
+async def by_unit(session: Session, request: web.Request) -> list[dict[str, Any]]:
+    """The counts of /v1/stats?group_by=unit: one row per district unit."""
+    report = await stats.blocking_counts(
+        request.app[STORE], session.principal, start=None, end=None, group_by=["unit"]
+    )
+    return list(report["groups"])
 
 
 @routes.get("/dashboard")
 @page
 async def dashboard(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """The zone's dashboard."""
+    period = request.query.get("period", "day")
+    if period not in PERIODS:
+        period = "day"
     context = await _live(request, session)
-    context["chart"] = await chart(session, request)
+    context["period"], context["periods"] = period, PERIODS
+    context["chart"] = await chart(session, request, period)
+    units = await by_unit(session, request)
+    context["units"] = units
+    context["unit_chart"] = {
+        "labels": [u["unit"] for u in units],
+        "series": [
+            {"label": "calling numbers", "data": [u["numbers"]["blocked"] for u in units]},
+            {"label": "phone sets", "data": [u["handsets"]["blocked"] for u in units]},
+        ],
+    }
     context["approvals"] = await views.list_requests(
         request.app[STORE],
         session.principal,
@@ -106,6 +134,19 @@ async def reject(request: web.Request, session: Session, form: Form) -> web.Stre
         int(request.match_info["id"]),
         reason.strip() if isinstance(reason, str) else "",
     )
+    return see_other("/dashboard")
+
+
+@routes.post("/dead/requeue")
+@page
+async def requeue_dead(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Re-queue every dead order (of one operator, or all), as POST /v1/dead/requeue does."""
+    operator = form.get("operator")
+    try:
+        body = DeadRequeueIn(operator=operator if isinstance(operator, str) and operator else None)
+    except ValidationError as exc:
+        raise Invalid("no such operator", validation_errors(exc)) from None
+    await review.requeue_dead(request.app[STORE], session.principal, body)
     return see_other("/dashboard")
 
 

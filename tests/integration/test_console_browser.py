@@ -119,6 +119,7 @@ async def shoot(page: Page, name: str) -> None:
     await page.set_viewport_size(LAPTOP)
     await page.screenshot(path=out / f"{name}-laptop.png", full_page=True)
     await page.set_viewport_size(PHONE)
+    await page.wait_for_timeout(300)  # charts resize on the next frames
     await page.screenshot(path=out / f"{name}-phone.png", full_page=True)
     await page.set_viewport_size(LAPTOP)
 
@@ -217,6 +218,11 @@ async def test_supervisor_headline_figures_equal_the_stats_api(
     overdue = sum(o["overdue"] for o in ops["items"])
     await expect(page.locator('[data-figure="overdue"]')).to_have_text(str(overdue))
     await expect(page.locator("#blocks-chart")).to_be_visible()
+    jammu = page.locator("#units-table tr", has_text="jammu")
+    await expect(jammu).to_contain_text(str(numbers["blocked"]))
+    await page.get_by_label("Period").select_option("month")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.get_by_role("heading", name="Targets blocked per month")).to_be_visible()
     await shoot(page, "supervisor-dashboard")
 
 
@@ -239,6 +245,27 @@ async def test_supervisor_retries_a_dead_order_from_the_page(
     await page.get_by_role("button", name="Retry order").click()
     await expect(page.get_by_role("heading", name="Dead orders (0)")).to_be_visible()
     assert await statuses(store, "vi") == {"queued": 1}
+
+
+async def test_supervisor_retries_every_dead_order_at_once(
+    browser: Browser,
+    watch: Watch,
+    client: Client,
+    tokens: Tokens,
+    store: Store,
+    settings: Settings,
+) -> None:
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, *operators.DEMO_OPERATORS)
+        fake.answers["vi"] = fail(400, "malformed imei")
+        fake.answers["airtel"] = fail(400, "blacklisted range")
+        await file_request(client, tokens["investigator"], [("imei", IMEI), ("imei", IMEI_2)])
+        await Dispatcher(store, settings, build_adapter, drain=True).run()
+    _, page = await open_as(browser, watch, client, token_of(tokens, "supervisor"))
+    await expect(page.get_by_role("heading", name="Dead orders (4)")).to_be_visible()
+    await page.get_by_role("button", name="Retry every dead order").click()
+    await expect(page.get_by_role("heading", name="Dead orders (0)")).to_be_visible()
+    assert await statuses(store, "vi") == await statuses(store, "airtel") == {"queued": 2}
 
 
 async def test_operator_acknowledges_selected_orders_from_the_page(
