@@ -48,8 +48,13 @@ def pasted(text: str) -> list[Entry]:
 
 
 def from_csv(text: str) -> list[Entry]:
-    """The first non-empty cell of each CSV row, or its 'value' column (with 'kind' before it)."""
-    rows = list(csv.reader(io.StringIO(text)))
+    """The targets of a CSV file (see `from_rows`)."""
+    return from_rows(list(csv.reader(io.StringIO(text))))
+
+
+def from_rows(rows: list[list[str]]) -> list[Entry]:
+    """The first non-empty cell of each row (a CSV's or a sheet's), or its 'value' column (with
+    'kind' beside it) when the first row names one; entries keep their row numbers."""
     header = [c.strip().lower() for c in rows[0]] if rows else []
     entries: list[Entry] = []
     if "value" in header:

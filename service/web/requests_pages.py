@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from typing import Any
 from urllib.parse import urlencode
 
+import openpyxl
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -97,20 +100,47 @@ async def new_request(request: web.Request, session: Session, form: Form) -> web
     return render(request, session, "new_request.html", {"categories": CATEGORIES, "form": {}})
 
 
+def _sheet_rows(data: bytes) -> list[list[str]]:
+    """The first sheet of an .xlsx file as rows of text (numbers without a trailing .0)."""
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise Invalid("the file is not an Excel .xlsx workbook", [{"field": "file"}]) from None
+    try:
+        sheet = book.worksheets[0]
+        return [
+            [
+                ""
+                if c is None
+                else str(int(c))
+                if isinstance(c, float) and c.is_integer()
+                else str(c)
+                for c in row
+            ]
+            for row in sheet.iter_rows(values_only=True)
+        ]
+    finally:
+        book.close()
+
+
 async def _entries(form: Form) -> tuple[str, list[target_lines.Entry], str | None]:
-    """The list to check: an uploaded CSV file when there is one, else the pasted text."""
+    """The list to check: an uploaded CSV or .xlsx file when there is one, else the pasted text."""
     upload = form.get("file")
     if isinstance(upload, web.FileField) and upload.filename:
         data = upload.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise Invalid("the file is larger than 1 MB", [{"field": "file"}])
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise Invalid(
-                "the file is not UTF-8 text (save it as CSV UTF-8)", [{"field": "file"}]
-            ) from None
-        entries = target_lines.from_csv(text)
+        if upload.filename.lower().endswith(".xlsx"):
+            entries = target_lines.from_rows(_sheet_rows(data))
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise Invalid(
+                    "the file is not UTF-8 text (save it as CSV UTF-8, or upload the .xlsx)",
+                    [{"field": "file"}],
+                ) from None
+            entries = target_lines.from_csv(text)
         return "\n".join(e.text for e in entries), entries, upload.filename
     pasted = form.get("targets")
     text = pasted if isinstance(pasted, str) else ""

@@ -280,3 +280,28 @@ async def test_csv_downloads_follow_the_same_scope(client: Client, tokens: Token
     orders = (await (await client.get("/orders.csv")).text()).splitlines()
     assert orders[0].startswith("order_id,action,kind,value") and len(orders) == 3
     assert (await client.get("/requests.csv")).status == 403
+
+
+async def test_xlsx_upload_is_checked_row_by_row(client: Client, tokens: Tokens) -> None:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (("kind", "value"), ("imei", int(JIO_IMEI)), ("msisdn", 9876543210), ("imei", "12")):
+        sheet.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    await sign_in(client, token_of(tokens, "investigator"))
+    csrf = csrf_of(await (await client.get("/requests/new")).text())
+    from aiohttp import FormData
+
+    form = FormData()
+    for k, v in {"csrf": csrf, "case_ref": "FIR-X", "category": "other", "targets": ""}.items():
+        form.add_field(k, v)
+    form.add_field("file", data.getvalue(), filename="list.xlsx")
+    html = await (await client.post("/requests/preview", data=form)).text()
+    assert "1 of 3 lines cannot be filed" in html and "Line 4 of list.xlsx" in html
+    assert f"imei: {JIO_IMEI}" in html and "msisdn: 9876543210" in html
