@@ -1,4 +1,5 @@
-"""Blocking counts for supervisors, read from counters kept in the same transactions."""
+"""What supervisors read: blocking counts (from counters kept in the same transactions),
+operators' health, orders needing a person, the audit log."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from service.report_models import (
     AttentionOrder,
     AttentionPage,
     AttentionQuery,
+    AuditEntryOut,
+    AuditPage,
+    AuditQuery,
     OperatorHealth,
     OperatorHealthList,
 )
@@ -252,3 +256,22 @@ async def attention(
     ]
     next_after = items[-1].id if len(rows) > q.limit else None
     return AttentionPage(items=items, next_after=next_after)
+
+
+async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> AuditPage:
+    """The audit log, oldest first, with filters and a cursor (supervisor, admin)."""
+    require(principal, "supervisor", "admin")
+    rows = await store.fetch(
+        "audit_page",
+        q.action,
+        q.entity_type,
+        q.entity_id,
+        q.actor,
+        q.start,
+        q.end,
+        q.after,
+        q.limit + 1,
+    )
+    items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
+    next_after = items[-1].id if len(rows) > q.limit else None
+    return AuditPage(items=items, next_after=next_after)

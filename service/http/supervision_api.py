@@ -15,7 +15,6 @@ from service.models import BlockRequestQuery
 from service.report_models import (
     AttentionPage,
     AttentionQuery,
-    AuditEntryOut,
     AuditPage,
     AuditQuery,
     OperatorHealthList,
@@ -165,19 +164,5 @@ async def get_dead(request: web.Request) -> web.Response:
 async def get_audit(request: web.Request) -> web.Response:
     """The audit log, oldest first, with filters and a cursor."""
     principal = await principal_of(request)
-    require(principal, "supervisor", "admin")
     q = query_model(request, AuditQuery)
-    rows = await request.app[STORE].fetch(
-        "audit_page",
-        q.action,
-        q.entity_type,
-        q.entity_id,
-        q.actor,
-        q.start,
-        q.end,
-        q.after,
-        q.limit + 1,
-    )
-    items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
-    next_after = items[-1].id if len(rows) > q.limit else None
-    return json_response(AuditPage(items=items, next_after=next_after))
+    return json_response(await stats.audit_page(request.app[STORE], principal, q))

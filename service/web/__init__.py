@@ -9,11 +9,18 @@ import jinja2
 from aiohttp import web
 
 from service.http.context import SETTINGS
-from service.web import dashboard, metrics, operator_pages, requests_pages, signin
+from service.web import (
+    admin_pages,
+    dashboard,
+    metrics,
+    operator_pages,
+    requests_pages,
+    signin,
+)
 from service.web.pages import indian_number, local_time
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (signin, requests_pages, dashboard, operator_pages)
+PAGES = (signin, requests_pages, dashboard, operator_pages, admin_pages)
 
 
 def setup(app: web.Application) -> None:

@@ -305,3 +305,36 @@ async def test_xlsx_upload_is_checked_row_by_row(client: Client, tokens: Tokens)
     html = await (await client.post("/requests/preview", data=form)).text()
     assert "1 of 3 lines cannot be filed" in html and "Line 4 of list.xlsx" in html
     assert f"imei: {JIO_IMEI}" in html and "msisdn: 9876543210" in html
+
+
+async def test_admin_creates_a_token_shown_once_then_revokes_it(
+    client: Client, tokens: Tokens, settings: Settings
+) -> None:
+    await sign_in(client, token_of(tokens, "admin"))
+    html = await (await client.get("/admin/tokens")).text()
+    created = await client.post(
+        "/admin/tokens",
+        data={"csrf": csrf_of(html), "name": "si-kathua", "role": "investigator", "unit": "kathua"},
+    )
+    html = await created.text()
+    token = re.search(r'id="new-token-value" readonly value="([^"]+)"', html)
+    assert token is not None and token.group(1).startswith("fb_")
+    listing = await (await client.get("/admin/tokens")).text()
+    assert "si-kathua" in listing and token.group(1) not in listing  # shown once
+    token_id = re.search(r'action="/admin/tokens/(\d+)/revoke"', listing.split("si-kathua")[1])
+    assert token_id is not None
+    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as other:
+        await sign_in(other, token.group(1))
+        assert "Requests of kathua" in await (await other.get("/requests")).text()
+        revoked = await client.post(
+            f"/admin/tokens/{token_id.group(1)}/revoke", data={"csrf": csrf_of(listing)}
+        )
+        assert revoked.status == 200
+        gone = await other.get("/requests", allow_redirects=False)
+        assert gone.status == 303
+    audit = await (await client.get("/audit?action=token.revoked")).text()
+    assert "token.revoked" in audit and "token.created" not in audit
+    # neither page is for a supervisor to change tokens with
+    await sign_in(client, token_of(tokens, "supervisor"))
+    assert (await client.get("/admin/tokens")).status == 403
+    assert (await client.get("/audit")).status == 200
