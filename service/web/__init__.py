@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
@@ -31,6 +32,7 @@ def setup(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
     )
     zone = app[SETTINGS].timezone
+    ZoneInfo(zone)  # an unknown zone stops start-up, not the first page
     env.filters["when"] = lambda value: local_time(value, zone)
     env.filters["indian"] = indian_number
     env.globals["zone"] = zone

@@ -25,11 +25,12 @@ from service.models import (
     TargetIn,
 )
 from service.sessions import Session
+from service.store import Row
 from service.web.pages import Form, page, render, see_other
 
 routes = web.RouteTableDef()
 MAX_UPLOAD_BYTES = 1024 * 1024
-_FIELDS = ("case_ref", "category", "priority", "legal_basis", "note")
+_FIELDS = ("case_ref", "category", "priority", "legal_basis", "note", "unit")
 _FILTERS = ("status", "category", "case_ref")
 
 
@@ -97,7 +98,8 @@ async def request_list_csv(
 @page
 async def new_request(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """The form: case details and a list of numbers and IMEIs, or a CSV file."""
-    return render(request, session, "new_request.html", {"categories": CATEGORIES, "form": {}})
+    context = {"categories": CATEGORIES, "form": {}, "units": await _units(request, session)}
+    return render(request, session, "new_request.html", context)
 
 
 def _sheet_rows(data: bytes) -> list[list[str]]:
@@ -147,6 +149,13 @@ async def _entries(form: Form) -> tuple[str, list[target_lines.Entry], str | Non
     return text, target_lines.pasted(text), None
 
 
+async def _units(request: web.Request, session: Session) -> list[Row]:
+    """The units a supervisor may file for (investigators file for their own)."""
+    if session.principal.role != "supervisor":
+        return []
+    return await request.app[STORE].fetch("unit_list")
+
+
 def _body(form: Form, lines: list[target_lines.CheckedLine], **extra: Any) -> BlockRequestIn:
     doc: dict[str, Any] = {k: v for k in _FIELDS if (v := _text(form, k))}
     doc.update(extra)
@@ -168,6 +177,7 @@ async def preview(request: web.Request, session: Session, form: Form) -> web.Str
     lines = target_lines.check(entries, settings.default_region)
     bad = [line for line in lines if not line.ok]
     context: dict[str, Any] = {
+        "units": await _units(request, session),
         "categories": CATEGORIES,
         "form": {k: _text(form, k) for k in _FIELDS},
         "text": text,

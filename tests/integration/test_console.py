@@ -338,3 +338,20 @@ async def test_admin_creates_a_token_shown_once_then_revokes_it(
     await sign_in(client, token_of(tokens, "supervisor"))
     assert (await client.get("/admin/tokens")).status == 403
     assert (await client.get("/audit")).status == 200
+
+
+async def test_a_supervisor_files_for_a_unit_they_choose(client: Client, tokens: Tokens) -> None:
+    await sign_in(client, token_of(tokens, "supervisor"))
+    html = await (await client.get("/requests/new")).text()
+    assert '<option value="kathua"' in html
+    fields = {"csrf": csrf_of(html), "case_ref": "FIR-3", "category": "investment"}
+    fields |= {"unit": "kathua", "targets": JIO_IMEI}
+    preview = await (await client.post("/requests/preview", data=fields)).text()
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', preview)
+    assert key is not None and "1 distinct targets" in preview
+    filed = await client.post(
+        "/requests/file", data={**fields, "idempotency_key": key.group(1)}, allow_redirects=False
+    )
+    rid = filed.headers["Location"].rsplit("/", 1)[1]
+    doc = await (await client.get(f"/v1/block-requests/{rid}", headers=tokens["supervisor"])).json()
+    assert doc["unit"] == "kathua"
