@@ -1,13 +1,15 @@
-"""The audit log (supervisors, admins) and tokens (admins): create — shown once —, list, revoke."""
+"""The audit log (supervisors, admins); tokens and operators (admins)."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import auth, stats
+from service import auth, operators, stats
 from service.auth import require
 from service.errors import Invalid
 from service.http.context import STORE
@@ -90,3 +92,73 @@ async def revoke_token(request: web.Request, session: Session, form: Form) -> we
     token_id = int(request.match_info["id"])
     await auth.revoke_token(request.app[STORE], min(token_id, 2**63 - 1), session.principal.actor)
     return see_other("/admin/tokens")
+
+
+_SECRET = re.compile(r"secret|token|password|passwd|key|auth|credential", re.IGNORECASE)
+_LIMITS = (
+    "rate_limit_per_s",
+    "breaker_threshold",
+    "breaker_cooldown_s",
+    "ack_deadline_s",
+    "urgent_ack_deadline_s",
+)
+_WHOLE = frozenset({"breaker_threshold", "ack_deadline_s", "urgent_ack_deadline_s"})
+
+
+def redacted(config: Any) -> dict[str, Any]:
+    """An adapter config with secret-looking values hidden."""
+    if not isinstance(config, dict):
+        return {}
+    return {k: "••••••" if _SECRET.search(k) else v for k, v in config.items()}
+
+
+@routes.get("/admin/operators")
+@page
+async def operator_list(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Operators: adapter, settings (secrets redacted), limits, breaker; change limits, disable."""
+    require(session.principal, "admin")
+    rows = await request.app[STORE].fetch("operator_list")
+    items = [{**dict(r), "config": redacted(r["adapter_config"])} for r in rows]
+    return render(request, session, "operators.html", {"operators": items, "limits": _LIMITS})
+
+
+def _number(form: Form, name: str) -> float | int | None:
+    """A limit from the form, as the operators table takes it (None: leave it as it is)."""
+    raw = form.get(name)
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    whole = name in _WHOLE
+    try:
+        value: float | int = int(raw) if whole else float(raw)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise Invalid(f"{name} must be {kind}", [{"field": name}]) from None
+    floor_ok = value >= 0 if name == "rate_limit_per_s" else value > 0
+    if not math.isfinite(value) or not floor_ok:
+        raise Invalid(f"{name} is out of range", [{"field": name}])
+    return value
+
+
+@routes.post(r"/admin/operators/{code}/limits")
+@page
+async def operator_limits(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Change an operator's rate limit, breaker and acknowledgement deadlines."""
+    require(session.principal, "admin")
+    limits: dict[str, Any] = {k: _number(form, k) for k in _LIMITS}
+    await operators.set_limits(
+        request.app[STORE], request.match_info["code"], session.principal.actor, **limits
+    )
+    return see_other("/admin/operators")
+
+
+@routes.post(r"/admin/operators/{code}/disable")
+@page
+async def operator_disable(
+    request: web.Request, session: Session, form: Form
+) -> web.StreamResponse:
+    """Stop routing new orders to an operator."""
+    require(session.principal, "admin")
+    await operators.disable_operator(
+        request.app[STORE], request.match_info["code"], session.principal.actor
+    )
+    return see_other("/admin/operators")

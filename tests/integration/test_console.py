@@ -355,3 +355,32 @@ async def test_a_supervisor_files_for_a_unit_they_choose(client: Client, tokens:
     rid = filed.headers["Location"].rsplit("/", 1)[1]
     doc = await (await client.get(f"/v1/block-requests/{rid}", headers=tokens["supervisor"])).json()
     assert doc["unit"] == "kathua"
+
+
+async def test_admin_sees_operators_with_secrets_redacted_and_changes_limits(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    await store.pool.execute(
+        "UPDATE operators SET adapter_config = $1 WHERE code = 'jio'",
+        {"url": "http://127.0.0.1:9/x", "secret": "whsec_hidden", "api_key": "k-123"},
+    )
+    await sign_in(client, token_of(tokens, "admin"))
+    html = await (await client.get("/admin/operators")).text()
+    assert "http://127.0.0.1:9/x" in html
+    assert "whsec_hidden" not in html and "k-123" not in html
+    csrf = csrf_of(html)
+    form = re.search(r'action="/admin/operators/jio/limits".*?</form>', html, re.S)
+    assert form is not None
+    shown = dict(re.findall(r'name="([a-z_]+)" inputmode="decimal" value="([^"]*)"', form.group()))
+    assert shown["rate_limit_per_s"] == "0.0" and shown["ack_deadline_s"] == "86400"
+    saved = await client.post(  # the form as shown, with one change
+        "/admin/operators/jio/limits", data={**shown, "csrf": csrf, "rate_limit_per_s": "7.5"}
+    )
+    assert saved.status == 200
+    bad = await client.post(
+        "/admin/operators/jio/limits", data={"csrf": csrf, "ack_deadline_s": "x"}
+    )
+    assert bad.status == 422
+    await client.post("/admin/operators/vi/disable", data={"csrf": csrf})
+    rows = {r["code"]: r for r in await store.pool.fetch("SELECT * FROM operators")}
+    assert rows["jio"]["rate_limit_per_s"] == 7.5 and not rows["vi"]["active"]

@@ -41,6 +41,8 @@ LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 IMEI = "490154203237518"
 IMEI_2 = "356938035643809"
+UNLABELED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.name)"""
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
 
@@ -309,3 +311,37 @@ async def test_an_investigator_cannot_reach_another_units_request_by_url(
     await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     await expect(page.get_by_text(IMEI)).to_have_count(0)
     watch.errors = [e for e in watch.errors if "404" not in e]  # the browser logs the 404 itself
+
+
+async def test_every_page_works_by_keyboard_and_fits_a_phone(
+    browser: Browser, watch: Watch, client: Client, tokens: Tokens
+) -> None:
+    filed = await client.post(
+        "/v1/block-requests", headers=tokens["investigator"], json=body(("imei", IMEI))
+    )
+    rid = (await filed.json())["id"]
+    context = await browser.new_context(viewport=PHONE, base_url=str(client.make_url("")))
+    await context.route("**/*", watch.route)
+    page = await context.new_page()
+    watch.watch(page)
+    await page.goto("/")
+    await page.keyboard.type(token_of(tokens, "admin"))  # the token field has the focus
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Zone dashboard")).to_be_visible()
+    for path, name in (
+        ("/dashboard", "dashboard"),
+        ("/requests", "requests"),
+        (f"/requests/{rid}", "request"),
+        ("/audit", "audit"),
+        ("/admin/tokens", "tokens"),
+        ("/admin/operators", "operators"),
+    ):
+        await page.goto(path)
+        await page.wait_for_timeout(200)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is wider than a phone by {overflow}px"
+        await page.screenshot(path=artifacts_dir() / f"admin-{name}-phone.png", full_page=True)
+        unlabeled = await page.evaluate(UNLABELED)
+        assert unlabeled == [], f"{path}: form controls without a label"
