@@ -30,6 +30,7 @@ from service.web.pages import Form, page, render, see_other
 
 routes = web.RouteTableDef()
 MAX_UPLOAD_BYTES = 1024 * 1024
+SHOWN_TARGETS = 500
 _FIELDS = ("case_ref", "category", "priority", "legal_basis", "note", "unit")
 _FILTERS = ("status", "category", "case_ref")
 
@@ -233,7 +234,17 @@ async def _detail(request: web.Request, session: Session) -> dict[str, Any]:
     req = await views.get_request(request.app[STORE], session.principal, rid)
     timeline = await views.request_timeline(request.app[STORE], session.principal, rid)
     operators = sorted({o.operator for t in req.targets for o in t.orders})
-    return {"req": req, "timeline": timeline, "operators": operators}
+    shown = req.targets[:SHOWN_TARGETS]
+    # a big request's page refreshes less often: each refresh renders every row shown
+    every = 2 if len(req.targets) <= 200 else 10
+    return {
+        "req": req,
+        "targets": shown,
+        "hidden": len(req.targets) - len(shown),
+        "timeline": timeline,
+        "operators": operators,
+        "every": every,
+    }
 
 
 @routes.get(r"/requests/{id:\d+}")
