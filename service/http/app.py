@@ -37,6 +37,7 @@ from service.http.problems import json_response
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
+from service.web.metrics import METRICS
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
@@ -103,7 +104,7 @@ async def _intake(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(app[STORE], app[SETTINGS], build_adapter)
+    dispatcher = Dispatcher(app[STORE], app[SETTINGS], build_adapter, on_batch=app[METRICS].batch)
     app[DISPATCHER].append(dispatcher)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     try:

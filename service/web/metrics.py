@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -48,6 +49,19 @@ class Metrics:
             ["operator"],
             registry=r,
         )
+        self.batch_orders = Histogram(
+            "fraudblock_dispatch_batch_orders",
+            "Orders per dispatched batch",
+            ["operator"],
+            registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+        )
+        self.batch_outcomes = Counter(
+            "fraudblock_dispatch_orders",
+            "Dispatched orders by what their batch did with them (sent, acked, retry, dead)",
+            ["operator", "outcome"],
+            registry=r,
+        )
         self.pool_in_use = Gauge(
             "fraudblock_db_pool_connections_in_use", "Database connections in use", registry=r
         )
@@ -56,6 +70,13 @@ class Metrics:
         """Count one HTTP request."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def batch(self, operator: str, size: int, outcomes: Mapping[str, int]) -> None:
+        """Count one dispatched batch (the dispatcher calls this after recording it)."""
+        self.batch_orders.labels(operator).observe(size)
+        for outcome, n in outcomes.items():
+            if n:
+                self.batch_outcomes.labels(operator, outcome).inc(n)
 
 
 METRICS = web.AppKey("metrics", Metrics)

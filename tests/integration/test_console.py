@@ -384,3 +384,29 @@ async def test_admin_sees_operators_with_secrets_redacted_and_changes_limits(
     await client.post("/admin/operators/vi/disable", data={"csrf": csrf})
     rows = {r["code"]: r for r in await store.pool.fetch("SELECT * FROM operators")}
     assert rows["jio"]["rate_limit_per_s"] == 7.5 and not rows["vi"]["active"]
+
+
+async def test_metrics_count_dispatched_batches_by_outcome(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    from adapters.registry import build_adapter
+    from service import operators
+    from service.dispatcher import Dispatcher
+    from service.web.metrics import METRICS
+    from tests.integration.dispatch_kit import fail, fake_operator, file_request, use_http_json
+
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, *operators.DEMO_OPERATORS)
+        fake.answers["vi"] = fail(400, "malformed imei")
+        await file_request(client, tokens["investigator"], [("imei", JIO_IMEI)])
+        observe = client.app[METRICS].batch
+        await Dispatcher(store, settings, build_adapter, drain=True, on_batch=observe).run()
+    text = await (await client.get("/metrics")).text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("fraudblock_dispatch_orders_total", (("operator", "vi"), ("outcome", "dead")))]
+    assert samples[("fraudblock_dispatch_batch_orders_count", (("operator", "jio"),))] == 1
+    assert samples[("fraudblock_orders", (("operator", "vi"), ("state", "dead")))] == 1
