@@ -179,6 +179,7 @@ async def test_an_ack_through_the_api_shows_on_the_open_page_without_a_reload(
     await expect(jio).to_contain_text("blocked", timeout=10_000)
     await expect(page.locator("ol.timeline")).to_contain_text("ack: blocked")
     assert await page.evaluate("window.__still_here === true")
+    await shoot(page, "request-acked")
 
 
 async def test_supervisor_headline_figures_equal_the_stats_api(
