@@ -157,9 +157,8 @@ async def _units(request: web.Request, session: Session) -> list[Row]:
     return await request.app[STORE].fetch("unit_list")
 
 
-def _body(form: Form, lines: list[target_lines.CheckedLine], **extra: Any) -> BlockRequestIn:
+def _body(form: Form, lines: list[target_lines.CheckedLine]) -> BlockRequestIn:
     doc: dict[str, Any] = {k: v for k in _FIELDS if (v := _text(form, k))}
-    doc.update(extra)
     doc["targets"] = [
         TargetIn(kind=line.kind, value=target_lines.guess_kind(line.text)[1]) for line in lines
     ]
