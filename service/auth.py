@@ -14,7 +14,7 @@ import structlog
 from service import audit
 from service.errors import Forbidden, Invalid, NotFound, Unauthorized
 from service.models import Role
-from service.store import IntegrityConflict, Listener, Store, StoreError
+from service.store import IntegrityConflict, Listener, Row, Store, StoreError
 
 log = structlog.get_logger()
 TOKENS_CHANNEL = "fraudblock_tokens"  # token_revoke notifies it in the revoking transaction
@@ -131,12 +131,15 @@ async def authenticate(
     row = await store.fetchrow("token_by_hash", digest)
     if row is None:
         raise Unauthorized("unknown or revoked token")
-    principal = Principal(
-        row["id"], row["name"], row["role"], row["unit_code"], row["operator_code"]
-    )
+    principal = principal_of_row(row)
     if cache is not None:
         cache.put(digest, principal, generation)
     return principal
+
+
+def principal_of_row(row: Row) -> Principal:
+    """The principal of a live token's row (id, name, role, unit_code, operator_code)."""
+    return Principal(row["id"], row["name"], row["role"], row["unit_code"], row["operator_code"])
 
 
 def require(principal: Principal, *roles: Role) -> None:

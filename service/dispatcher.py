@@ -209,6 +209,8 @@ class Lane:
         if state is not None:
             self.operator = {**self.operator, "breaker_state": state}
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
+        if self.d.on_batch is not None:
+            self.d.on_batch(self.code, len(orders), counts)
         self.d.delivered += len(orders)
         self.emptied = len(claimed) < self.asked
         return not failed
@@ -248,6 +250,9 @@ class Lane:
                 log.warning("order.lease_renew_failed", operator=self.code, error=str(exc))
 
 
+BatchObserver = Callable[[str, int, Mapping[str, int]], None]
+
+
 class Dispatcher:
     """Runs a lane per pushing operator, wakes them on NOTIFY, and does periodic upkeep."""
 
@@ -259,8 +264,10 @@ class Dispatcher:
         *,
         worker: str | None = None,
         drain: bool = False,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         self.store = store
+        self.on_batch = on_batch  # told each batch's operator, size and outcomes (metrics)
         self.settings = settings
         self.build_adapter = build_adapter
         self.worker = worker or settings.worker_id or default_worker_id()

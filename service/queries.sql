@@ -1232,3 +1232,63 @@ ORDER BY g.id DESC LIMIT $6;
 
 -- name: case_category
 SELECT coalesce((SELECT category FROM cases WHERE unit_code = $1 AND case_ref = $2), 'other');
+
+-- console --
+
+-- name: console_session_open
+-- $1 session id hash, $2 token id, $3 CSRF token, $4 lifetime in seconds. Expired rows go too.
+WITH gone AS (DELETE FROM console_sessions WHERE expires_at < now() - interval '1 day')
+INSERT INTO console_sessions (id_hash, token_id, csrf, expires_at)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4));
+
+-- name: console_session_principal
+-- The session's token, only while the session is unexpired and the token unrevoked (the same
+-- columns as token_by_hash).
+SELECT t.id, t.name, t.role, t.unit_code, t.operator_code, s.csrf
+FROM console_sessions s JOIN tokens t ON t.id = s.token_id
+WHERE s.id_hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL;
+
+-- name: console_session_close
+DELETE FROM console_sessions WHERE id_hash = $1;
+
+-- name: console_request_timeline
+-- Attempts and acknowledgements of the orders of request $1's targets, newest first.
+SELECT o.id AS order_id, o.operator_code, o.action, o.kind, o.value, a.attempt_no,
+       a.finished_at AS at, a.outcome AS event, a.error AS detail
+FROM request_targets rt
+JOIN orders o ON o.target_id = rt.target_id
+JOIN attempts a ON a.order_id = o.id
+WHERE rt.request_id = $1
+UNION ALL
+SELECT o.id, o.operator_code, o.action, o.kind, o.value, NULL, o.acked_at,
+       'ack: ' || o.ack_status, coalesce(o.ack_reason, o.operator_ref)
+FROM request_targets rt
+JOIN orders o ON o.target_id = rt.target_id
+WHERE rt.request_id = $1 AND o.acked_at IS NOT NULL
+ORDER BY at DESC, order_id DESC LIMIT $2;
+
+-- name: console_operator_orders
+-- The orders operator $1 can answer now: sent or being sent, or queued and next in line for
+-- their (target, operator) pair (the rule orders_pull applies).
+SELECT id, action, kind, value, urgent, status, attempts, seq, created_at, sent_at, ack_due_at,
+       order_overdue(status, due_at, ack_due_at, overdue_at) AS overdue
+FROM orders
+WHERE operator_code = $1
+  AND (status IN ('in_flight', 'sent')
+       OR (status = 'queued' AND order_may_go(target_id, operator_code, id, seq)))
+ORDER BY urgent DESC, id LIMIT $2;
+
+-- name: metrics_orders
+-- Orders by operator and counted state, from the counters (no scan of orders).
+SELECT operator_code, state, sum(n)::bigint AS n
+FROM order_state_counts GROUP BY operator_code, state HAVING sum(n) <> 0
+ORDER BY operator_code, state;
+
+-- name: metrics_operators
+-- Per operator: breaker state and the age of its oldest order due for delivery.
+SELECT o.code, o.breaker_state,
+       coalesce(extract(epoch FROM now() - (
+           SELECT min(next_attempt_at) FROM orders
+           WHERE operator_code = o.code AND status = 'queued' AND next_attempt_at <= now()
+       )), 0)::float8 AS oldest_due_s
+FROM operators o ORDER BY o.code;

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default="Asia/Kolkata",
         description="The zone's time zone (IANA name): counts and reports go by its days.",
     )
+    console_session_s: float = Field(
+        default=8 * 3600.0, gt=0, description="A console sign-in lasts this long."
+    )
+    console_secure_cookie: bool = Field(
+        default=False, description="Mark the console's cookies Secure (serve over HTTPS)."
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 

@@ -1,4 +1,5 @@
-"""Blocking counts for supervisors, read from counters kept in the same transactions."""
+"""What supervisors read: blocking counts (from counters kept in the same transactions),
+operators' health, orders needing a person, the audit log."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from service.auth import Principal, require
 from service.errors import Invalid
+from service.intake import order_doc
 from service.money import summary as press_summary
+from service.report_models import (
+    AttentionOrder,
+    AttentionPage,
+    AttentionQuery,
+    AuditEntryOut,
+    AuditPage,
+    AuditQuery,
+    OperatorHealth,
+    OperatorHealthList,
+)
 from service.store import Row, Store
 
 DIMENSIONS = ("unit", "category", "operator", "kind", "day", "week", "month")
@@ -230,3 +242,79 @@ async def compact(store: Store) -> tuple[int, int]:
         money = await tx.fetchrow("money_counts_compact")
     assert row is not None and money is not None
     return int(row["folded"]) + int(money["folded"]), int(row["kept"]) + int(money["kept"])
+
+
+Attention = Literal["overdue", "dead"]
+_ATTENTION_QUERIES: dict[Attention, str] = {
+    "overdue": "orders_overdue_list",
+    "dead": "orders_dead_list",
+}
+
+
+async def operator_health(store: Store, principal: Principal) -> OperatorHealthList:
+    """Per operator: breaker, backlog, failures and time to acknowledge (supervisor, admin)."""
+    require(principal, "supervisor", "admin")
+    items = []
+    for r in await store.fetch("operators_health"):
+        settled = r["acked_24h"] + r["dead_24h"]
+        items.append(
+            OperatorHealth(
+                code=r["code"],
+                name=r["name"],
+                active=r["active"],
+                adapter=r["adapter_kind"],
+                breaker_state=r["breaker_state"],
+                breaker_failures=r["breaker_failures"],
+                breaker_opened_at=r["breaker_opened_at"],
+                rate_limit_per_s=r["rate_limit_per_s"],
+                queued=r["queued"],
+                in_flight=r["in_flight"],
+                awaiting_ack=r["awaiting_ack"],
+                overdue=r["overdue"],
+                dead=r["dead"],
+                acked_24h=r["acked_24h"],
+                success_rate_24h=(r["succeeded_24h"] / settled) if settled else None,
+                p50_ack_s_24h=r["p50_ack_s"],
+                p95_ack_s_24h=r["p95_ack_s"],
+            )
+        )
+    return OperatorHealthList(items=items)
+
+
+async def attention(
+    store: Store, principal: Principal, which: Attention, q: AttentionQuery
+) -> AttentionPage:
+    """A page of overdue or dead orders (supervisor, admin)."""
+    require(principal, "supervisor", "admin")
+    rows = await store.fetch(_ATTENTION_QUERIES[which], q.operator, q.after, q.limit + 1)
+    items = [
+        AttentionOrder(
+            **order_doc(r),
+            kind=r["kind"],
+            value=r["value"],
+            ack_due_at=r["ack_due_at"],
+            overdue_at=r["overdue_at"],
+        )
+        for r in rows[: q.limit]
+    ]
+    next_after = items[-1].id if len(rows) > q.limit else None
+    return AttentionPage(items=items, next_after=next_after)
+
+
+async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> AuditPage:
+    """The audit log, oldest first, with filters and a cursor (supervisor, admin)."""
+    require(principal, "supervisor", "admin")
+    rows = await store.fetch(
+        "audit_page",
+        q.action,
+        q.entity_type,
+        q.entity_id,
+        q.actor,
+        q.start,
+        q.end,
+        q.after,
+        q.limit + 1,
+    )
+    items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
+    next_after = items[-1].id if len(rows) > q.limit else None
+    return AuditPage(items=items, next_after=next_after)

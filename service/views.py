@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
@@ -32,12 +35,17 @@ def _scope_unit(principal: Principal) -> str | None:
     raise Forbidden(f"a {principal.role} token cannot read block requests")
 
 
-async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
-    """One request with its targets and their latest order per operator."""
+async def _visible_head(store: Store, principal: Principal, request_id: int) -> Row:
     scope = _scope_unit(principal)
     head = await store.fetchrow("request_get", request_id)
     if head is None or (scope is not None and head["unit_code"] != scope):
         raise NotFound(f"no block request {request_id}")
+    return head
+
+
+async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
+    """One request with its targets and their latest order per operator."""
+    head = await _visible_head(store, principal, request_id)
     rows = await store.fetch("request_targets_of", request_id)
     orders: dict[int, list[OrderOut]] = {}
     if rows:
@@ -154,3 +162,53 @@ async def get_target(
         orders=orders,
         cases=cases,
     )
+
+
+async def request_timeline(
+    store: Store, principal: Principal, request_id: int, limit: int = 200
+) -> list[Row]:
+    """The attempts and acks of a request's targets' orders, newest first, scoped as above."""
+    await _visible_head(store, principal, request_id)
+    return await store.fetch("console_request_timeline", request_id, limit)
+
+
+async def requests_csv(store: Store, principal: Principal, q: BlockRequestQuery) -> str:
+    """Every request matching the filters (all pages), as CSV."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(
+        [
+            "id",
+            "unit",
+            "case_ref",
+            "category",
+            "action",
+            "priority",
+            "status",
+            "target_count",
+            "created_at",
+            "updated_at",
+        ]
+    )
+    page = q.model_copy(update={"limit": 500})
+    while True:
+        result = await list_requests(store, principal, page)
+        for r in result.items:
+            w.writerow(
+                [
+                    r.id,
+                    r.unit,
+                    r.case_ref,
+                    r.category,
+                    r.action,
+                    r.priority,
+                    r.status,
+                    r.target_count,
+                    r.created_at.isoformat(),
+                    r.updated_at.isoformat(),
+                ]
+            )
+        if result.next_after is None:
+            break
+        page = page.model_copy(update={"after": result.next_after})
+    return out.getvalue()

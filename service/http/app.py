@@ -10,6 +10,7 @@ from aiohttp import web
 
 from adapters.registry import build_adapter
 from service import db
+from service import web as console
 from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
@@ -39,6 +40,7 @@ from service.http.problems import json_response
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
+from service.web.metrics import METRICS
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_get("/openapi.json", openapi_json)
     add_docs_routes(app, openapi_url="/openapi.json")
+    console.setup(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_intake)
@@ -114,7 +117,7 @@ async def _intake(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(app[STORE], app[SETTINGS], build_adapter)
+    dispatcher = Dispatcher(app[STORE], app[SETTINGS], build_adapter, on_batch=app[METRICS].batch)
     app[DISPATCHER].append(dispatcher)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     try:

@@ -67,12 +67,7 @@ async def file_block_request(request: web.Request) -> web.Response:
         approval_policy=settings.approval_policy,
         idempotency_key=key,
     )
-    if len(filing.targets) >= settings.bulk_request_targets:
-        # bulk requests take one at a time: each holds tens of MB while it is built
-        async with request.app[BULK_GATE]:
-            result = await intake.file_one(request.app[STORE], filing)
-    else:  # smaller ones share transactions with whatever else is being filed
-        result = await request.app[INTAKE].file(filing)
+    result = await submit(request.app, filing)
     response = web.Response(
         status=201,
         body=orjson.dumps(result.body, option=orjson.OPT_UTC_Z),
@@ -82,6 +77,16 @@ async def file_block_request(request: web.Request) -> web.Response:
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+async def submit(app: web.Application, filing: intake.Filing) -> intake.IntakeResult:
+    """File a prepared request the way every caller does (the API and the console)."""
+    if len(filing.targets) >= app[SETTINGS].bulk_request_targets:
+        # bulk requests take one at a time: each holds tens of MB while it is built
+        async with app[BULK_GATE]:
+            return await intake.file_one(app[STORE], filing)
+    # smaller ones share transactions with whatever else is being filed
+    return await app[INTAKE].file(filing)
 
 
 @routes.get("/v1/block-requests")

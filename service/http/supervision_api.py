@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from aiohttp import web
@@ -13,16 +11,12 @@ from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
-from service.intake import order_doc
 from service.models import BlockRequestQuery
 from service.report_models import (
-    AttentionOrder,
     AttentionPage,
     AttentionQuery,
-    AuditEntryOut,
     AuditPage,
     AuditQuery,
-    OperatorHealth,
     OperatorHealthList,
     StatsOut,
     StatsQuery,
@@ -129,44 +123,7 @@ async def get_requests_csv(request: web.Request) -> web.Response:
     """Every request matching the filters, as CSV (all pages)."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(
-        [
-            "id",
-            "unit",
-            "case_ref",
-            "category",
-            "action",
-            "priority",
-            "status",
-            "target_count",
-            "created_at",
-            "updated_at",
-        ]
-    )
-    page = q.model_copy(update={"limit": 500})
-    while True:
-        result = await views.list_requests(request.app[STORE], principal, page)
-        for r in result.items:
-            w.writerow(
-                [
-                    r.id,
-                    r.unit,
-                    r.case_ref,
-                    r.category,
-                    r.action,
-                    r.priority,
-                    r.status,
-                    r.target_count,
-                    r.created_at.isoformat(),
-                    r.updated_at.isoformat(),
-                ]
-            )
-        if result.next_after is None:
-            break
-        page = page.model_copy(update={"after": result.next_after})
-    return _csv(out.getvalue(), "block-requests.csv")
+    return _csv(await views.requests_csv(request.app[STORE], principal, q), "block-requests.csv")
 
 
 def _csv(text: str, name: str) -> web.Response:
@@ -182,88 +139,34 @@ def _csv(text: str, name: str) -> web.Response:
 async def get_operators(request: web.Request) -> web.Response:
     """Per operator: breaker, backlog, failures and time to acknowledge."""
     principal = await principal_of(request)
-    require(principal, "supervisor", "admin")
-    rows = await request.app[STORE].fetch("operators_health")
-    items = []
-    for r in rows:
-        settled = r["acked_24h"] + r["dead_24h"]
-        items.append(
-            OperatorHealth(
-                code=r["code"],
-                name=r["name"],
-                active=r["active"],
-                adapter=r["adapter_kind"],
-                breaker_state=r["breaker_state"],
-                breaker_failures=r["breaker_failures"],
-                breaker_opened_at=r["breaker_opened_at"],
-                rate_limit_per_s=r["rate_limit_per_s"],
-                queued=r["queued"],
-                in_flight=r["in_flight"],
-                awaiting_ack=r["awaiting_ack"],
-                overdue=r["overdue"],
-                dead=r["dead"],
-                acked_24h=r["acked_24h"],
-                success_rate_24h=(r["succeeded_24h"] / settled) if settled else None,
-                p50_ack_s_24h=r["p50_ack_s"],
-                p95_ack_s_24h=r["p95_ack_s"],
-            )
-        )
-    return json_response(OperatorHealthList(items=items))
+    return json_response(await stats.operator_health(request.app[STORE], principal))
 
 
-async def _attention(request: web.Request, query: str) -> web.Response:
+async def _attention(request: web.Request, which: stats.Attention) -> web.Response:
     principal = await principal_of(request)
     require(principal, "supervisor", "admin")
     q = query_model(request, AttentionQuery)
-    rows = await request.app[STORE].fetch(query, q.operator, q.after, q.limit + 1)
-    items = [
-        AttentionOrder(
-            **order_doc(r),
-            kind=r["kind"],
-            value=r["value"],
-            ack_due_at=r["ack_due_at"],
-            overdue_at=r["overdue_at"],
-        )
-        for r in rows[: q.limit]
-    ]
-    next_after = items[-1].id if len(rows) > q.limit else None
-    late = (
-        await grievances.overdue(request.app[STORE], principal)
-        if query == "orders_overdue_list" and q.after is None and principal.role == "supervisor"
-        else []
-    )
-    return json_response(AttentionPage(items=items, next_after=next_after, grievances=late))
+    page = await stats.attention(request.app[STORE], principal, which, q)
+    if which == "overdue" and q.after is None and principal.role == "supervisor":
+        page.grievances = await grievances.overdue(request.app[STORE], principal)
+    return json_response(page)
 
 
 @routes.get("/v1/overdue")
 async def get_overdue(request: web.Request) -> web.Response:
     """Orders past their acknowledgement deadline."""
-    return await _attention(request, "orders_overdue_list")
+    return await _attention(request, "overdue")
 
 
 @routes.get("/v1/dead")
 async def get_dead(request: web.Request) -> web.Response:
     """Orders that reached their maximum age or failed permanently."""
-    return await _attention(request, "orders_dead_list")
+    return await _attention(request, "dead")
 
 
 @routes.get("/v1/audit")
 async def get_audit(request: web.Request) -> web.Response:
     """The audit log, oldest first, with filters and a cursor."""
     principal = await principal_of(request)
-    require(principal, "supervisor", "admin")
     q = query_model(request, AuditQuery)
-    rows = await request.app[STORE].fetch(
-        "audit_page",
-        q.action,
-        q.entity_type,
-        q.entity_id,
-        q.actor,
-        q.start,
-        q.end,
-        q.after,
-        q.limit + 1,
-    )
-    items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
-    next_after = items[-1].id if len(rows) > q.limit else None
-    return json_response(AuditPage(items=items, next_after=next_after))
+    return json_response(await stats.audit_page(request.app[STORE], principal, q))
