@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.inputs import LINE, TEXT, Instant
 from service.ports import AckStatus, Action, TargetKind
 
 
@@ -16,9 +16,15 @@ class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: int = Field(ge=1, le=2**63 - 1)
     status: AckStatus
-    operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-    at: datetime | None = Field(default=None, description="When the operator acted.")
+    operator_ref: Annotated[str, StringConstraints(max_length=200), LINE] | None = None
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
+    ) = None
+    at: Instant | None = Field(
+        default=None,
+        description="When the operator acted (with its UTC offset); no earlier than the "
+        "order's first send less the allowed clock skew, no later than a few minutes from now.",
+    )
 
 
 class AcksIn(BaseModel):

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.inputs import LINE, Day, Id, Instant
 from service.models import Code, OrderOut
 from service.ports import TargetKind
+
+_DIM = "(unit|category|operator|kind|day|week|month)"
+GROUP_BY_PATTERN = f"^{_DIM}(,{_DIM})*$"
+Filter = Annotated[str, StringConstraints(max_length=200), LINE]
 
 
 class StatsQuery(BaseModel):
     """Period (UTC days, `to` exclusive) and grouping for blocking counts."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group_by: str | None = Field(
+    start: Day | None = Field(default=None, alias="from")
+    end: Day | None = Field(default=None, alias="to")
+    group_by: Annotated[str, StringConstraints(pattern=GROUP_BY_PATTERN)] | None = Field(
         default=None,
-        description="Comma-separated: unit, category, operator, kind, day, week, month.",
+        description="Comma-separated: unit, category, operator, kind, and at most one of "
+        "day, week, month.",
     )
     unit: Code | None = None
 
@@ -85,7 +91,7 @@ class AttentionQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     operator: Code | None = None
-    after: int | None = Field(default=None, ge=0)
+    after: Id | None = None
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -93,13 +99,13 @@ class AuditQuery(BaseModel):
     """Filters for the audit log."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    action: str | None = None
-    entity_type: str | None = None
-    entity_id: str | None = None
-    actor: str | None = None
-    start: datetime | None = Field(default=None, alias="from")
-    end: datetime | None = Field(default=None, alias="to")
-    after: int | None = Field(default=None, ge=0)
+    action: Filter | None = None
+    entity_type: Filter | None = None
+    entity_id: Filter | None = None
+    actor: Filter | None = None
+    start: Instant | None = Field(default=None, alias="from")
+    end: Instant | None = Field(default=None, alias="to")
+    after: Id | None = None
     limit: int = Field(default=100, ge=1, le=1000)
 
 

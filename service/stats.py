@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from service import spreadsheet
 from service.auth import Principal, require
 from service.errors import Invalid
 from service.store import Row, Store
@@ -162,7 +162,7 @@ def to_csv(report: dict[str, Any]) -> str:
     """One CSV row per group and kind, plus total rows."""
     dims = list(report["group_by"])
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     metrics = list(report["totals"]["numbers"])
     w.writerow([*dims, "kind", *metrics])
     for g in report["groups"]:

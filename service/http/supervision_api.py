@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
 from aiohttp import web
 
-from service import stats, views
+from service import spreadsheet, stats, views
 from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
@@ -129,7 +128,7 @@ async def get_requests_csv(request: web.Request) -> web.Response:
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     w.writerow(
         [
             "id",
