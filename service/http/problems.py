@@ -53,7 +53,7 @@ def problem(
 def from_domain(exc: DomainError, instance: str) -> web.Response:
     """A domain error as problem+json; a 401 tells the scheme to use (RFC 6750)."""
     headers = {"WWW-Authenticate": 'Bearer realm="fraudblock"'} if exc.status == 401 else None
-    return problem(
+    response = problem(
         exc.status,
         exc.detail,
         title=exc.title,
@@ -61,6 +61,9 @@ def from_domain(exc: DomainError, instance: str) -> web.Response:
         instance=instance,
         headers=headers,
     )
+    if exc.status == HTTPStatus.REQUEST_TIMEOUT:  # the rest of the body may still come: close
+        response.force_close()
+    return response
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -165,6 +165,9 @@ async def start(settings: Settings, app: web.Application | None = None) -> Guard
         access_log=None,
         shutdown_timeout=settings.shutdown_grace_s,
         keepalive_timeout=settings.keepalive_timeout_s,
+        # after an answer sent before its body was read (a 408, a 401), the rest of the body
+        # is read and dropped this long at most, so the client sees the answer, then closed
+        lingering_time=min(2.0, settings.body_read_timeout_s),
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
