@@ -56,7 +56,18 @@ Line = Annotated[str, LINE]
 """One line of text: no control characters, no bidi overrides."""
 Text = Annotated[str, TEXT]
 """Free text: newlines and tabs allowed, other control characters and bidi overrides not."""
-Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+def _integer(value: Any) -> Any:
+    # a query parameter is text: only plain digits are an integer ("0.0", "1e3" are not)
+    if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ValueError("expected an integer")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+"""An integer; as text, plain ASCII digits only."""
+Id = Annotated[int, BeforeValidator(_integer), Field(ge=0, le=MAX_ID)]
 """A cursor or id: fits Postgres' bigint."""
 
 

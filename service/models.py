@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.inputs import LINE, TEXT, Id, Instant
+from service.inputs import LINE, TEXT, Id, Instant, Integer
 from service.ports import AckStatus, Action, TargetKind
 
 Category = Literal[
@@ -234,7 +234,7 @@ class BlockRequestQuery(BaseModel):
     case_ref: Annotated[str, StringConstraints(max_length=64), LINE] | None = None
     created_from: Instant | None = Field(default=None, alias="from")
     created_to: Instant | None = Field(default=None, alias="to")
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: Integer = Field(default=50, ge=1, le=500)
     after: Id | None = Field(default=None, description="Cursor: the last id seen.")
 
 

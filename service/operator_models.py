@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.inputs import LINE, TEXT, Instant
+from service.inputs import LINE, TEXT, Instant, Integer
 from service.ports import AckStatus, Action, TargetKind
 
 
@@ -73,4 +73,4 @@ class PullQuery(BaseModel):
     """How many orders to claim."""
 
     model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: Integer = Field(default=100, ge=1, le=1000)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.inputs import LINE, Day, Id, Instant
+from service.inputs import LINE, Day, Id, Instant, Integer
 from service.models import Code, OrderOut
 from service.ports import TargetKind
 
@@ -92,7 +92,7 @@ class AttentionQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     operator: Code | None = None
     after: Id | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: Integer = Field(default=100, ge=1, le=1000)
 
 
 class AuditQuery(BaseModel):
@@ -106,7 +106,7 @@ class AuditQuery(BaseModel):
     start: Instant | None = Field(default=None, alias="from")
     end: Instant | None = Field(default=None, alias="to")
     after: Id | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: Integer = Field(default=100, ge=1, le=1000)
 
 
 class AuditEntryOut(BaseModel):

@@ -106,6 +106,17 @@ async def test_cursor_beyond_64_bits_is_422(client: Client, tokens: Tokens, path
     assert "after" in fields(await problem_of(resp, 422))
 
 
+@pytest.mark.parametrize("value", ["0.0", "1e3", "-1"])
+async def test_cursors_and_limits_are_plain_integers(
+    client: Client, tokens: Tokens, value: str
+) -> None:
+    for path in ("/v1/overdue", "/v1/dead", "/v1/block-requests"):
+        resp = await client.get(f"{path}?after={value}", headers=tokens["supervisor"])
+        assert "after" in fields(await problem_of(resp, 422))
+    resp = await client.get(f"/v1/audit?limit={value}", headers=tokens["supervisor"])
+    assert "limit" in fields(await problem_of(resp, 422))
+
+
 @pytest.mark.parametrize("path", ["/v1/block-requests", "/v1/block-requests.csv", "/v1/audit"])
 @pytest.mark.parametrize(
     ("param", "value"),
