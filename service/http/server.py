@@ -103,6 +103,15 @@ class GuardedHandler(RequestHandler):
             log.info("http.header_timeout", timeout_s=self._guard.header_timeout_s)
             self.force_close()
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """What aiohttp itself logs as an exception: one structured line, no traceback."""
+        exc = kw.get("exc_info")
+        log.warning(
+            "http.connection_error",
+            message=str(args[0]) if args else None,
+            error=repr(exc) if isinstance(exc, BaseException) else None,
+        )
+
     def handle_error(
         self,
         request: BaseRequest,
