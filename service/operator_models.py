@@ -31,7 +31,12 @@ class AcksIn(BaseModel):
     """A batch of 1-1,000 acknowledgements; each item is judged on its own."""
 
     model_config = ConfigDict(extra="forbid")
-    acks: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    acks: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Each an AckIn (order_id, status, reason, operator_ref, at); an item that "
+        "is not one answers `invalid` on its own and the others are still applied.",
+    )
 
 
 class AckResultOut(BaseModel):

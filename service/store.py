@@ -57,6 +57,7 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,  # 57P01: a fast restart terminates every session
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
+    asyncpg.QueryCanceledError,  # a statement timeout or a cancel by an operator
     asyncpg.TooManyConnectionsError,
 )
 

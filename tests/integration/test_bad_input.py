@@ -270,11 +270,13 @@ async def test_an_odd_ack_is_invalid_and_the_others_are_applied(
         {"order_id": b, "status": "rejected", "reason": "no\u0000such"},
         {"order_id": c, "status": "blocked", "operator_ref": "ref\u00001"},
         {"order_id": d, "status": "blocked", "at": "9999-12-31T23:59:59+00:00"},
+        "not an ack",
+        {"order_id": 2**70, "status": "blocked"},
     ]
     resp = await client.post("/v1/operator/acks", headers=tokens["jio"], json={"acks": acks})
     assert resp.status == 200, await resp.text()
     out = await resp.json()
-    assert [r["result"] for r in out["results"]] == ["applied", "invalid", "invalid", "invalid"]
+    assert [r["result"] for r in out["results"]] == ["applied"] + ["invalid"] * 5
     assert out["applied"] == 1
     assert all(r["reason"] for r in out["results"][1:])
 
