@@ -402,3 +402,62 @@ async def test_idempotency_keys_are_purged_after_the_window(
     finally:
         await conn.close()
     assert [r["key"] for r in left] == ["new"]
+
+
+async def test_filings_while_the_database_kills_sessions_get_201_or_503(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    """Sessions terminated (57P01, as in a fast restart) under concurrent filings: every answer
+    is a 201 or a 503 with Retry-After, and every 201 is there afterwards."""
+    stop = asyncio.Event()
+    killed = [0]
+
+    async def kill_sessions() -> None:
+        admin = await asyncpg.connect(db_url)
+        try:
+            while not stop.is_set():
+                killed[0] += await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND state = 'active'"
+                )
+                await asyncio.sleep(0.03)
+        finally:
+            await admin.close()
+
+    async def one(i: int) -> tuple[int, int | None]:
+        doc = body(("msisdn", f"70060{i:05d}"), ("imei", IMEI), case_ref=f"FIR-K{i}")
+        resp = await client.post("/v1/block-requests", headers=tokens["investigator"], json=doc)
+        if resp.status == 503:
+            assert resp.headers["Retry-After"]
+        return resp.status, (await resp.json()).get("id") if resp.status == 201 else None
+
+    killer = asyncio.create_task(kill_sessions())
+    answers: list[tuple[int, int | None]] = []
+    try:
+        for start in range(0, 1000, 20):
+            answers += await asyncio.gather(*(one(i) for i in range(start, start + 20)))
+            if start >= 100 and killed[0] >= 3:
+                break
+    finally:
+        stop.set()
+        await killer
+    statuses = [s for s, _ in answers]
+    assert set(statuses) <= {201, 503}, statuses
+    assert killed[0] >= 3
+    answers.append((201, None))
+    for _ in range(20):  # once the sessions are left alone, filing works again
+        status, rid = await one(5000)
+        if status == 201:
+            answers.append((status, rid))
+            break
+    assert answers[-1][1] is not None
+    for _, rid in answers:
+        if rid is None:
+            continue
+        for _ in range(20):  # the pool may still hold a killed connection or two
+            resp = await client.get(f"/v1/block-requests/{rid}", headers=tokens["supervisor"])
+            if resp.status != 503:
+                break
+        assert resp.status == 200, await resp.text()
+    print(f"\n{statuses.count(201)} filed, {statuses.count(503)} answered 503, {killed[0]} killed")
