@@ -35,6 +35,11 @@ class Guard:
     timed_out: int = 0
 
 
+def _sampled(count: int) -> bool:
+    """Log the 1st, 10th, 100th and every 1,000th: an attack must not flood the log."""
+    return count in (1, 10, 100) or count % 1000 == 0
+
+
 def _refusal() -> bytes:
     body = orjson.dumps(
         {
@@ -66,8 +71,10 @@ class GuardedHandler(RequestHandler):
         """Refuse past the cap; otherwise serve, with a deadline for the first headers."""
         if self._guard.open >= self._guard.max_connections:
             self._guard.refused += 1
-            if self._guard.refused in (1, 10, 100) or self._guard.refused % 1000 == 0:
-                log.warning("http.connection_refused", open=self._guard.open)
+            if _sampled(self._guard.refused):
+                log.warning(
+                    "http.connection_refused", open=self._guard.open, total=self._guard.refused
+                )
             assert isinstance(transport, asyncio.Transport)
             transport.write(_refusal())
             transport.close()
@@ -100,7 +107,12 @@ class GuardedHandler(RequestHandler):
         self._header_timer = None
         if self._request_count == 0:
             self._guard.timed_out += 1
-            log.info("http.header_timeout", timeout_s=self._guard.header_timeout_s)
+            if _sampled(self._guard.timed_out):
+                log.info(
+                    "http.header_timeout",
+                    timeout_s=self._guard.header_timeout_s,
+                    total=self._guard.timed_out,
+                )
             self.force_close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
