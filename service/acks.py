@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import orjson
@@ -71,17 +71,22 @@ async def apply_acks(
     actor: str,
     role: str,
     commit: bool = False,
+    skew_s: float = 300.0,
 ) -> list[AckResult]:
     """Apply acks of one operator in this transaction; one result per item, in order.
 
     An ack of an order that a newer decision withdrew is kept in the order's history
     (`superseded`) and changes nothing else. With `commit`, the audit entries and the commit go
-    together as the transaction's end.
+    together as the transaction's end. An ack whose `at` lies before the order's first send, or
+    after now, by more than `skew_s` is `invalid`.
     """
     rows = {
         r["id"]: r
         for r in await tx.fetch("orders_for_ack", sorted({i.order_id for i in items}), operator)
     }
+    timed = sorted({i.order_id for i in items if i.at is not None and i.order_id in rows})
+    windows = {r["id"]: r for r in await tx.fetch("orders_ack_window", timed)} if timed else {}
+    skew = timedelta(seconds=skew_s)
     results: list[AckResult] = []
     applied: dict[int, AckItem] = {}
     late: dict[int, AckItem] = {}
@@ -91,6 +96,13 @@ async def apply_acks(
             results.append(AckResult(item.order_id, "not_found", "no such order for " + operator))
             continue
         refusal = _check(item, row)
+        window = windows.get(item.order_id)
+        if (
+            item.at is not None
+            and window is not None
+            and not window["since"] - skew <= item.at <= window["now"] + skew
+        ):
+            refusal = ("invalid", _out_of_window(window["since"], window["now"], skew))
         if isinstance(refusal, tuple):
             results.append(AckResult(item.order_id, refusal[0], refusal[1]))
         elif item.order_id in applied or item.order_id in late:
@@ -125,6 +137,13 @@ async def apply_acks(
         write = audit.record_and_commit if commit else audit.record
         await write(tx, [settlement.ack_entry(actor, role, operator, a) for a in late.values()])
     return results
+
+
+def _out_of_window(since: datetime, now: datetime, skew: timedelta) -> str:
+    return (
+        f"at must lie between the order's first send less {skew.total_seconds():g} s "
+        f"({(since - skew).isoformat()}) and now plus as much ({(now + skew).isoformat()})"
+    )
 
 
 def answers_json(items: Iterable[AckItem]) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from service.inputs import LINE, TEXT, Day, Id, Instant, Integer
 from service.models import BlockRequestSummary, Category, Code, HoldOut
 from service.ports import TargetKind
 
@@ -42,12 +43,16 @@ class FirIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     police_station: Text | None = None
-    fir_date: date | None = None
+    fir_date: Day | None = None
     ncrp_ack: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE]
+        | None
     ) = Field(default=None, description="The NCRP (cybercrime.gov.in) acknowledgement number.")
-    loss_paise: int | None = Field(
-        default=None, ge=0, description="The complainant's loss, in paise (Rs 1 = 100 paise)."
+    loss_paise: Integer | None = Field(
+        default=None,
+        ge=0,
+        le=10**15,
+        description="The complainant's loss, in paise (Rs 1 = 100 paise).",
     )
 
 
@@ -56,18 +61,19 @@ class MoneyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: MoneyKind | None = Field(default=None, description="Not given for a reversal.")
-    amount_paise: int | None = Field(
+    amount_paise: Integer | None = Field(
         default=None, gt=0, le=10**15, description="In paise (Rs 1 = 100 paise)."
     )
     bank: Text | None = None
     account_ref: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE]
+        | None
     ) = Field(default=None, description="Stored with every digit but the last four masked.")
-    date: dt.date | None = Field(
+    date: Day | None = Field(
         default=None, description="The day the bank acted (default: today, in the zone)."
     )
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    reverses: int | None = Field(
+    note: Annotated[str, StringConstraints(max_length=2000), TEXT] | None = None
+    reverses: Id | None = Field(
         default=None, gt=0, description="The entry this one takes back, whole."
     )
 
@@ -170,21 +176,25 @@ class CaseQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     unit: Code | None = None
     category: Category | None = None
-    case_ref: str | None = Field(default=None, description="Case references starting so.")
-    police_station: str | None = Field(default=None, description="Part of the station's name.")
-    created_from: datetime | None = Field(default=None, alias="from")
-    created_to: datetime | None = Field(default=None, alias="to")
+    case_ref: Annotated[str, StringConstraints(max_length=64), LINE] | None = Field(
+        default=None, description="Case references starting so."
+    )
+    police_station: Annotated[str, StringConstraints(max_length=200), LINE] | None = Field(
+        default=None, description="Part of the station's name."
+    )
+    created_from: Instant | None = Field(default=None, alias="from")
+    created_to: Instant | None = Field(default=None, alias="to")
     on_hold: bool | None = Field(default=None, description="Only cases with money on hold.")
-    limit: int = Field(default=50, ge=1, le=500)
-    after: int | None = Field(default=None, ge=0, description="Cursor: the last id seen.")
+    limit: Integer = Field(default=50, ge=1, le=500)
+    after: Id | None = Field(default=None, description="Cursor: the last id seen.")
 
 
 class ZoneQuery(BaseModel):
     """The zone report's period: days in the zone's time zone, `to` exclusive."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
+    start: Day | None = Field(default=None, alias="from")
+    end: Day | None = Field(default=None, alias="to")
 
 
 class ZoneRow(BaseModel):
@@ -214,15 +224,18 @@ class ZoneReport(BaseModel):
     total: ZoneRow
 
 
+SLA_GROUP_BY = r"^(operator|day|week|month)(,(operator|day|week|month))*$"
+
+
 class SlaQuery(BaseModel):
     """The SLA report's period (days in the zone's time zone, `to` exclusive) and grouping."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group_by: str | None = Field(
-        default=None, description="operator (always), and one of day, week, month."
-    )
+    start: Day | None = Field(default=None, alias="from")
+    end: Day | None = Field(default=None, alias="to")
+    group_by: (
+        Annotated[str, StringConstraints(pattern=r"^operator(,(day|week|month))?$")] | None
+    ) = Field(default=None, description="operator (always), and one of day, week, month.")
 
 
 class SlaRow(BaseModel):

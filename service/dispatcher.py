@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from service import delivery, settlement, stats
+from service import delivery, intake, settlement, stats
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
 from service.store import Listener, Row, Store, StoreError, StoreUnavailable, Tx
@@ -335,6 +335,7 @@ class Dispatcher:
         if folded:
             log.info("counts.compacted", folded=folded, kept=kept)
         await self.refresh_operators()
+        await intake.purge_idempotency_keys(self.store, self.settings.idempotency_window_s)
 
     async def run(self) -> None:
         """Run until `stop()`; with drain=True, return once every queue is empty."""

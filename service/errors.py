@@ -14,7 +14,8 @@ class DomainError(Exception):
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.errors = errors or []
+        # every listed error says what is wrong: the detail, unless it has its own message
+        self.errors = [e if "message" in e else {**e, "message": detail} for e in errors or []]
 
 
 class Unauthorized(DomainError):

@@ -7,12 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from service.inputs import LINE, TEXT, Id, Integer
 from service.models import CaseRef, Code
 from service.ports import TargetKind
 
 GrievanceStatus = Literal["open", "upheld", "dismissed", "partially_upheld"]
 Decision = Literal["pending", "upheld", "dismissed"]
-_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+_Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TEXT
+]
 
 
 class GrievanceIn(BaseModel):
@@ -20,9 +23,9 @@ class GrievanceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: TargetKind
-    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64), LINE]
     subscriber_ref: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
     ] = Field(description="The operator's reference for the subscriber or complaint.")
     reason: _Text
 
@@ -69,8 +72,8 @@ class GrievanceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: GrievanceStatus | None = None
     overdue: bool = False
-    after: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    limit: int = Field(default=50, ge=1, le=500)
+    after: Id | None = None
+    limit: Integer = Field(default=50, ge=1, le=500)
 
 
 class GrievanceDecisionIn(BaseModel):

@@ -22,6 +22,7 @@ from service.unblock import UnblockHead, awaiting_approval, decide_unblock
 
 log = structlog.get_logger()
 _ATTEMPTS_ON_DEADLOCK = 5
+_PURGE_BATCH = 1_000
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,39 @@ class IntakeResult:
 
     body: dict[str, Any]
     replayed: bool
+
+
+def target_error(
+    i: int, kind: Any, value: Any, reason: str, field: str = "value"
+) -> dict[str, Any]:
+    """One bad target as a 422 lists it: where, what was sent, and why it is refused."""
+    return {
+        "field": f"targets[{i}].{field}",
+        "index": i,
+        "kind": kind,
+        "value": value,
+        "reason": reason,
+        "message": reason,
+    }
+
+
+def raw_target_errors(raw: Any, region: str, skip: set[int]) -> list[dict[str, Any]]:
+    """The targets of a body that failed its schema which would fail normalisation too (those
+    in `skip` already have their schema error), so that a 422 names every bad target."""
+    if not isinstance(raw, list):
+        return []
+    errors = []
+    for i, t in enumerate(raw):
+        if i in skip or not isinstance(t, dict):
+            continue
+        kind, value = t.get("kind"), t.get("value")
+        if kind not in ("msisdn", "imei") or not isinstance(value, str) or not value:
+            continue
+        try:
+            normalize_target(kind, value, region)
+        except InvalidTarget as exc:
+            errors.append(target_error(i, kind, value, exc.reason))
+    return errors
 
 
 def normalise_targets(req: BlockRequestIn, region: str, max_targets: int) -> list[NormalTarget]:
@@ -45,21 +79,28 @@ def normalise_targets(req: BlockRequestIn, region: str, max_targets: int) -> lis
         try:
             value = normalize_target(t.kind, t.value, region)
         except InvalidTarget as exc:
-            errors.append(
-                {
-                    "field": f"targets[{i}].value",
-                    "index": i,
-                    "kind": t.kind,
-                    "value": t.value,
-                    "reason": exc.reason,
-                    "message": exc.reason,
-                }
-            )
+            errors.append(target_error(i, t.kind, t.value, exc.reason))
             continue
         seen.setdefault((t.kind, value), NormalTarget(i, t.kind, t.value, value))
     if errors:
         raise Invalid(f"{len(errors)} of {len(req.targets)} targets are invalid", errors)
     return list(seen.values())
+
+
+async def purge_idempotency_keys(store: Store, window_s: float, rounds: int = 10) -> int:
+    """Forget Idempotency-Keys (and their stored responses) older than the window, a batch at
+    a time, at most `rounds` batches a call; returns how many went."""
+    purged = 0
+    for _ in range(rounds):
+        async with store.connection() as tx:
+            tag = await tx.execute("idempotency_purge", window_s, _PURGE_BATCH)
+        count = int(tag.rsplit(" ", 1)[-1])
+        purged += count
+        if count < _PURGE_BATCH:
+            break
+    if purged:
+        log.info("idempotency.purged", count=purged, window_s=window_s)
+    return purged
 
 
 def body_hash(req: BlockRequestIn) -> bytes:

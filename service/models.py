@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.inputs import LINE, TEXT, Id, Instant, Integer
 from service.ports import AckStatus, Action, TargetKind
 
 Category = Annotated[
@@ -67,7 +67,9 @@ TargetOutcome = Literal[
     "awaiting_approval",
 ]
 
-CaseRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+CaseRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE
+]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
 
 
@@ -85,16 +87,16 @@ class BlockRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case_ref: CaseRef = Field(description="The case reference (FIR or complaint number).")
     category: Category
-    legal_basis: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    legal_basis: Annotated[str, StringConstraints(max_length=2000), TEXT] | None = None
     priority: Priority = "normal"
     action: Action = "block"
-    note: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
-        Field(
-            default=None,
-            validate_default=True,
-            description="Why an unblock is asked (court order, false positive).",
-        )
+    note: Annotated[str, StringConstraints(max_length=4000), TEXT] | None = None
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
+    ) = Field(
+        default=None,
+        validate_default=True,
+        description="Why an unblock is asked (court order, false positive).",
     )
     force: bool = Field(
         default=False,
@@ -102,7 +104,9 @@ class BlockRequestIn(BaseModel):
         description="Supervisor only: unblock even while other cases hold it.",
     )
     unit: Code | None = Field(
-        default=None, description="Supervisors may file for a unit; investigators file for theirs."
+        default=None,
+        description="The unit the request is filed for: a supervisor must name it (422 "
+        "otherwise); an investigator files for the own unit (another unit is 403).",
     )
     targets: list[TargetIn] = Field(min_length=1, max_length=10_000)
 
@@ -224,11 +228,11 @@ class BlockRequestQuery(BaseModel):
     unit: Code | None = None
     status: RequestStatus | None = None
     category: Category | None = None
-    case_ref: str | None = None
-    created_from: datetime | None = Field(default=None, alias="from")
-    created_to: datetime | None = Field(default=None, alias="to")
-    limit: int = Field(default=50, ge=1, le=500)
-    after: int | None = Field(default=None, ge=0, description="Cursor: the last id seen.")
+    case_ref: Annotated[str, StringConstraints(max_length=64), LINE] | None = None
+    created_from: Instant | None = Field(default=None, alias="from")
+    created_to: Instant | None = Field(default=None, alias="to")
+    limit: Integer = Field(default=50, ge=1, le=500)
+    after: Id | None = Field(default=None, description="Cursor: the last id seen.")
 
 
 class TargetCaseOut(BaseModel):
@@ -284,10 +288,21 @@ class Health(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    """A reason for rejecting or cancelling."""
+    """A reason for cancelling."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
+    ) = None
+
+
+class RejectIn(BaseModel):
+    """Why a request is rejected: a reason is required."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TEXT
+    ]
 
 
 class DeadRequeueIn(BaseModel):
@@ -295,14 +310,14 @@ class DeadRequeueIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     operator: Code | None = Field(default=None, description="Only this operator's orders.")
-    dead_from: AwareDatetime | None = Field(
+    dead_from: Instant | None = Field(
         default=None, description="Dead at or after this time (with its UTC offset)."
     )
-    dead_to: AwareDatetime | None = Field(
+    dead_to: Instant | None = Field(
         default=None, description="Dead before this time (with its UTC offset)."
     )
     reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), LINE]
         | None
     ) = Field(default=None, description="Text in the order's last error (any case).")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.inputs import LINE, TEXT, Instant, Integer
 from service.ports import AckStatus, Action, TargetKind
 
 
@@ -16,16 +16,27 @@ class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: int = Field(ge=1, le=2**63 - 1)
     status: AckStatus
-    operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-    at: datetime | None = Field(default=None, description="When the operator acted.")
+    operator_ref: Annotated[str, StringConstraints(max_length=200), LINE] | None = None
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
+    ) = None
+    at: Instant | None = Field(
+        default=None,
+        description="When the operator acted (with its UTC offset); no earlier than the "
+        "order's first send less the allowed clock skew, no later than a few minutes from now.",
+    )
 
 
 class AcksIn(BaseModel):
     """A batch of 1-1,000 acknowledgements; each item is judged on its own."""
 
     model_config = ConfigDict(extra="forbid")
-    acks: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    acks: list[Any] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Each an AckIn (order_id, status, reason, operator_ref, at); an item that "
+        "is not one answers `invalid` on its own and the others are still applied.",
+    )
 
 
 class AckResultOut(BaseModel):
@@ -67,4 +78,4 @@ class PullQuery(BaseModel):
     """How many orders to claim."""
 
     model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: Integer = Field(default=100, ge=1, le=1000)

@@ -1292,3 +1292,19 @@ SELECT o.code, o.breaker_state,
            WHERE operator_code = o.code AND status = 'queued' AND next_attempt_at <= now()
        )), 0)::float8 AS oldest_due_s
 FROM operators o ORDER BY o.code;
+-- hardening: bad input, faults, hostile clients --
+
+-- name: orders_ack_window
+-- When each order was first sent (or made, if never), and now: an ack's `at` must fall between.
+SELECT id, coalesce(first_sent_at, created_at) AS since, now() AS now
+FROM orders WHERE id = ANY($1::bigint[]);
+
+-- name: idempotency_purge
+-- Forget Idempotency-Keys older than the window ($1 seconds), at most $2 a call.
+WITH old AS (
+    SELECT token_id, key FROM idempotency_keys
+    WHERE created_at < now() - make_interval(secs => $1::float8)
+    LIMIT $2
+)
+DELETE FROM idempotency_keys i USING old
+WHERE i.token_id = old.token_id AND i.key = old.key;

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.grievance_models import GrievanceOut
+from service.inputs import LINE, Day, Id, Instant, Integer
 from service.models import Code, OrderOut
 from service.ports import TargetKind
+
+_DIM = "(unit|category|operator|kind|day|week|month)"
+GROUP_BY_PATTERN = f"^{_DIM}(,{_DIM})*$"
+Filter = Annotated[str, StringConstraints(max_length=200), LINE]
 
 
 class StatsQuery(BaseModel):
     """Period (days in the zone's time zone, `to` exclusive) and grouping for the counts."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group_by: str | None = Field(
+    start: Day | None = Field(default=None, alias="from")
+    end: Day | None = Field(default=None, alias="to")
+    group_by: Annotated[str, StringConstraints(pattern=GROUP_BY_PATTERN)] | None = Field(
         default=None,
-        description="Comma-separated: unit, category, operator, kind, day, week, month.",
+        description="Comma-separated: unit, category, operator, kind, and at most one of "
+        "day, week, month.",
     )
     unit: Code | None = None
     unit_kind: Literal["district", "zone"] | None = Field(
@@ -98,22 +104,22 @@ class AttentionQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     operator: Code | None = None
-    after: int | None = Field(default=None, ge=0)
-    limit: int = Field(default=100, ge=1, le=1000)
+    after: Id | None = None
+    limit: Integer = Field(default=100, ge=1, le=1000)
 
 
 class AuditQuery(BaseModel):
     """Filters for the audit log."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    action: str | None = None
-    entity_type: str | None = None
-    entity_id: str | None = None
-    actor: str | None = None
-    start: datetime | None = Field(default=None, alias="from")
-    end: datetime | None = Field(default=None, alias="to")
-    after: int | None = Field(default=None, ge=0)
-    limit: int = Field(default=100, ge=1, le=1000)
+    action: Filter | None = None
+    entity_type: Filter | None = None
+    entity_id: Filter | None = None
+    actor: Filter | None = None
+    start: Instant | None = Field(default=None, alias="from")
+    end: Instant | None = Field(default=None, alias="to")
+    after: Id | None = None
+    limit: Integer = Field(default=100, ge=1, le=1000)
 
 
 class AuditEntryOut(BaseModel):

@@ -57,6 +57,30 @@ class Settings(BaseSettings):
     console_secure_cookie: bool = Field(
         default=False, description="Mark the console's cookies Secure (serve over HTTPS)."
     )
+    header_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection must send its first request's headers "
+        "within this, or it is closed.",
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this (else 408)."
+    )
+    keepalive_timeout_s: float = Field(
+        default=15.0, gt=0, description="An idle keep-alive connection is closed after this."
+    )
+    max_connections: int = Field(
+        default=1_000, gt=0, description="Connections past this are closed at once."
+    )
+    ack_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="An ack's `at` may be this much earlier than the order's first send, or "
+        "this much later than now.",
+    )
+    idempotency_window_s: float = Field(
+        default=86_400.0, gt=0, description="Idempotency-Keys are kept (and replayed) this long."
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 

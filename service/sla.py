@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 
+from service import spreadsheet
 from service.auth import Principal, require
 from service.case_models import SlaReport, SlaRow
 from service.errors import Invalid
@@ -73,7 +73,7 @@ def _seconds(value: float | None) -> float | None:
 def to_csv(report: SlaReport) -> str:
     """One row per operator (and period)."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     fields = list(SlaRow.model_fields)
     w.writerow(fields)
     for r in report.rows:

@@ -3,12 +3,12 @@ operators' health, orders needing a person, the audit log."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
+from service import spreadsheet
 from service.auth import Principal, require
 from service.errors import Invalid
 from service.intake import order_doc
@@ -212,7 +212,7 @@ def to_csv(report: dict[str, Any]) -> str:
     """One CSV row per group and kind (numbers, handsets, money), plus total rows."""
     dims = list(report["group_by"])
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     metrics = list(report["totals"]["numbers"])
     w.writerow([*dims, "kind", *metrics, *MONEY_METRICS])
     blank_money = [""] * len(MONEY_METRICS)

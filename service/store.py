@@ -36,6 +36,10 @@ class IntegrityConflict(StoreError):
     """A constraint refused the change (unique, foreign key, check)."""
 
 
+class InvalidValue(StoreError):
+    """The database refused a value itself (data exception, class 22): out of range, bad bytes."""
+
+
 def load_queries(text: str | None = None) -> dict[str, str]:
     """Parse `-- name: x` blocks into a dict of name -> SQL."""
     if text is None:
@@ -44,23 +48,38 @@ def load_queries(text: str | None = None) -> dict[str, str]:
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
 
 
+# the database or the connection to it is going away or not there yet: retry later
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # "cannot switch to state ..." on a dying connection
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.AdminShutdownError,  # 57P01: a fast restart terminates every session
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.QueryCanceledError,  # a statement timeout or a cancel by an operator
+    asyncpg.TooManyConnectionsError,
+)
+
+
 def _translate(exc: BaseException) -> StoreError:
     if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
         return RetryableConflict(str(exc))
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityConflict(str(exc))
-    if isinstance(
-        exc,
-        OSError
-        | asyncpg.InterfaceError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.CannotConnectNowError,
-    ):  # the server is gone, restarting, or not reachable yet
+    if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailable(str(exc))
+    if isinstance(exc, asyncpg.DataError):
+        return InvalidValue(str(exc))
     return StoreError(str(exc))
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 
 def _in_open_transaction(conn: Conn) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
+from service import spreadsheet
 from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
@@ -175,7 +175,7 @@ async def request_timeline(
 async def requests_csv(store: Store, principal: Principal, q: BlockRequestQuery) -> str:
     """Every request matching the filters (all pages), as CSV."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     w.writerow(
         [
             "id",

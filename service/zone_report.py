@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from service import spreadsheet
 from service.auth import Principal, require
 from service.case_models import ZoneReport, ZoneRow
 from service.money import grouped, plain_rupees, rupees, summary
@@ -89,7 +89,7 @@ CSV_HEADER = (
 def to_csv(report: ZoneReport) -> str:
     """One row per unit, then the districts' and the zone's totals; amounts in rupees."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     w.writerow(CSV_HEADER)
     for r in [*report.units, report.districts, report.total]:
         w.writerow(

@@ -36,7 +36,7 @@ from service.http.context import (
 from service.http.docs import add_docs_routes
 from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
-from service.http.problems import json_response
+from service.http.problems import BODY_READ_TIMEOUT, json_response
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; nothing connects until the app starts."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[BODY_READ_TIMEOUT] = settings.body_read_timeout_s
     app[STORE] = Store()
     app[DISPATCHER] = []
     app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)

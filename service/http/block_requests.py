@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from service import intake, views
 from service.errors import Invalid, NotFound
 from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
-from service.http.problems import json_response, query_model, read_model
+from service.http.problems import (
+    json_response,
+    parse_json,
+    query_model,
+    read_body,
+    validation_errors,
+)
 from service.models import BlockRequestIn, BlockRequestOut, BlockRequestPage, BlockRequestQuery
 
 routes = web.RouteTableDef()
+_TARGET_FIELD = re.compile(r"^targets\[(\d+)\]")
 OPERATIONS = [
     Operation(
         "POST",
@@ -26,7 +37,9 @@ OPERATIONS = [
         headers=(
             (
                 "Idempotency-Key",
-                "Repeat a request safely: the same key and body return the original response.",
+                "Repeat a request safely: the same key and body return the original response "
+                "(kept for the service's idempotency window, 24 h by default).",
+                {"type": "string", "minLength": 1, "maxLength": 255},
             ),
         ),
     ),
@@ -54,8 +67,8 @@ OPERATIONS = [
 async def file_block_request(request: web.Request) -> web.Response:
     """File a request; 201 with the stored request, or the original on a replay."""
     principal = await principal_of(request)
-    body = await read_model(request, BlockRequestIn)
     settings = request.app[SETTINGS]
+    body = _filing(parse_json(await read_body(request)), settings.default_region)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (1 <= len(key) <= 255):
         raise Invalid("Idempotency-Key must be 1-255 characters", [{"field": "Idempotency-Key"}])
@@ -87,6 +100,29 @@ async def submit(app: web.Application, filing: intake.Filing) -> intake.IntakeRe
             return await intake.file_one(app[STORE], filing)
     # smaller ones share transactions with whatever else is being filed
     return await app[INTAKE].file(filing)
+
+
+def _filing(data: dict[str, Any], region: str) -> BlockRequestIn:
+    """The body as a request; a 422 names every bad target, those that fail the schema and
+    those that would fail normalisation alike."""
+    try:
+        return BlockRequestIn.model_validate(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+    raw = data.get("targets")
+    failed: set[int] = set()
+    for e in errors:
+        m = _TARGET_FIELD.match(e["field"])
+        if m is None or not isinstance(raw, list):
+            continue
+        i = int(m.group(1))
+        failed.add(i)
+        item = raw[i] if i < len(raw) else None
+        got = item.get("value") if isinstance(item, dict) else item
+        e.update({"index": i, "value": got, "reason": e["message"]})
+    errors += intake.raw_target_errors(raw, region, failed)
+    fields = ", ".join(e["field"] for e in errors[:5])
+    raise Invalid(f"invalid request body: {fields}", errors)
 
 
 @routes.get("/v1/block-requests")

@@ -149,13 +149,13 @@ async def post_fir(request: web.Request) -> web.Response:
     return await _set_fir(request)
 
 
-@routes.put(r"/v1/cases/{unit}/{case_ref:.+}")
+@routes.put(r"/v1/cases/{unit}/{case_ref:(?!.*/(?:fir|money)$).+}")
 async def put_case(request: web.Request) -> web.Response:
     """Set FIR details."""
     return await _set_fir(request)
 
 
-@routes.get(r"/v1/cases/{unit}/{case_ref:.+}")
+@routes.get(r"/v1/cases/{unit}/{case_ref:(?!.*/(?:fir|money)$).+}")
 async def get_case(request: web.Request) -> web.Response:
     """One case."""
     principal = await principal_of(request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -35,7 +35,8 @@ class Operation:
     auth: bool = True
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
+    # (name, description) or (name, description, JSON schema of the value)
+    headers: tuple[tuple[str, str] | tuple[str, str, Mapping[str, Any]], ...] = ()
 
 
 def build_openapi(
@@ -190,14 +191,14 @@ def _parameters(op: Operation, refs: Refs, schemas: dict[str, Any]) -> list[dict
                 param["description"] = prop["description"]
             param["schema"] = {k: v for k, v in prop.items() if k != "description"}
             params.append(param)
-    for name, description in op.headers:
+    for name, description, *schema in op.headers:
         params.append(
             {
                 "name": name,
                 "in": "header",
                 "required": False,
                 "description": description,
-                "schema": {"type": "string"},
+                "schema": dict(schema[0]) if schema else {"type": "string"},
             }
         )
     return params
@@ -212,13 +213,24 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
     elif op.content_type != "application/json" and op.status != HTTPStatus.NO_CONTENT:
         success["content"] = {op.content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): success}
-    # Every authenticated operation can answer 401, so it is documented without being listed.
-    errors = {*op.errors, HTTPStatus.UNAUTHORIZED} if op.auth else set(op.errors)
+    # What every operation of its kind can answer is documented without being listed: an
+    # authenticated one 401 (and 503 while the database is away); one with a body 400 (not
+    # JSON), 408 (too slow), 413 (too large) and 422 (invalid).
+    errors = set(op.errors)
+    if op.auth:
+        errors |= {HTTPStatus.UNAUTHORIZED, HTTPStatus.SERVICE_UNAVAILABLE}
+    if op.request_model is not None:
+        errors |= {400, 408, 413, 422}
     for status in sorted(errors):
-        responses[str(status)] = {
+        response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
             "content": {
                 PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF_TEMPLATE.format(model="Problem")}}
             },
         }
+        if status == HTTPStatus.UNAUTHORIZED:
+            response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if status == HTTPStatus.SERVICE_UNAVAILABLE:
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+        responses[str(status)] = response
     return responses

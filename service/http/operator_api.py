@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from service import acks
 from service.auth import Principal, require
-from service.http.context import STORE, principal_of
+from service.http.context import SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model, validation_errors
 from service.operator_models import (
@@ -80,7 +80,13 @@ async def post_acks(request: web.Request) -> web.Response:
 
         async def apply(tx: Tx) -> list[acks.AckResult]:
             return await acks.apply_acks(
-                tx, operator, items, actor=principal.actor, role=principal.role, commit=True
+                tx,
+                operator,
+                items,
+                actor=principal.actor,
+                role=principal.role,
+                commit=True,
+                skew_s=request.app[SETTINGS].ack_clock_skew_s,
             )
 
         outcome = await request.app[STORE].retrying(apply, what="acks")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -13,6 +15,14 @@ from service.errors import DomainError, Invalid
 
 PROBLEM_TYPE = "application/problem+json"
 M = TypeVar("M", bound=BaseModel)
+BODY_READ_TIMEOUT = web.AppKey("body_read_timeout_s", float)
+# characters a URI path may hold as they are (RFC 3986 pchar and "/"); the rest is %-encoded
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def instance_of(path: str) -> str:
+    """A request path as a valid uri-reference: control characters and the like %-encoded."""
+    return quote(path, safe=_PATH_SAFE)
 
 
 def problem(
@@ -32,7 +42,7 @@ def problem(
         "detail": detail,
     }
     if instance:
-        body["instance"] = instance
+        body["instance"] = instance_of(instance)
     if errors:
         body["errors"] = errors
     return web.Response(
@@ -41,8 +51,19 @@ def problem(
 
 
 def from_domain(exc: DomainError, instance: str) -> web.Response:
-    """A domain error as problem+json."""
-    return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors, instance=instance)
+    """A domain error as problem+json; a 401 tells the scheme to use (RFC 6750)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="fraudblock"'} if exc.status == 401 else None
+    response = problem(
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        errors=exc.errors,
+        instance=instance,
+        headers=headers,
+    )
+    if exc.status == HTTPStatus.REQUEST_TIMEOUT:  # the rest of the body may still come: close
+        response.force_close()
+    return response
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -70,9 +91,24 @@ class BadBody(DomainError):
     title = "Malformed JSON"
 
 
-async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body, translating failures to domain errors."""
-    raw = await request.read()
+class BodyTimeout(DomainError):
+    """The client did not send its body in time."""
+
+    status = 408
+    title = "Request timeout"
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the app's body read timeout (a trickling client gets 408)."""
+    try:
+        async with asyncio.timeout(request.app.get(BODY_READ_TIMEOUT, 30.0)):
+            return await request.read()
+    except TimeoutError:
+        raise BodyTimeout("the request body did not arrive in time") from None
+
+
+def parse_json(raw: bytes) -> Any:
+    """A JSON object from a body, or a domain error saying why not."""
     if not raw.strip():
         raise BadBody("the request body is empty; send a JSON object")
     try:
@@ -84,6 +120,12 @@ async def read_model(request: web.Request, model: type[M]) -> M:
             "the request body must be a JSON object",
             [{"field": "body", "message": "expected a JSON object"}],
         )
+    return data
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON body, translating failures to domain errors."""
+    data = parse_json(await read_body(request))
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -8,8 +8,8 @@ from service import review, views
 from service.auth import require
 from service.http.context import STORE, principal_of
 from service.http.openapi import Operation
-from service.http.problems import json_response, read_model
-from service.models import BlockRequestOut, DeadRequeueIn, DeadRequeueOut, DecisionIn
+from service.http.problems import json_response, read_body, read_model
+from service.models import BlockRequestOut, DeadRequeueIn, DeadRequeueOut, DecisionIn, RejectIn
 
 routes = web.RouteTableDef()
 _ERR = (401, 403, 404, 409, 422)
@@ -27,7 +27,7 @@ OPERATIONS = [
         "/v1/block-requests/{id}/reject",
         "Reject a pending request (supervisor)",
         "review",
-        request_model=DecisionIn,
+        request_model=RejectIn,
         response_model=BlockRequestOut,
         errors=_ERR,
     ),
@@ -61,7 +61,7 @@ OPERATIONS = [
 
 
 async def _optional_decision(request: web.Request) -> DecisionIn:
-    if request.can_read_body and (await request.read()).strip():
+    if request.can_read_body and (await read_body(request)).strip():
         return await read_model(request, DecisionIn)
     return DecisionIn()
 
@@ -85,8 +85,8 @@ async def reject(request: web.Request) -> web.Response:
     """Reject with a reason: nothing is sent."""
     principal = await principal_of(request)
     rid = _id(request)
-    body = await read_model(request, DecisionIn)
-    await review.reject(request.app[STORE], principal, rid, body.reason or "")
+    body = await read_model(request, RejectIn)
+    await review.reject(request.app[STORE], principal, rid, body.reason)
     return json_response(await views.get_request(request.app[STORE], principal, rid))
 
 

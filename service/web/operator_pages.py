@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any, get_args
 
 from aiohttp import web
 
-from service import acks
+from service import acks, spreadsheet
 from service.auth import require
 from service.errors import Invalid
 from service.http.context import STORE
@@ -52,7 +51,7 @@ async def orders_csv(request: web.Request, session: Session, form: Form) -> web.
     operator = _operator(session)
     rows = await request.app[STORE].fetch("console_operator_orders", operator, CSV_ROWS)
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = spreadsheet.Writer(out)
     w.writerow(["order_id", "action", "kind", "value", "urgent", "status", "seq", "ack_due_at"])
     for r in rows:
         due = r["ack_due_at"].isoformat() if r["ack_due_at"] else ""
