@@ -908,7 +908,7 @@ FROM audit_log
 WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $2)
   AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR actor = $4)
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
-  AND ($7::bigint IS NULL OR id > $7)
+  AND ($7::bigint IS NULL OR id > $7) AND ($9::text[] IS NULL OR entity_type = ANY($9))
 ORDER BY id LIMIT $8;
 -- name: orders_requeue_dead_matching
 -- Up to $5 dead orders, oldest first, back in the queue as order_requeue_dead puts one: of
@@ -942,3 +942,9 @@ FROM requeued ORDER BY id;
 UPDATE request_targets rt SET done = false
 FROM json_to_recordset($1::json) AS u(request_id bigint, target_id bigint)
 WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
+
+-- visibility and access --
+
+-- name: request_units
+-- The unit of each request, to decide what a caller may see of its orders (service.visibility).
+SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);

@@ -30,6 +30,8 @@ from service.report_models import (
 
 routes = web.RouteTableDef()
 _ERR = (401, 403, 422)
+# What an admin may read of the audit log: changes to configuration, never case data.
+CONFIGURATION_ENTITIES = ("operator", "token", "unit", "series")
 OPERATIONS = [
     Operation(
         "GET",
@@ -69,7 +71,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/overdue",
-        "Orders sent and not acknowledged in time",
+        "Orders sent and not acknowledged in time (supervisor)",
         "supervision",
         response_model=AttentionPage,
         query_model=AttentionQuery,
@@ -78,7 +80,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/dead",
-        "Orders that could not be delivered",
+        "Orders that could not be delivered (supervisor)",
         "supervision",
         response_model=AttentionPage,
         query_model=AttentionQuery,
@@ -87,7 +89,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/audit",
-        "The audit log (supervisor, admin)",
+        "The audit log (supervisor; an admin reads the configuration entries only)",
         "supervision",
         response_model=AuditPage,
         query_model=AuditQuery,
@@ -212,7 +214,7 @@ async def get_operators(request: web.Request) -> web.Response:
 
 async def _attention(request: web.Request, query: str) -> web.Response:
     principal = await principal_of(request)
-    require(principal, "supervisor", "admin")
+    require(principal, "supervisor")  # case data: targets and their requests
     q = query_model(request, AttentionQuery)
     rows = await request.app[STORE].fetch(query, q.operator, q.after, q.limit + 1)
     items = [
@@ -243,10 +245,12 @@ async def get_dead(request: web.Request) -> web.Response:
 
 @routes.get("/v1/audit")
 async def get_audit(request: web.Request) -> web.Response:
-    """The audit log, oldest first, with filters and a cursor."""
+    """The audit log, oldest first, with filters and a cursor; an admin reads only the entries
+    about configuration (operators, tokens), not those about cases."""
     principal = await principal_of(request)
     require(principal, "supervisor", "admin")
     q = query_model(request, AuditQuery)
+    entities = list(CONFIGURATION_ENTITIES) if principal.role == "admin" else None
     rows = await request.app[STORE].fetch(
         "audit_page",
         q.action,
@@ -257,6 +261,7 @@ async def get_audit(request: web.Request) -> web.Response:
         q.end,
         q.after,
         q.limit + 1,
+        entities,
     )
     items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
     next_after = items[-1].id if len(rows) > q.limit else None
