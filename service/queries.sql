@@ -17,13 +17,10 @@ VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
 SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
 
 -- name: token_revoke
--- Notifies fraudblock_tokens in the same commit: services drop the tokens they remember.
-WITH revoked AS (
-    UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-    RETURNING id, name, role
-)
-SELECT r.id, r.name, r.role
-FROM revoked r, LATERAL (SELECT pg_notify('fraudblock_tokens', r.id::text)) AS n;
+-- The tokens_notify_change trigger (sql/0010) notifies fraudblock_tokens in the same commit:
+-- services drop the tokens they remember.
+UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+RETURNING id, name, role;
 
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;
@@ -948,3 +945,7 @@ WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
 -- name: request_units
 -- The unit of each request, to decide what a caller may see of its orders (service.visibility).
 SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);
+
+-- name: listener_ping
+-- Asked on a LISTEN connection now and then: a half-open connection never answers.
+SELECT 1;
