@@ -135,11 +135,13 @@ async def test_a_half_open_listen_connection_is_noticed_within_seconds(
             digest = auth.token_hash(inv["Authorization"].split(" ", 1)[1])
             proxy.freeze()  # every open connection, the LISTEN among them, stops answering
             frozen = time.monotonic()
-            while cache.live or cache.get(digest) is not None:
-                assert time.monotonic() - frozen < 4.0, "a half-open LISTEN went unnoticed"
-                await asyncio.sleep(0.05)
-            noticed = time.monotonic() - frozen
-            proxy.thaw()
+            try:
+                while cache.live or cache.get(digest) is not None:
+                    assert time.monotonic() - frozen < 4.0, "a half-open LISTEN went unnoticed"
+                    await asyncio.sleep(0.05)
+                noticed = time.monotonic() - frozen
+            finally:
+                proxy.thaw()
             await _wait_live(client)
             token_id = await _remembered(client, inv)
             await _sql(db_url, "UPDATE tokens SET revoked_at = now() WHERE id = $1", token_id)
