@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from service.db import pending_migrations
@@ -10,6 +11,7 @@ from service.http.openapi import Operation
 from service.http.problems import json_response
 from service.models import Health, UnitList, UnitOut
 
+log = structlog.get_logger()
 routes = web.RouteTableDef()
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is up", "health", response_model=Health, auth=False),
@@ -41,8 +43,12 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with store.pool.acquire() as conn:
             pending = await pending_migrations(conn)
-    except Exception as exc:  # any database or driver error: report it, never crash the probe
-        return json_response(Health(status="unavailable", detail=f"database: {exc}"), 503)
+    except Exception as exc:  # any database or driver error: never crash the probe
+        # the driver's text (hosts, paths, users) is for the log, not for anonymous callers
+        log.warning("http.readiness_failed", error=f"{type(exc).__name__}: {exc}")
+        response = json_response(Health(status="unavailable", detail="database unreachable"), 503)
+        response.headers["Retry-After"] = "5"
+        return response
     if pending:
         return json_response(
             Health(status="unavailable", detail=f"migrations pending: {pending}"), 503

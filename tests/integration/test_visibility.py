@@ -5,7 +5,9 @@ references, ack reasons or errors."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import orjson
 
 from adapters.registry import build_adapter
@@ -174,3 +176,23 @@ async def test_admins_read_configuration_not_case_data(client: Client, tokens: T
     assert audit["items"] == []
     _, audit = await _get(client, tokens["supervisor"], "/v1/audit?action=request.filed.block")
     assert len(audit["items"]) == 1
+
+
+async def test_readiness_tells_an_anonymous_caller_nothing_of_the_database(
+    client: Client, db_url: str, server_url: str
+) -> None:
+    name = urlsplit(db_url).path.lstrip("/")
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        resp = await client.get("/readyz")
+        text = await resp.text()
+    finally:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        await admin.close()
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert orjson.loads(text) == {"status": "unavailable", "detail": "database unreachable"}
+    assert name not in text and "postgres" not in text.lower()
