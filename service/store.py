@@ -50,12 +50,27 @@ def _translate(exc: BaseException) -> StoreError:
         return RetryableConflict(str(exc))
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityConflict(str(exc))
-    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.CannotConnectNowError):
+    if isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.QueryCanceledError):
         return StoreUnavailable(str(exc))
     return StoreError(str(exc))
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# the server went away or is going (a restart, pg_terminate_backend, too many connections),
+# or the connection broke under the driver (InternalClientError: "cannot switch to state")
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 class Tx:
