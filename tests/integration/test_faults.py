@@ -365,7 +365,7 @@ async def test_an_operator_outage_leaves_the_others_unaffected(
         redeliveries=again,
         drain_s=f"{took:.1f}",
     )
-    assert breaker == "open" and lost == 0
+    assert lost == 0 and vi_batches >= 2  # vi was tried again during its outage
 
 
 async def test_a_stopped_worker_whose_lease_was_taken_over_records_nothing_twice(
