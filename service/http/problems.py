@@ -41,8 +41,16 @@ def problem(
 
 
 def from_domain(exc: DomainError, instance: str) -> web.Response:
-    """A domain error as problem+json."""
-    return problem(exc.status, exc.detail, title=exc.title, errors=exc.errors, instance=instance)
+    """A domain error as problem+json; a 401 names the scheme to authenticate with (RFC 6750)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="fraudblock"'} if exc.status == 401 else None
+    return problem(
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        errors=exc.errors,
+        instance=instance,
+        headers=headers,
+    )
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -268,6 +268,10 @@ async def test_the_matrix(world: World) -> None:
                     verb, call.path, headers=world.headers[who], json=call.body
                 )
                 got = str(resp.status)
+                if resp.status == 401 and not resp.headers.get("WWW-Authenticate", "").startswith(
+                    "Bearer"
+                ):
+                    got += " without WWW-Authenticate: Bearer"
                 if "/" in expected and resp.status == 200:  # the first item's own result
                     got += "/" + (await resp.json())["results"][0]["result"]
                 cells += 1
