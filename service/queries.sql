@@ -945,7 +945,3 @@ WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
 -- name: request_units
 -- The unit of each request, to decide what a caller may see of its orders (service.visibility).
 SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);
-
--- name: listener_ping
--- Asked on a LISTEN connection now and then: a half-open connection never answers.
-SELECT 1;

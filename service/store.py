@@ -262,13 +262,17 @@ class Listener:
             return False
 
     async def ping(self, timeout_s: float) -> bool:
-        """Whether the connection still answers a query within `timeout_s`. A half-open
-        connection looks alive until it is asked something; one that fails is dead for good."""
+        """Whether the connection still answers within `timeout_s`. A half-open connection
+        looks alive until it is asked something; one that fails is dead for good. The question
+        is the LISTEN again (a no-op for a session already listening), so the connection
+        still reads as a LISTEN to whoever looks at pg_stat_activity."""
         if not self.alive:
             return False
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self._channel):
+            raise StoreError(f"cannot ping a LISTEN on {self._channel!r}")
         try:
             async with asyncio.timeout(timeout_s):
-                await self._conn.fetchval(self._store.queries["listener_ping"])
+                await self._conn.execute(f'LISTEN "{self._channel}"')
         except (TimeoutError, *_DRIVER_ERRORS):
             self._broken = True
             return False

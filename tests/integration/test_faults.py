@@ -118,7 +118,7 @@ async def test_workers_killed_mid_batch_lose_nothing(
         for _ in range(2):
             await start()
         while kills < 12:
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.3)
             holding = {
                 r["leased_by"]
                 for r in await store.pool.fetch(
@@ -161,8 +161,18 @@ async def test_terminated_connections_including_the_listen_lose_nothing(
         worker_process(url, tmp_path, "t1", **WORKER_ENV) as one,
         worker_process(url, tmp_path, "t2", **WORKER_ENV) as two,
     ):
-        while (await outcome(store))[0] > 0 and (rounds < 10 or listens < 2):
-            await asyncio.sleep(0.25)
+
+        async def both_listening() -> bool:  # started: terminations hit running workers only
+            n = await store.pool.fetchval(
+                """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND application_name = $1 AND query LIKE 'LISTEN%'""",
+                WORKER_APP,
+            )
+            return bool(n == 2)
+
+        await eventually(both_listening, "two workers listening", limit_s=20)
+        while (await outcome(store))[0] > 0 and (rounds < 8 or listens < 2):
+            await asyncio.sleep(0.2)
             rows = await store.pool.fetch(
                 """SELECT query LIKE 'LISTEN%' AS listen, pg_terminate_backend(pid) AS done
                    FROM pg_stat_activity
@@ -172,7 +182,7 @@ async def test_terminated_connections_including_the_listen_lose_nothing(
             terminated += sum(r["done"] for r in rows)
             listens += sum(r["done"] and r["listen"] for r in rows)
             rounds += 1
-        assert rounds >= 10 and listens >= 2, f"drained after {rounds} rounds, {listens} LISTENs"
+        assert rounds >= 8 and listens >= 2, f"drained after {rounds} rounds, {listens} LISTENs"
 
         async def drained() -> bool:
             return (await outcome(store))[0] == 0
