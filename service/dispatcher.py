@@ -88,6 +88,8 @@ class Lane:
                 self.wake.clear()
                 self.emptied = False
                 try:
+                    if self.in_flight:
+                        await self._release_unrecorded()
                     did = await self.step()
                 except StoreError as exc:
                     log.warning("dispatch.store_error", operator=self.code, error=str(exc))
@@ -207,6 +209,19 @@ class Lane:
             )
 
         return await self.d.store.retrying(record, what=f"dispatch.record:{self.code}")
+
+    async def _release_unrecorded(self) -> None:
+        """Give back the batch whose outcome could not be recorded (the database went away
+        under it): it goes out again at once rather than when its lease runs out."""
+        rows = await self.d.store.fetch(
+            "orders_release_unrecorded",
+            self.in_flight,
+            self.d.worker,
+            self.claimed_at,
+            "outcome not recorded: the database connection was lost",
+        )
+        log.warning("dispatch.unrecorded_released", operator=self.code, count=len(rows))
+        self.in_flight = []
 
     async def _renew_leases(self) -> None:
         s = self.d.settings

@@ -945,3 +945,19 @@ WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
 -- name: request_units
 -- The unit of each request, to decide what a caller may see of its orders (service.visibility).
 SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);
+
+-- name: orders_release_unrecorded
+-- A batch delivered but whose outcome could not be recorded (the connection died under the
+-- worker) goes back to the queue now rather than when its lease runs out, as orders_release
+-- does at shutdown; the attempt is recorded as released with why ($4). Orders the lost
+-- transaction did record (it committed before the connection died) are no longer leased and
+-- stay as they are.
+WITH released AS (
+    UPDATE orders SET status = 'queued', lease_expires_at = NULL, leased_by = NULL
+    WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2
+    RETURNING id, operator_code, attempts
+), recorded AS (
+    INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome, error)
+    SELECT id, attempts, $2, $3, now(), 'released', $4 FROM released
+)
+SELECT id, operator_code FROM released;

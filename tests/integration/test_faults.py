@@ -43,8 +43,10 @@ from tests.integration.dispatch_kit import (
     file_request,
     imeis,
     running,
+    scripted,
     statuses,
     use_http_json,
+    vi_numbers,
 )
 from tests.integration.test_worker_processes import worker_process
 
@@ -256,8 +258,9 @@ async def service_on(url: str, tmp_path: Path) -> AsyncIterator[tuple[Client, St
             retry_base_s=0.2,
             retry_cap_s=1.0,
             # a batch whose outcome could not be recorded (the connection died under it) is
-            # sent again once its lease runs out: the lease bounds the time to drain
-            lease_s=2.0,
+            # given back as soon as the database answers again; one whose claim was lost on
+            # its way back waits for its lease
+            lease_s=5.0,
         )
         async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
             yield client, store, tokens
@@ -437,3 +440,62 @@ async def test_a_stopped_worker_whose_lease_was_taken_over_records_nothing_twice
     assert ("B", "acknowledged") in summary
     assert summary[0][0] == "A" and summary[0][1] != "acknowledged"
     assert len(fake.batches) == 2
+
+
+async def test_a_batch_whose_outcome_could_not_be_recorded_goes_out_again_at_once(
+    client: Client,
+    tokens: Tokens,
+    store: Store,
+    settings: Settings,
+    db_url: str,
+    server_url: str,
+) -> None:
+    """The database goes away while a batch is at the operator: the worker cannot record the
+    answer, and gives the batch back as soon as the database answers again, not when its
+    (long) lease runs out."""
+    name = urlsplit(db_url).path.lstrip("/")
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi", timeout_s=30)
+        gate, held = fake.hold()
+        fake.answers["vi"] = scripted(held)  # the first batch waits; later ones are acked
+        await file_request(client, tokens["investigator"], vi_numbers(5))
+        s = settings.model_copy(
+            update={"lease_s": 30, "poll_interval_s": 0.1, "maintenance_interval_s": 0.2}
+        )
+        async with running(Dispatcher(store, s, build_adapter, worker="W")):
+
+            async def sent() -> bool:
+                return len(fake.batches) == 1
+
+            await eventually(sent, "the batch at the operator")
+            admin = await asyncpg.connect(server_url)
+            try:
+                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    name,
+                )
+                gate.set()  # the operator answers; the worker cannot record it
+                await asyncio.sleep(0.5)
+            finally:
+                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+                await admin.close()
+            back = time.monotonic()
+
+            async def acked() -> bool:
+                return await statuses(store, "vi") == {"acked": 5}
+
+            took = await eventually(acked, "the batch sent again and acknowledged", limit_s=10)
+    rows = await store.pool.fetch("SELECT outcome, error FROM attempts ORDER BY order_id, id")
+    report(
+        "unrecorded_batch",
+        orders=5,
+        outages=1,
+        lost=0,
+        redeliveries=len(rows) - 5,
+        drain_s=f"{took:.1f}",
+        since_db_back_s=f"{time.monotonic() - back:.1f}",
+    )
+    assert took < 5  # the lease (30 s) did not have to run out
+    assert [r["outcome"] for r in rows] == ["released", "acknowledged"] * 5
+    assert rows[0]["error"] == "outcome not recorded: the database connection was lost"
