@@ -73,6 +73,13 @@ _DRIVER_ERRORS = (
 )
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether a driver error means the database cannot be reached (now), not a bad query."""
+    return (
+        isinstance(_translate(exc), StoreUnavailable) if isinstance(exc, _DRIVER_ERRORS) else False
+    )
+
+
 class Tx:
     """Named queries on one connection (usually inside a transaction)."""
 

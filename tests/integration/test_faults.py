@@ -499,3 +499,38 @@ async def test_a_batch_whose_outcome_could_not_be_recorded_goes_out_again_at_onc
     assert took < 5  # the lease (30 s) did not have to run out
     assert [r["outcome"] for r in rows] == ["released", "acknowledged"] * 5
     assert rows[0]["error"] == "outcome not recorded: the database connection was lost"
+
+
+async def test_a_worker_started_while_the_database_is_away_waits_for_it(
+    client: Client, tokens: Tokens, store: Store, db_url: str, server_url: str, tmp_path: Path
+) -> None:
+    await use_simulators(store, latency_ms=1, max_batch=100)
+    orders = await file_handsets(client, tokens["investigator"], 50)
+    name = urlsplit(db_url).path.lstrip("/")
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        async with worker_process(db_url, tmp_path, "early", **WORKER_ENV) as proc:
+            try:
+                await asyncio.sleep(2.0)  # it has tried, and failed, to connect
+                assert proc.returncode is None, (tmp_path / "early.log").read_text()
+            finally:
+                await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            back = time.monotonic()
+
+            async def drained() -> bool:
+                return await statuses(store) == {"acked": orders}
+
+            await eventually(drained, "the waiting worker's drain", limit_s=20)
+            assert proc.returncode is None
+    finally:
+        await admin.close()
+    log = (tmp_path / "early.log").read_text()
+    report(
+        "worker_start_without_database",
+        orders=orders,
+        outages=1,
+        lost=0,
+        drain_s=f"{time.monotonic() - back:.1f}",
+    )
+    assert "db.unavailable_at_start" in log
