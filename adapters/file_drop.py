@@ -41,6 +41,21 @@ class FileDropConfig(BaseModel):
 
     outbox: Path
     max_batch: int = Field(default=500, ge=1, le=100_000)
+    group_readable: bool = Field(
+        default=False,
+        description="Files 0640 and the outbox 0750 (for a collector in the group); "
+        "otherwise files 0600 and the outbox 0700.",
+    )
+
+    @property
+    def file_mode(self) -> int:
+        """The mode of every file written: lists of numbers and handsets, owner only."""
+        return 0o640 if self.group_readable else 0o600
+
+    @property
+    def dir_mode(self) -> int:
+        """The most the outbox may grant: nobody outside the owner (and group, if asked)."""
+        return 0o750 if self.group_readable else 0o700
 
     @field_validator("outbox")
     @classmethod
@@ -87,11 +102,12 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(directory: Path, name: str, data: bytes) -> None:
+def write_atomically(directory: Path, name: str, data: bytes, mode: int = 0o600) -> None:
     """Write `name` so readers see either nothing or the whole file, and make it durable."""
     temporary = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -104,14 +120,28 @@ def write_atomically(directory: Path, name: str, data: bytes) -> None:
     _fsync_directory(directory)
 
 
-def drop_batch(directory: Path, name: str, data: bytes) -> None:
+def restrict_directory(directory: Path, most: int) -> None:
+    """Take away what the outbox grants beyond `most` (0700 or 0750): it holds lists of
+    suspects' numbers and handsets. A directory we may not change is reported, not fatal."""
+    mode = directory.stat().st_mode & 0o777
+    if mode & ~most:
+        try:
+            directory.chmod(mode & most)
+        except PermissionError:
+            log.warning("file_drop.outbox_too_open", outbox=str(directory), mode=oct(mode))
+
+
+def drop_batch(
+    directory: Path, name: str, data: bytes, file_mode: int = 0o600, dir_mode: int = 0o700
+) -> None:
     """Write the CSV, then its checksum file; the checksum's arrival marks the CSV complete."""
     if not directory.is_dir():
         raise FileNotFoundError(2, "outbox directory is missing (share not mounted?)", directory)
-    write_atomically(directory, name, data)
+    restrict_directory(directory, dir_mode)
+    write_atomically(directory, name, data, file_mode)
     checksum = f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
     try:
-        write_atomically(directory, f"{name}.sha256", checksum)
+        write_atomically(directory, f"{name}.sha256", checksum, file_mode)
     except BaseException:
         # Without its checksum the CSV would never be collected; remove it so a retry is clean.
         with contextlib.suppress(OSError):
@@ -140,7 +170,8 @@ class FileDropAdapter:
         name = batch_file_name(orders[0].order_id, created_at)
         data = render_csv(orders, created_at)
         try:
-            await asyncio.to_thread(drop_batch, self.config.outbox, name, data)
+            c = self.config
+            await asyncio.to_thread(drop_batch, c.outbox, name, data, c.file_mode, c.dir_mode)
         except OSError as exc:
             error = f"cannot write to outbox {self.config.outbox}: {exc.strerror or exc}"
             log.warning("file_drop.write_failed", operator=self.operator_code, error=error)

@@ -125,11 +125,11 @@ async def measure(
             for op in common.OPERATORS:
                 sim_port, secret = common.free_port(), generate_secret()
                 op_token = await pg.token(url, "operator", operator=op)
-                sim = procs.start(
+                sim = procs.start(  # credentials through the environment, never argv
                     f"simulator-{op}",
-                    ["simulate-operator", "--port", str(sim_port), "--secret", secret,
-                     "--ack-url", f"{base}/v1/operator/acks", "--token", op_token],
-                    env,
+                    ["simulate-operator", "--port", str(sim_port),
+                     "--ack-url", f"{base}/v1/operator/acks"],
+                    {**env, "FRAUDBLOCK_SIM_SECRET": secret, "FRAUDBLOCK_SIM_TOKEN": op_token},
                 )  # fmt: skip
                 await common.wait_http(f"http://127.0.0.1:{sim_port}/healthz", sim)
                 configs[op] = {"url": f"http://127.0.0.1:{sim_port}/orders", "secret": secret}

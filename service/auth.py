@@ -17,7 +17,8 @@ from service.models import Role
 from service.store import IntegrityConflict, Listener, Row, Store, StoreError
 
 log = structlog.get_logger()
-TOKENS_CHANNEL = "fraudblock_tokens"  # token_revoke notifies it in the revoking transaction
+# a trigger on tokens (sql/0010) notifies it in every transaction that changes a token
+TOKENS_CHANNEL = "fraudblock_tokens"
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,12 @@ def new_token() -> str:
 class TokenCache:
     """The principals of tokens seen lately, so a request need not read its token's row.
 
-    Trusted only while this process LISTENs on token revocations: a revocation notifies every
-    process in its own commit, and the notification empties the cache. While the LISTEN is
-    down (a lost connection), the cache is empty and unused; entries also expire after
-    `ttl_s`. A lookup that raced with a revocation is not remembered.
+    Trusted only while this process LISTENs on token changes: any change to a token (revoked,
+    deleted, re-scoped, by any path) notifies every process in its own commit, and the
+    notification empties the cache. The LISTEN connection is asked a query every `check_s`
+    and must answer within `check_s`, so a dead or half-open one is noticed within two
+    intervals. While the LISTEN is down, the cache is empty and unused; entries also expire
+    after `ttl_s`. A lookup that raced with a revocation is not remembered.
     """
 
     def __init__(self, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
@@ -91,10 +94,12 @@ class TokenCache:
         self._entries.clear()
 
     async def keep_listening(self, store: Store, stop: asyncio.Event, check_s: float = 1.0) -> None:
-        """LISTEN for revocations until `stop`; while the LISTEN is down, the cache is off."""
+        """LISTEN for token changes until `stop`; while the LISTEN is down, the cache is off."""
         listener: Listener | None = None
         try:
             while not stop.is_set():
+                if listener is not None and not await listener.ping(check_s):
+                    log.warning("auth.token_listen_lost")
                 if listener is None or not listener.alive:
                     self._live = False
                     self.forget()

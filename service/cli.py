@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +23,8 @@ from service.settings import Settings
 from service.store import Store
 
 log = structlog.get_logger()
+SIM_SECRET_ENV = "FRAUDBLOCK_SIM_SECRET"
+SIM_TOKEN_ENV = "FRAUDBLOCK_SIM_TOKEN"
 
 
 @asynccontextmanager
@@ -331,7 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     os_.add_argument(
         "--adapter", required=True, help="adapter kind: http_json, file_drop, pull or simulator"
     )
-    os_.add_argument("--config", default="{}", help="adapter settings as a JSON object")
+    source = os_.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        default="{}",
+        help="adapter settings as a JSON object, without credentials (refused if it has any)",
+    )
+    source.add_argument(
+        "--config-file", metavar="PATH", help="adapter settings (JSON) from a file, - for stdin"
+    )
+    source.add_argument(
+        "--config-env",
+        metavar="VARIABLE",
+        help="adapter settings (JSON) from an environment variable",
+    )
     os_.add_argument("--name", help="display name")
     os_.add_argument("--rate-limit", type=float, help="orders per second (0 = unlimited)")
     os_.add_argument("--breaker-threshold", type=int, help="failed batches before opening")
@@ -348,13 +364,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, required=True)
-    sp.add_argument("--secret", required=True, help="the webhook secret (whsec_...)")
+    sp.add_argument(
+        "--secret-file",
+        metavar="PATH",
+        help=f"file holding the webhook secret (whsec_...), - for stdin; default ${SIM_SECRET_ENV}",
+    )
     sp.add_argument(
         "--ack-url",
         help="the service's ack API, e.g. "
         "http://127.0.0.1:8080/v1/operator/acks (acks are posted there later)",
     )
-    sp.add_argument("--token", help="operator token used to post acks")
+    sp.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"file holding the operator token for acks, - for stdin; default ${SIM_TOKEN_ENV}",
+    )
+    # refused with a message: a secret on the command line is visible to every local user
+    sp.add_argument("--secret", help=argparse.SUPPRESS)
+    sp.add_argument("--token", help=argparse.SUPPRESS)
     sp.add_argument("--latency-ms", type=float, default=0)
     sp.add_argument("--failure-rate", type=float, default=0, help="share of batches answered 503")
     return p
@@ -372,15 +399,10 @@ def cmd_operator(settings: Settings, args: argparse.Namespace) -> int:
                     print(
                         f"{r['code']:<8} {state:<9} {r['adapter_kind']:<10} "
                         f"breaker={r['breaker_state']} rate={r['rate_limit_per_s']}/s "
-                        f"config={json.dumps(r['adapter_config'])}"
+                        f"config={json.dumps(operators.redact_config(r['adapter_config']))}"
                     )
             elif args.operator_cmd == "set":
-                try:
-                    config = json.loads(args.config)
-                except json.JSONDecodeError as exc:
-                    raise DomainError(f"--config is not valid JSON: {exc}") from None
-                if not isinstance(config, dict):
-                    raise DomainError("--config must be a JSON object")
+                config = operator_config(args)
                 await operators.set_operator(
                     store, args.code, args.adapter, config, validate_config, name=args.name
                 )
@@ -402,17 +424,73 @@ def cmd_operator(settings: Settings, args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def operator_config(args: argparse.Namespace) -> dict[str, Any]:
+    """`operator set`'s adapter settings: from --config-file (a path, or - for stdin) or
+    --config-env (a variable's name) when they hold credentials, else from --config."""
+    import json
+
+    text: str | None
+    if args.config_file is not None:
+        source, text = f"--config-file {args.config_file}", read_text(args.config_file)
+    elif args.config_env is not None:
+        source, text = f"--config-env {args.config_env}", os.environ.get(args.config_env)
+        if text is None:
+            raise DomainError(f"{source}: the environment variable is not set")
+    else:
+        source, text = "--config", args.config
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DomainError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise DomainError(f"{source} must be a JSON object")
+    if source == "--config" and (keys := operators.secret_keys(config)):
+        raise DomainError(
+            f"--config would show {', '.join(keys)} to every user of this machine (ps, shell "
+            "history); pass the settings with --config-file PATH (- for stdin) or "
+            "--config-env VARIABLE instead"
+        )
+    return config
+
+
+def read_text(path: str) -> str:
+    """A file's text, or standard input's for `-`."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DomainError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def simulator_credential(args: argparse.Namespace, name: str, env: str) -> str | None:
+    """The simulator's secret or token: from --NAME-file (a path, or - for stdin) or the
+    environment variable `env`; never from the command line."""
+    if getattr(args, name) is not None:
+        raise DomainError(
+            f"--{name} would show the {name} to every user of this machine (ps, shell history); "
+            f"use --{name}-file PATH (- for stdin) or the environment variable {env}"
+        )
+    path = getattr(args, f"{name}_file")
+    value = read_text(path) if path is not None else os.environ.get(env)
+    return value.strip() if value is not None else None
+
+
 def cmd_simulate_operator(settings: Settings, args: argparse.Namespace) -> int:
     """Run the standalone fake operator until interrupted."""
     from pydantic import ValidationError
 
     from adapters.simulator_server import SimulatorSettings, run_simulated_operator
 
+    secret = simulator_credential(args, "secret", SIM_SECRET_ENV)
+    token = simulator_credential(args, "token", SIM_TOKEN_ENV)
+    if not secret:
+        raise DomainError(f"the webhook secret is needed: --secret-file or {SIM_SECRET_ENV}")
     try:
         sim = SimulatorSettings(
-            secret=args.secret,
+            secret=secret,
             ack_url=args.ack_url,
-            token=args.token,
+            token=token,
             latency_ms=args.latency_ms,
             failure_rate=args.failure_rate,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import importlib.resources
 import warnings
@@ -15,7 +17,7 @@ import orjson
 import structlog
 
 from service.settings import Settings
-from service.store import Conn
+from service.store import Conn, unavailable
 
 log = structlog.get_logger()
 MIGRATION_LOCK = 7_201_001  # advisory lock key held while migrating
@@ -79,6 +81,34 @@ def _loads(value: str) -> Any:
 
 async def _keep_session(conn: Conn) -> None:
     """Skip asyncpg's per-release RESET ALL round trip: no query here changes session state."""
+
+
+async def open_migrated_pool(
+    url: str, min_size: int, max_size: int, stop: asyncio.Event
+) -> asyncpg.Pool[Any] | None:
+    """A pool on a migrated database. While the server cannot be reached (down, restarting,
+    refusing connections), tries again with backoff until `stop` is set (None then): a worker
+    started during a database restart waits for it rather than exiting."""
+    delay = 0.5
+    while not stop.is_set():
+        pool: asyncpg.Pool[Any] | None = None
+        try:
+            pool = await create_pool(url, min_size, max_size)
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return pool
+        except Exception as exc:
+            if pool is not None:
+                pool.terminate()
+            # a database refusing connections for now (ALLOW_CONNECTIONS false) is away too
+            refused = pool is None and isinstance(exc, asyncpg.ObjectNotInPrerequisiteStateError)
+            if not (refused or unavailable(exc)):
+                raise
+            log.warning("db.unavailable_at_start", error=str(exc), retry_in_s=delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 5.0)
+    return None
 
 
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:

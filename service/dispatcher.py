@@ -21,6 +21,7 @@ from service.store import Listener, Row, Store, StoreError, StoreUnavailable, Tx
 log = structlog.get_logger()
 AdapterFactory = Callable[[str, str, dict[str, Any]], OperatorAdapter]
 ORDERS_CHANNEL = "fraudblock_orders"  # the channel queries.sql notifies on
+LISTEN_PING_S = 5.0  # a LISTEN connection that does not answer in this long is replaced
 
 
 def default_worker_id() -> str:
@@ -327,7 +328,7 @@ class Dispatcher:
         expired = await settlement.expire(self.store, self.settings.max_order_age_s)
         if expired:
             log.warning("order.expired", count=expired)
-        if self.listener is not None and not self.listener.alive:
+        if self.listener is not None and not await self.listener.ping(LISTEN_PING_S):
             log.warning("dispatch.listen_reconnecting")
             await self.listener.close()
             self.listener = await self.store.listen(ORDERS_CHANNEL, self.on_notify)

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from service import audit, settlement
+from service import audit, settlement, visibility
 from service.auth import Principal
 from service.errors import Forbidden, Invalid
 from service.identifiers import InvalidTarget, normalize_target
@@ -485,10 +485,29 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
     restated = [p.target_id for o in opened for p in o.plans if p.target_id and p.restate]
     if restated:  # other cases waiting on a withdrawn block settle too
         await settlement.settle(tx, restated)
-    return [_body(o, statuses[o.request_id], orders) for o in opened]
+    units = await _order_units(tx, opened, orders)
+    return [_body(o, statuses[o.request_id], orders, units) for o in opened]
 
 
-def _body(o: _Opened, status: str, orders: dict[int, list[Row]]) -> dict[str, Any]:
+async def _order_units(
+    tx: Tx, opened: list[_Opened], orders: dict[int, list[Row]]
+) -> dict[int, str]:
+    """The unit of every request whose orders a filer who is not a supervisor will be shown:
+    another unit's are redacted (service.visibility); none is read when all are the filers'."""
+    units = {o.request_id: o.filing.unit for o in opened}
+    shown = {
+        r["request_id"]
+        for o in opened
+        if o.filing.principal.role != "supervisor"
+        for p in o.plans
+        for r in orders.get(p.target_id, [])
+    }
+    return await visibility.request_units(tx, shown, units)
+
+
+def _body(
+    o: _Opened, status: str, orders: dict[int, list[Row]], units: dict[int, str]
+) -> dict[str, Any]:
     """The stored request as a plain dict shaped as BlockRequestOut: a 10,000-target request
     would otherwise build some 50,000 model objects only to dump them again."""
     req = o.filing.req
@@ -509,7 +528,9 @@ def _body(o: _Opened, status: str, orders: dict[int, list[Row]]) -> dict[str, An
         "updated_at": o.created_at,
         "decided_at": None,
         "decision_reason": None,
-        "targets": [_target_doc(p, orders.get(p.target_id, [])) for p in o.plans],
+        "targets": [
+            _target_doc(o.filing.principal, p, orders.get(p.target_id, []), units) for p in o.plans
+        ],
     }
 
 
@@ -564,7 +585,9 @@ def order_doc(r: Row) -> dict[str, Any]:
     }
 
 
-def _target_doc(p: TargetPlan, orders: Sequence[Row]) -> dict[str, Any]:
+def _target_doc(
+    viewer: Principal, p: TargetPlan, orders: Sequence[Row], units: dict[int, str]
+) -> dict[str, Any]:
     return {
         "index": p.target.index,
         "kind": p.target.kind,
@@ -574,5 +597,7 @@ def _target_doc(p: TargetPlan, orders: Sequence[Row]) -> dict[str, Any]:
         "state": p.state,
         "held_by": p.held_by,
         "releases": p.releases,
-        "orders": [order_doc(o) for o in orders],
+        "orders": [
+            visibility.order_for(viewer, order_doc(o), units.get(o["request_id"])) for o in orders
+        ],
     }

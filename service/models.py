@@ -142,7 +142,10 @@ class OrderOut(BaseModel):
     operator_ref: str | None = None
     dead_at: datetime | None = None
     last_error: str | None = None
-    request_id: int
+    request_id: int | None = Field(
+        description="The request that decided it; hidden (with operator_ref, ack_reason and "
+        "last_error) from an investigator when the request is another unit's."
+    )
     seq: int | None = Field(
         default=None,
         description="The decision's number, rising per (target, operator); none while held.",
@@ -236,15 +239,16 @@ class BlockRequestQuery(BaseModel):
 
 
 class TargetCaseOut(BaseModel):
-    """A request that named the target."""
+    """A request that named the target; of another unit's, an investigator sees only the unit
+    and whether it holds the target."""
 
-    request_id: int
-    case_ref: str
+    request_id: int | None = None
+    case_ref: str | None = None
     unit: str
-    action: Action
-    status: RequestStatus
+    action: Action | None = None
+    status: RequestStatus | None = None
     holds: bool
-    created_at: datetime
+    created_at: datetime | None = None
 
 
 class TargetOut(BaseModel):

@@ -13,6 +13,24 @@ from service.store import IntegrityConflict, Store
 ConfigValidator = Callable[[str, dict[str, Any]], dict[str, Any]]
 _PREFIX = re.compile(r"^\+[0-9]{2,14}$")
 DEMO_OPERATORS = ("jio", "airtel", "vi", "bsnl")
+# adapter settings whose values are credentials: never printed, never taken on a command line
+_SECRET_KEY = re.compile(r"secret|token|password|passwd|api_?key|authorization|credential", re.I)
+REDACTED = "<redacted>"
+
+
+def secret_keys(config: dict[str, Any]) -> list[str]:
+    """The keys of an adapter config that hold credentials."""
+    return sorted(k for k in config if _SECRET_KEY.search(k))
+
+
+def redact_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An adapter config fit to print: credentials replaced, their kind (prefix) kept."""
+    out = dict(config)
+    for key in secret_keys(config):
+        value = config[key]
+        prefix = value.split("_", 1)[0] + "_" if isinstance(value, str) and "_" in value else ""
+        out[key] = f"{prefix}{REDACTED}" if value else value
+    return out
 
 
 async def set_operator(

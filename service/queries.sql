@@ -17,13 +17,10 @@ VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
 SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
 
 -- name: token_revoke
--- Notifies fraudblock_tokens in the same commit: services drop the tokens they remember.
-WITH revoked AS (
-    UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-    RETURNING id, name, role
-)
-SELECT r.id, r.name, r.role
-FROM revoked r, LATERAL (SELECT pg_notify('fraudblock_tokens', r.id::text)) AS n;
+-- The tokens_notify_change trigger (sql/0010) notifies fraudblock_tokens in the same commit:
+-- services drop the tokens they remember.
+UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+RETURNING id, name, role;
 
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;
@@ -968,8 +965,9 @@ FROM audit_log
 WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $2)
   AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR actor = $4)
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
-  AND ($7::bigint IS NULL OR id > $7)
+  AND ($7::bigint IS NULL OR id > $7) AND ($9::text[] IS NULL OR entity_type = ANY($9))
 ORDER BY id LIMIT $8;
+
 -- name: orders_requeue_dead_matching
 -- Up to $5 dead orders, oldest first, back in the queue as order_requeue_dead puts one: of
 -- operator $1, dead in [$2, $3), their last error containing $4 (any case); a null filter
@@ -1308,3 +1306,10 @@ WITH old AS (
 )
 DELETE FROM idempotency_keys i USING old
 WHERE i.token_id = old.token_id AND i.key = old.key;
+
+-- visibility and access --
+
+-- name: request_units
+-- The unit of each request, to decide what a caller may see of its orders (service.visibility).
+SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);
+

@@ -89,7 +89,7 @@ async def blocking_counts(
     the entry names; it is grouped by unit, category and period (with `kind` or `operator`
     in `group_by`, it is in the totals only).
     """
-    require(principal, "supervisor", "admin", "investigator")
+    require(principal, "supervisor", "investigator")  # counts of cases: not for admins
     if principal.role == "investigator":
         unit = principal.unit
     period = next((d for d in group_by if d in ("day", "week", "month")), None)
@@ -284,8 +284,8 @@ async def operator_health(store: Store, principal: Principal) -> OperatorHealthL
 async def attention(
     store: Store, principal: Principal, which: Attention, q: AttentionQuery
 ) -> AttentionPage:
-    """A page of overdue or dead orders (supervisor, admin)."""
-    require(principal, "supervisor", "admin")
+    """A page of overdue or dead orders (supervisors: they are case data)."""
+    require(principal, "supervisor")
     rows = await store.fetch(_ATTENTION_QUERIES[which], q.operator, q.after, q.limit + 1)
     items = [
         AttentionOrder(
@@ -301,9 +301,14 @@ async def attention(
     return AttentionPage(items=items, next_after=next_after)
 
 
+CONFIGURATION_ENTITIES = ("operator", "token", "unit", "series")
+
+
 async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> AuditPage:
-    """The audit log, oldest first, with filters and a cursor (supervisor, admin)."""
+    """The audit log, oldest first, with filters and a cursor: a supervisor reads it all, an
+    admin only the entries about configuration (operators, tokens, units, series)."""
     require(principal, "supervisor", "admin")
+    entities = list(CONFIGURATION_ENTITIES) if principal.role == "admin" else None
     rows = await store.fetch(
         "audit_page",
         q.action,
@@ -314,6 +319,7 @@ async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> Audit
         q.end,
         q.after,
         q.limit + 1,
+        entities,
     )
     items = [AuditEntryOut(**dict(r)) for r in rows[: q.limit]]
     next_after = items[-1].id if len(rows) > q.limit else None

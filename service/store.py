@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.resources
 import re
@@ -55,6 +56,7 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InternalClientError,  # "cannot switch to state ..." on a dying connection
     asyncpg.PostgresConnectionError,  # class 08
     asyncpg.AdminShutdownError,  # 57P01: a fast restart terminates every session
+    asyncpg.OperatorInterventionError,  # pg_terminate_backend and the like
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.QueryCanceledError,  # a statement timeout or a cancel by an operator
@@ -89,6 +91,13 @@ def _in_open_transaction(conn: Conn) -> bool:
         return not conn.is_closed() and conn.is_in_transaction()
     except asyncpg.InterfaceError:
         return False
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a driver error means the database cannot be reached (now), not a bad query."""
+    return (
+        isinstance(_translate(exc), StoreUnavailable) if isinstance(exc, _DRIVER_ERRORS) else False
+    )
 
 
 class Tx:
@@ -229,10 +238,16 @@ class Store:
         async with self.connection() as tx:
             return await tx.fetchval(name, *args)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> Listener:
-        """LISTEN on a dedicated pooled connection until the listener is closed."""
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], timeout_s: float = 10.0
+    ) -> Listener:
+        """LISTEN on a dedicated pooled connection until the listener is closed; a connection
+        that does not answer within `timeout_s` is dropped (StoreUnavailable)."""
         try:
-            conn = await self.pool.acquire()
+            async with asyncio.timeout(timeout_s):
+                conn = await self.pool.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(f"no connection to LISTEN on within {timeout_s} s") from None
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
@@ -240,33 +255,63 @@ class Store:
             callback(str(payload))
 
         try:
-            await conn.add_listener(channel, on_notify)
-        except _DRIVER_ERRORS as exc:
-            await self.pool.release(conn)
+            async with asyncio.timeout(timeout_s):
+                await conn.add_listener(channel, on_notify)
+        except (TimeoutError, *_DRIVER_ERRORS) as exc:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                conn.terminate()
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self.pool.release(conn)
+            if isinstance(exc, TimeoutError):
+                raise StoreUnavailable(f"LISTEN {channel} got no answer in {timeout_s} s") from None
             raise _translate(exc) from exc
         return Listener(self, conn, channel, on_notify)
 
 
 class Listener:
-    """A LISTEN that can tell when its connection was lost (a database restart)."""
+    """A LISTEN that can tell when its connection was lost (a database restart), or stopped
+    answering (a half-open connection: the server or the network gone without a word)."""
 
     def __init__(
         self, store: Store, conn: asyncpg.pool.PoolConnectionProxy[Any], channel: str, handler: Any
     ) -> None:
         self._store, self._conn, self._channel, self._handler = store, conn, channel, handler
+        self._broken = False
 
     @property
     def alive(self) -> bool:
         """False once the connection is gone; notifications stop then, polling goes on."""
+        if self._broken:
+            return False
         try:
             return not self._conn.is_closed()
         except asyncpg.InterfaceError:  # the pool already took the dead connection back
             return False
 
+    async def ping(self, timeout_s: float) -> bool:
+        """Whether the connection still answers within `timeout_s`. A half-open connection
+        looks alive until it is asked something; one that fails is dead for good. The question
+        is the LISTEN again (a no-op for a session already listening), so the connection
+        still reads as a LISTEN to whoever looks at pg_stat_activity."""
+        if not self.alive:
+            return False
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self._channel):
+            raise StoreError(f"cannot ping a LISTEN on {self._channel!r}")
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._conn.execute(f'LISTEN "{self._channel}"')
+        except (TimeoutError, *_DRIVER_ERRORS):
+            self._broken = True
+            return False
+        return True
+
     async def close(self) -> None:
         """Stop listening and give the connection back."""
-        # the connection may already be broken; it is released either way
-        with contextlib.suppress(*_DRIVER_ERRORS):
-            await self._conn.remove_listener(self._channel, self._handler)
+        if self._broken:  # UNLISTEN would wait forever on a half-open connection: drop it
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                self._conn.terminate()
+        else:  # the connection may already be broken; it is released either way
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self._conn.remove_listener(self._channel, self._handler)
         with contextlib.suppress(*_DRIVER_ERRORS):
             await self._store.pool.release(self._conn)

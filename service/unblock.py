@@ -12,6 +12,7 @@ import orjson
 from service.auth import Principal
 from service.plans import NormalTarget, TargetPlan
 from service.store import Row, Tx
+from service.visibility import hold_for
 
 _OUTSTANDING = frozenset({"in_flight", "sent", "dead"})
 _CONFIRMED = frozenset({"blocked", "already_blocked"})
@@ -43,11 +44,7 @@ def visible_holds(
 ) -> list[dict[str, str | None]]:
     """Holds as a caller may see them: another unit's case references stay hidden from an
     investigator (they learn how many cases and which units)."""
-    sees_all = viewer.role in ("supervisor", "admin")
-    return [
-        {"unit": unit, "case_ref": case if sees_all or unit == viewer.unit else None}
-        for unit, case in holds
-    ]
+    return [hold_for(viewer, unit, case) for unit, case in holds]
 
 
 def awaiting_approval(

@@ -8,7 +8,7 @@ from service import spreadsheet
 from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
-from service.intake import order_out
+from service.intake import order_doc
 from service.lifecycle import OrderView, operator_holds
 from service.models import (
     BlockRequestOut,
@@ -21,6 +21,7 @@ from service.models import (
     TargetOut,
 )
 from service.store import Row, Store
+from service.visibility import order_for, request_units, sees_case
 
 
 def _view(o: Row) -> OrderView:
@@ -28,11 +29,26 @@ def _view(o: Row) -> OrderView:
 
 
 def _scope_unit(principal: Principal) -> str | None:
+    """The unit an investigator is confined to; None for a supervisor. Admins manage
+    configuration and read no case data; operators read only their own orders."""
     if principal.role == "investigator":
         return principal.unit
-    if principal.role in ("supervisor", "admin"):
+    if principal.role == "supervisor":
         return None
-    raise Forbidden(f"a {principal.role} token cannot read block requests")
+    raise Forbidden(f"a {principal.role} token cannot read block requests or targets")
+
+
+async def _orders_out(
+    store: Store, viewer: Principal, rows: list[Row], known: dict[int, str] | None = None
+) -> list[OrderOut]:
+    """Orders as the viewer may see them (service.visibility)."""
+    units = known or {}
+    if viewer.role != "supervisor":  # a supervisor sees every case: no need to know whose
+        units = await request_units(store, [o["request_id"] for o in rows], known)
+    return [
+        OrderOut.model_validate(order_for(viewer, order_doc(o), units.get(o["request_id"])))
+        for o in rows
+    ]
 
 
 async def _visible_head(store: Store, principal: Principal, request_id: int) -> Row:
@@ -49,8 +65,9 @@ async def get_request(store: Store, principal: Principal, request_id: int) -> Bl
     rows = await store.fetch("request_targets_of", request_id)
     orders: dict[int, list[OrderOut]] = {}
     if rows:
-        for o in await store.fetch("orders_latest_for_targets", [r["target_id"] for r in rows]):
-            orders.setdefault(o["target_id"], []).append(order_out(o))
+        latest = await store.fetch("orders_latest_for_targets", [r["target_id"] for r in rows])
+        for o, out in zip(latest, await _orders_out(store, principal, latest), strict=True):
+            orders.setdefault(o["target_id"], []).append(out)
     return BlockRequestOut(
         id=head["id"],
         unit=head["unit_code"],
@@ -124,7 +141,7 @@ async def get_target(
     store: Store, principal: Principal, kind: str, raw: str, region: str = "IN"
 ) -> TargetOut:
     """A target's state across operators and the cases that named it."""
-    scope = _scope_unit(principal)
+    _scope_unit(principal)  # investigators and supervisors only
     try:
         value = normalize_target(kind, raw, region)
     except InvalidTarget as exc:
@@ -132,6 +149,8 @@ async def get_target(
     row = await store.fetchrow("target_get", kind, value)
     if row is None:
         raise NotFound(f"no {kind} {value} has been named in any request")
+    case_rows = await store.fetch("target_cases", row["id"])
+    # another unit's case shows its unit and whether it holds the target, nothing more
     cases = [
         TargetCaseOut(
             request_id=c["request_id"],
@@ -142,14 +161,21 @@ async def get_target(
             holds=c["holds"],
             created_at=c["created_at"],
         )
-        for c in await store.fetch("target_cases", row["id"])
+        if sees_case(principal, c["unit_code"])
+        else TargetCaseOut(unit=c["unit_code"], holds=c["holds"])
+        for c in case_rows
     ]
-    if scope is not None:  # an investigator sees the state, and only their unit's cases
-        cases = [c for c in cases if c.unit == scope]
-    orders = [order_out(o) for o in await store.fetch("orders_for_target", row["id"])]
-    latest = {
-        o["operator_code"]: o for o in await store.fetch("orders_latest_for_targets", [row["id"]])
-    }
+    order_rows = await store.fetch("orders_for_target", row["id"])
+    latest_rows = await store.fetch("orders_latest_for_targets", [row["id"]])
+    units = {c["request_id"]: c["unit_code"] for c in case_rows}
+    orders = await _orders_out(store, principal, order_rows, units)
+    latest = dict(
+        zip(
+            [o["operator_code"] for o in latest_rows],
+            await _orders_out(store, principal, latest_rows, units),
+            strict=True,
+        )
+    )
     return TargetOut(
         kind=row["kind"],
         value=row["value"],
@@ -157,8 +183,8 @@ async def get_target(
         action=row["action"],
         state_changed_at=row["state_changed_at"],
         created_at=row["created_at"],
-        operators={op: order_out(o) for op, o in latest.items()},
-        operator_states={op: operator_holds(_view(o)) for op, o in latest.items()},
+        operators=latest,
+        operator_states={o["operator_code"]: operator_holds(_view(o)) for o in latest_rows},
         orders=orders,
         cases=cases,
     )

@@ -129,11 +129,12 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
-    """A worker process: migrate, then dispatch until `stop` is set."""
-    pool = await db.create_pool(db.database_url(settings), 1, 4)
+    """A worker process: migrate, then dispatch until `stop` is set; a database that cannot
+    be reached at start is waited for."""
+    pool = await db.open_migrated_pool(db.database_url(settings), 1, 4, stop)
+    if pool is None:  # stopped before the database could be reached
+        return
     try:
-        async with pool.acquire() as conn:
-            await db.migrate(conn)
         dispatcher = Dispatcher(Store(pool), settings, build_adapter)
         task = asyncio.create_task(dispatcher.run(), name="dispatcher")
         log.info("worker.started", worker=dispatcher.worker)

@@ -100,7 +100,8 @@ async def post_acks(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/v1/operator/orders")
+# no HEAD: a HEAD would take orders under a lease and throw away the body that lists them
+@routes.get("/v1/operator/orders", allow_head=False)
 async def pull_orders(request: web.Request) -> web.Response:
     """Claim due orders for the calling operator under a lease; ack them to finish."""
     _principal, operator = await _operator(request)

@@ -44,9 +44,11 @@ async def readyz(request: web.Request) -> web.Response:
         async with store.pool.acquire() as conn:
             pending = await pending_migrations(conn)
     except Exception as exc:  # any database or driver error: never crash the probe
-        # the driver's text (host names, users) goes to the log, not to anonymous callers
-        log.warning("ready.database_unavailable", error=str(exc), error_type=type(exc).__name__)
-        return json_response(Health(status="unavailable", detail="database unavailable"), 503)
+        # the driver's text (hosts, paths, users) is for the log, not for anonymous callers
+        log.warning("http.readiness_failed", error=f"{type(exc).__name__}: {exc}")
+        response = json_response(Health(status="unavailable", detail="database unreachable"), 503)
+        response.headers["Retry-After"] = "5"
+        return response
     if pending:
         return json_response(
             Health(status="unavailable", detail=f"migrations pending: {pending}"), 503

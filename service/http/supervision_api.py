@@ -24,6 +24,7 @@ from service.report_models import (
 
 routes = web.RouteTableDef()
 _ERR = (401, 403, 422)
+# What an admin may read of the audit log: changes to configuration, never case data.
 OPERATIONS = [
     Operation(
         "GET",
@@ -63,7 +64,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/overdue",
-        "Orders sent and not acknowledged in time",
+        "Orders sent and not acknowledged in time (supervisor)",
         "supervision",
         response_model=AttentionPage,
         query_model=AttentionQuery,
@@ -72,7 +73,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/dead",
-        "Orders that could not be delivered",
+        "Orders that could not be delivered (supervisor)",
         "supervision",
         response_model=AttentionPage,
         query_model=AttentionQuery,
@@ -81,7 +82,7 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/audit",
-        "The audit log (supervisor, admin)",
+        "The audit log (supervisor; an admin reads the configuration entries only)",
         "supervision",
         response_model=AuditPage,
         query_model=AuditQuery,
@@ -144,7 +145,7 @@ async def get_operators(request: web.Request) -> web.Response:
 
 async def _attention(request: web.Request, which: stats.Attention) -> web.Response:
     principal = await principal_of(request)
-    require(principal, "supervisor", "admin")
+    require(principal, "supervisor")  # case data: targets and their requests
     q = query_model(request, AttentionQuery)
     page = await stats.attention(request.app[STORE], principal, which, q)
     if which == "overdue" and q.after is None and principal.role == "supervisor":
@@ -166,7 +167,8 @@ async def get_dead(request: web.Request) -> web.Response:
 
 @routes.get("/v1/audit")
 async def get_audit(request: web.Request) -> web.Response:
-    """The audit log, oldest first, with filters and a cursor."""
+    """The audit log, oldest first, with filters and a cursor; an admin reads only the entries
+    about configuration (operators, tokens), not those about cases."""
     principal = await principal_of(request)
     q = query_model(request, AuditQuery)
     return json_response(await stats.audit_page(request.app[STORE], principal, q))

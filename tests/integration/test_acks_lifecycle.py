@@ -335,7 +335,7 @@ async def test_dead_orders_are_listed_and_can_be_requeued(
     health = await get(client, tokens["supervisor"], "/v1/operators")
     jio = next(i for i in health["items"] if i["code"] == "jio")
     assert jio["awaiting_ack"] == 1 and jio["breaker_state"] == "closed"  # pulled: sent
-    audit = await get(client, tokens["admin"], "/v1/audit?action=order.requeued")
+    audit = await get(client, tokens["supervisor"], "/v1/audit?action=order.requeued")
     assert [e["entity_id"] for e in audit["items"]] == [str(oid)]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,22 +32,32 @@ class Run:
     err: str
 
 
-async def run_cli(db_url: str | None, *args: str, program: list[str] | None = None) -> Run:
+async def run_cli(
+    db_url: str | None,
+    *args: str,
+    program: list[str] | None = None,
+    stdin: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> Run:
     """Run the console script (by default `python -m service.cli`) with DATABASE_URL set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDBLOCK_")}
     env["FRAUDBLOCK_LOG_FORMAT"] = "json"
+    env.update(env_extra or {})
     if db_url is not None:
         env["DATABASE_URL"] = db_url
     cmd = program or [sys.executable, "-m", "service.cli"]
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=ROOT,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    out, err = await asyncio.wait_for(
+        proc.communicate(stdin.encode() if stdin is not None else b""), timeout=30
+    )
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
 
@@ -260,3 +272,77 @@ async def test_category_add_lets_requests_name_it_and_report_zone_prints(
     assert "Zone: 0 calling numbers and 0 phone sets blocked; Rs 0 put on hold" in report.out
     as_csv = await run_cli(db_url, "report", "zone", "--csv", "--from", "2026-01-01")
     assert as_csv.out.splitlines()[0].startswith("unit,name,numbers_blocked")
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def test_operator_secrets_never_travel_on_the_command_line_nor_print(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = f'{{"url": "http://127.0.0.1:9/orders", "secret": "{SECRET}"}}'
+    set_ = ("operator", "set", "jio", "--adapter", "http_json")
+    refused = await run_cli(db_url, *set_, "--config", config)
+    assert refused.rc == 2 and "secret" in refused.err and "--config-file" in refused.err
+    assert SECRET not in refused.err + refused.out
+
+    path = tmp_path / "jio.json"
+    path.write_text(config)
+    for how, extra in (
+        (["--config-file", str(path)], {}),
+        (["--config-file", "-"], {"stdin": config}),
+        (["--config-env", "JIO_CONFIG"], {"env_extra": {"JIO_CONFIG": config}}),
+    ):
+        run = await run_cli(db_url, *set_, *how, **extra)  # type: ignore[arg-type]
+        assert run.rc == 0, (how, run.err)
+        listing = await run_cli(db_url, "operator", "list")
+        assert listing.rc == 0
+        assert SECRET not in listing.out + listing.err, how
+        jio = next(line for line in listing.out.splitlines() if line.startswith("jio"))
+        assert '"secret": "whsec_<redacted>"' in jio and "http://127.0.0.1:9/orders" in jio
+    conn = await asyncpg.connect(db_url)
+    try:
+        stored = await conn.fetchval("SELECT adapter_config FROM operators WHERE code = 'jio'")
+    finally:
+        await conn.close()
+    assert SECRET in stored  # stored as given, only printed redacted
+
+
+async def test_the_simulator_takes_its_credentials_from_a_file_or_the_environment(
+    tmp_path: Path,
+) -> None:
+    for flag in ("--secret", "--token"):
+        run = await run_cli(None, "simulate-operator", "--port", "1", flag, SECRET)
+        assert run.rc == 2 and f"{flag}-file" in run.err, run.err
+    run = await run_cli(None, "simulate-operator", "--port", "1")
+    assert run.rc == 2 and "FRAUDBLOCK_SIM_SECRET" in run.err
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    for how, env in (
+        (["--secret-file", str(secret_file)], {}),
+        ([], {"FRAUDBLOCK_SIM_SECRET": SECRET}),
+    ):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDBLOCK_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service.cli", "simulate-operator", "--port", str(port), *how,
+            env={**environ, **env}, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                except OSError:
+                    assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, "the simulator did not start"
+                    await asyncio.sleep(0.1)
+        finally:
+            proc.terminate()
+            await proc.wait()

@@ -55,7 +55,7 @@ async def requeue(client: Client, tokens: Tokens, doc: dict[str, Any]) -> dict[s
 
 
 async def audit_entries(client: Client, tokens: Tokens) -> list[dict[str, Any]]:
-    resp = await client.get("/v1/audit?action=orders.requeued", headers=tokens["admin"])
+    resp = await client.get("/v1/audit?action=orders.requeued", headers=tokens["supervisor"])
     assert resp.status == 200, await resp.text()
     return list((await resp.json())["items"])
 

@@ -117,10 +117,10 @@ async def test_failed_checksum_write_removes_the_batch(
 ) -> None:
     real_write = file_drop.write_atomically
 
-    def write_then_fill_the_disk(directory: Path, name: str, data: bytes) -> None:
+    def write_then_fill_the_disk(directory: Path, name: str, data: bytes, mode: int) -> None:
         if name.endswith(".sha256"):
             raise OSError(28, "No space left on device")
-        real_write(directory, name, data)
+        real_write(directory, name, data, mode)
 
     monkeypatch.setattr(file_drop, "write_atomically", write_then_fill_the_disk)
     results = await adapter_for(tmp_path).send(make_orders(2))
@@ -140,3 +140,27 @@ def test_interrupted_write_leaves_no_temporary_file(
     with pytest.raises(OSError, match="Input/output"):
         file_drop.write_atomically(tmp_path, "orders-x.csv", b"data")
     assert names_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("group_readable", "file_mode", "dir_mode"), [(False, 0o600, 0o700), (True, 0o640, 0o750)]
+)
+async def test_lists_of_numbers_are_readable_by_their_owner_only(
+    tmp_path: Path, group_readable: bool, file_mode: int, dir_mode: int
+) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(mode=0o777)
+    outbox.chmod(0o777)  # a share mounted wide open
+    previous = os.umask(0)  # a careless umask takes nothing away
+    try:
+        adapter = FileDropAdapter(
+            "op-b", FileDropConfig(outbox=outbox, group_readable=group_readable)
+        )
+        assert all(isinstance(r, Accepted) for r in await adapter.send(make_orders(2)))
+    finally:
+        os.umask(previous)
+    files = names_in(outbox)
+    assert len(files) == 2 and any(n.endswith(".sha256") for n in files)
+    for name in files:
+        assert (outbox / name).stat().st_mode & 0o777 == file_mode, name
+    assert outbox.stat().st_mode & 0o777 == dir_mode

@@ -51,6 +51,7 @@ def test_defaults_are_filled_in() -> None:
     assert validate_config("file_drop", {"outbox": "/srv/x"}) == {
         "outbox": "/srv/x",
         "max_batch": 500,
+        "group_readable": False,
     }
     simulator = validate_config("simulator", {})
     assert simulator["ack_mode"] == "sync"
