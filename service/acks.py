@@ -10,11 +10,21 @@ from typing import Literal
 import orjson
 
 from service import audit, settlement
-from service.ports import AckStatus
+from service.ports import STAGES, AckStatus, Stage
 from service.store import Row, Tx
 
 AckOutcome = Literal["applied", "duplicate", "conflict", "not_found", "invalid", "superseded"]
-_BLOCK_ANSWERS = frozenset({"blocked", "already_blocked", "not_subscriber", "rejected"})
+_BLOCK_ANSWERS = frozenset(
+    {
+        "blocked",
+        "already_blocked",
+        "not_subscriber",
+        "rejected",
+        "disconnected",
+        "retained",
+        *STAGES,
+    }
+)
 _UNBLOCK_ANSWERS = frozenset({"unblocked", "not_subscriber", "rejected"})
 
 
@@ -23,7 +33,7 @@ class AckItem:
     """One acknowledgement of one order."""
 
     order_id: int
-    status: AckStatus
+    status: AckStatus | Stage
     reason: str | None = None
     operator_ref: str | None = None
     at: datetime | None = None
@@ -49,11 +59,22 @@ def invalid_answer(action: str, status: str, reason: str | None) -> str | None:
     return None
 
 
+def is_stage(status: str) -> bool:
+    """Whether an ack status is a stage on the way to a final answer (the order stays open)."""
+    return status in STAGES
+
+
 def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], str] | None:
     """None when the ack can be applied, else the outcome that refuses it."""
     problem = invalid_answer(row["action"], item.status, item.reason)
     if problem is not None:
         return ("invalid", problem)
+    if is_stage(item.status):  # each (order, stage) once; none after the final answer
+        if item.status in (row["stages"] or ()):
+            return "duplicate"
+        if row["status"] in ("acked", "held", "cancelled"):
+            return "conflict"
+        return "superseded" if row["status"] == "withdrawn" else None
     if row["status"] == "acked":
         return "duplicate" if row["ack_status"] == item.status else "conflict"
     if row["status"] in ("held", "cancelled"):
@@ -85,6 +106,7 @@ async def apply_acks(
     results: list[AckResult] = []
     applied: dict[int, AckItem] = {}
     late: dict[int, AckItem] = {}
+    staged: dict[tuple[int, str], AckItem] = {}
     for item in items:
         row = rows.get(item.order_id)
         if row is None:
@@ -93,6 +115,14 @@ async def apply_acks(
         refusal = _check(item, row)
         if isinstance(refusal, tuple):
             results.append(AckResult(item.order_id, refusal[0], refusal[1]))
+        elif is_stage(item.status):
+            if refusal is None and (item.order_id, item.status) not in staged:
+                staged[(item.order_id, item.status)] = item
+                results.append(AckResult(item.order_id, "applied"))
+            elif refusal == "superseded":
+                results.append(AckResult(item.order_id, "superseded", "a newer order replaced it"))
+            else:
+                results.append(AckResult(item.order_id, refusal or "duplicate"))
         elif item.order_id in applied or item.order_id in late:
             earlier = applied.get(item.order_id) or late[item.order_id]
             same = earlier.status == item.status
@@ -109,6 +139,9 @@ async def apply_acks(
             results.append(AckResult(item.order_id, refusal))
     if late:
         await tx.execute("orders_record_late_ack", answers_json(late.values()))
+    stage_entries: list[audit.AuditEntry] = []
+    if staged:
+        stage_entries = await _record_stages(tx, operator, staged.values(), actor, role)
     if applied:
         items_applied = list(applied.values())
         await tx.fetch("orders_apply_ack", answers_json(items_applied))
@@ -120,11 +153,37 @@ async def apply_acks(
             actor=actor,
             role=role,
             commit=commit,
+            also=stage_entries,
         )
-    elif late:
+    elif late or stage_entries:
         write = audit.record_and_commit if commit else audit.record
-        await write(tx, [settlement.ack_entry(actor, role, operator, a) for a in late.values()])
+        await write(
+            tx,
+            [settlement.ack_entry(actor, role, operator, a) for a in late.values()] + stage_entries,
+        )
     return results
+
+
+async def _record_stages(
+    tx: Tx, operator: str, items: Iterable[AckItem], actor: str, role: str
+) -> list[audit.AuditEntry]:
+    """Record stages reached; the audit entries of those new to their orders."""
+    doc = orjson.dumps(
+        [{"id": i.order_id, "stage": i.status, "at": i.at} for i in items],
+        option=orjson.OPT_UTC_Z,
+    ).decode()
+    recorded = await tx.fetch("orders_record_stage", doc)
+    return [
+        audit.AuditEntry(
+            actor,
+            role,
+            "ack.stage",
+            "order",
+            str(r["order_id"]),
+            {"operator": operator, "stage": r["stage"], "at": r["at"].isoformat()},
+        )
+        for r in recorded
+    ]
 
 
 def answers_json(items: Iterable[AckItem]) -> str:

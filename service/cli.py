@@ -15,6 +15,7 @@ import structlog
 
 from adapters.registry import validate_config
 from service import audit, auth, db, operators
+from service.authority import RANKS
 from service.errors import DomainError
 from service.logs import configure_logging
 from service.models import ROLES, Role
@@ -119,14 +120,22 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         async with open_store(settings) as store:
             if args.token_cmd == "create":
                 _, token = await auth.create_token(
-                    store, role=args.role, name=args.name, unit=args.unit, operator=args.operator
+                    store,
+                    role=args.role,
+                    name=args.name,
+                    unit=args.unit,
+                    operator=args.operator,
+                    officer=args.officer,
+                    rank=args.rank,
                 )
                 print(token)
             elif args.token_cmd == "list":
                 for r in await store.fetch("token_list"):
                     state = "revoked" if r["revoked_at"] else "active"
                     scope = r["unit_code"] or r["operator_code"] or "-"
-                    print(f"{r['id']}\t{r['role']}\t{scope}\t{r['name']}\t{state}")
+                    officer = " ".join(x for x in (r["officer_rank"], r["officer_name"]) if x)
+                    line = f"{r['id']}\t{r['role']}\t{scope}\t{r['name']}\t{state}"
+                    print(f"{line}\t{officer}" if officer else line)
             else:
                 await auth.revoke_token(store, args.id)
                 print(f"revoked token {args.id}")
@@ -236,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--unit", help="unit code (investigators; optional for supervisors)")
     tc.add_argument("--operator", help="operator code (operator tokens)")
     tc.add_argument("--name", required=True, help="who or what holds the token")
+    tc.add_argument("--officer", help="the officer's name, sent with the orders they authorise")
+    tc.add_argument(
+        "--rank", help=f"the officer's rank ({', '.join(RANKS)}); case and spacing are free"
+    )
     tsub.add_parser("list", help="list tokens (never their secrets)")
     tr = tsub.add_parser("revoke", help="revoke a token by id")
     tr.add_argument("id", type=int)

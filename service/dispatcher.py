@@ -13,7 +13,8 @@ from typing import Any
 
 import structlog
 
-from service import delivery, settlement, stats
+from service import authority, delivery, settlement, stats
+from service.authority import Rank
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
 from service.store import Listener, Row, Store, StoreError, Tx
@@ -164,19 +165,7 @@ class Lane:
         if not claimed:
             return False
         s = self.d.settings
-        orders = [
-            OutboundOrder(
-                r["id"],
-                self.code,
-                r["action"],
-                r["kind"],
-                r["value"],
-                r["urgent"],
-                r["attempts"],
-                r["seq"] or 0,
-            )
-            for r in claimed
-        ]
+        orders = [outbound(r, self.code, s.direct_block_min_rank) for r in claimed]
         self.in_flight = [o.order_id for o in orders]
         renew = asyncio.create_task(self._renew_leases())
         try:
@@ -217,6 +206,29 @@ class Lane:
                 )
             except StoreError as exc:  # keep the batch; the next renewal may get through
                 log.warning("order.lease_renew_failed", operator=self.code, error=str(exc))
+
+
+def outbound(r: Row, operator: str, min_rank: Rank | None) -> OutboundOrder:
+    """A claimed order as its operator receives it, with the authority behind it."""
+    a = authority.from_row(r, min_rank)
+    return OutboundOrder(
+        r["id"],
+        operator,
+        r["action"],
+        r["kind"],
+        r["value"],
+        r["urgent"],
+        r["attempts"],
+        r["seq"] or 0,
+        request_id=a.request_id,
+        unit=a.unit,
+        case_ref=a.case_ref,
+        category=a.category,
+        legal_basis=a.legal_basis,
+        officer_name=a.officer_name,
+        officer_rank=a.officer_rank,
+        instruction=a.instruction,
+    )
 
 
 class Dispatcher:

@@ -509,6 +509,8 @@ def order_doc(r: Row) -> dict[str, Any]:
         "last_error": r["last_error"],
         "request_id": r["request_id"],
         "seq": r["seq"],
+        "stage": r.get("stage"),
+        "stage_at": r.get("stage_at"),
     }
 
 

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.ports import AckStatus, Action, TargetKind
+from service.ports import AckStatus, Action, Stage, TargetKind
 
 Category = Literal[
     "kyc_update", "olx_marketplace", "fake_loan_app", "investment", "social_media", "other"
@@ -47,7 +47,13 @@ OrderStatus = Literal[
     "held", "queued", "in_flight", "sent", "acked", "dead", "cancelled", "withdrawn"
 ]
 OperatorHolds = Literal[
-    "blocked", "not_blocked", "not_subscriber", "pending_block", "pending_unblock", "unknown"
+    "blocked",
+    "not_blocked",
+    "not_subscriber",
+    "retained",
+    "pending_block",
+    "pending_unblock",
+    "unknown",
 ]
 TargetState = Literal[
     "pending",
@@ -58,6 +64,7 @@ TargetState = Literal[
     "dead",
     "unroutable",
     "cancelled",
+    "retained",
 ]
 TargetOutcome = Literal[
     "queued",
@@ -146,6 +153,10 @@ class OrderOut(BaseModel):
         default=None,
         description="The decision's number, rising per (target, operator); none while held.",
     )
+    stage: Stage | None = Field(
+        default=None, description="The latest stage the operator reported, before its answer."
+    )
+    stage_at: datetime | None = Field(default=None, description="When that stage was reached.")
 
 
 class HoldOut(BaseModel):

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.ports import AckStatus, Action, TargetKind
+from service.authority import Rank
+from service.ports import AckStatus, Action, Instruction, Stage, TargetKind
 
 
 class AckIn(BaseModel):
@@ -15,7 +16,10 @@ class AckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     order_id: int = Field(ge=1, le=2**63 - 1)
-    status: AckStatus
+    status: AckStatus | Stage = Field(
+        description="A final answer, or a stage on the way to a block's (the order stays "
+        "pending): outgoing_barred, incoming_barred, reverification_pending."
+    )
     operator_ref: Annotated[str, StringConstraints(max_length=200)] | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
     at: datetime | None = Field(default=None, description="When the operator acted.")
@@ -44,6 +48,13 @@ class AcksOut(BaseModel):
     applied: int
 
 
+class OfficerOut(BaseModel):
+    """The officer who authorised an order."""
+
+    name: str | None
+    rank: Rank | None
+
+
 class PulledOrder(BaseModel):
     """An order handed to a pulling operator; ack it by `order_id`."""
 
@@ -55,6 +66,16 @@ class PulledOrder(BaseModel):
     attempt: int
     seq: int = Field(description="Rises with each decision on this target; a lower one is stale.")
     ack_due_in_s: float = Field(description="Acknowledge within this, or it is sent again.")
+    instruction: Instruction = Field(
+        description="block, unblock, or reverify: ask the subscriber to re-verify first "
+        "(the request's officers rank below FRAUDBLOCK_DIRECT_BLOCK_MIN_RANK)."
+    )
+    request_id: int
+    unit: str = Field(description="The requesting police unit.")
+    case_ref: str
+    category: str
+    legal_basis: str | None
+    officer: OfficerOut = Field(description="Who approved the request, else who filed it.")
 
 
 class PulledOrders(BaseModel):

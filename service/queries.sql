@@ -10,11 +10,13 @@ SELECT id, name, role, unit_code, operator_code
 FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL;
 
 -- name: token_insert
-INSERT INTO tokens (name, role, unit_code, operator_code, token_hash)
-VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
+INSERT INTO tokens (name, role, unit_code, operator_code, token_hash, officer_name, officer_rank)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at;
 
 -- name: token_list
-SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
+SELECT id, name, role, unit_code, operator_code, created_at, revoked_at, officer_name,
+       officer_rank
+FROM tokens ORDER BY id;
 
 -- name: token_revoke
 -- Notifies fraudblock_tokens in the same commit: services drop the tokens they remember.
@@ -232,7 +234,7 @@ ORDER BY t.id FOR UPDATE OF t;
 -- Each pair's latest decision (sql/0006_pair_ordering.sql, pair_latest).
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq
+       seq, stage, stage_at
 FROM pair_latest($1::bigint[]) ORDER BY target_id, operator_code;
 
 -- name: orders_latest_states
@@ -243,7 +245,7 @@ FROM pair_latest($1::bigint[]);
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq
+       seq, stage, stage_at
 FROM orders WHERE target_id = $1 ORDER BY id;
 
 -- name: holds_of
@@ -387,9 +389,12 @@ WITH claimed AS (
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
               o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq
 )
-SELECT id, operator_code, action, kind, value, urgent, attempts, created_at, target_id,
-       request_id, unit_code, category, status, ack_status, seq
-FROM claimed ORDER BY urgent DESC, next_attempt_at, id;
+SELECT c.id, c.operator_code, c.action, c.kind, c.value, c.urgent, c.attempts, c.created_at,
+       c.target_id, c.request_id, c.unit_code, c.category, c.status, c.ack_status, c.seq,
+       a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved, a.filer_name,
+       a.filer_rank, a.approver_name, a.approver_rank
+FROM claimed c JOIN order_authority a ON a.request_id = c.request_id
+ORDER BY c.urgent DESC, c.next_attempt_at, c.id;
 
 -- name: orders_renew_lease
 UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
@@ -565,7 +570,8 @@ WITH locked AS MATERIALIZED (
 )
 SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.request_id,
        o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
-       order_superseded(o.target_id, o.operator_code, o.seq) AS superseded
+       order_superseded(o.target_id, o.operator_code, o.seq) AS superseded,
+       ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
   AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;
@@ -665,12 +671,15 @@ WITH due AS (
     FROM operators p
     WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND p.code = o.operator_code
     RETURNING o.id, o.action, o.kind, o.value, o.urgent, o.attempts, o.seq,
-              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s
+              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s, o.request_id
 ), tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
     SELECT id, attempts, $3, now(), now(), 'accepted' FROM taken
 )
-SELECT * FROM taken ORDER BY urgent DESC, id;
+SELECT t.*, a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved,
+       a.filer_name, a.filer_rank, a.approver_name, a.approver_rank
+FROM taken t JOIN order_authority a ON a.request_id = t.request_id
+ORDER BY t.urgent DESC, t.id;
 
 -- name: request_head
 SELECT id, unit_code, status, action, case_ref, force, priority, created_by
@@ -872,7 +881,8 @@ FROM operators o
 LEFT JOIN LATERAL (
     SELECT count(*) AS acked_24h,
            count(*) FILTER (WHERE ack_status IN ('blocked', 'unblocked', 'already_blocked',
-                                                 'not_subscriber')) AS succeeded_24h,
+                                                 'not_subscriber', 'disconnected', 'retained'))
+               AS succeeded_24h,
            percentile_cont(0.5) WITHIN GROUP (
                ORDER BY extract(epoch FROM acked_at - coalesce(first_sent_at, created_at)))
                AS p50_ack_s,
@@ -942,3 +952,37 @@ FROM requeued ORDER BY id;
 UPDATE request_targets rt SET done = false
 FROM json_to_recordset($1::json) AS u(request_id bigint, target_id bigint)
 WHERE rt.request_id = u.request_id AND rt.target_id = u.target_id AND rt.done;
+
+-- operator side: authority, staged outcomes, handset <-> SIM linkage --
+
+-- name: orders_record_stage
+-- Stages reached on the way to a block's final answer. $1: JSON [{id, stage, at}]. Each
+-- (order, stage) is recorded once; an order not yet final shows its latest stage, and its
+-- deadlines start again from now (the operator is working on it, and re-verification takes
+-- days). The orders are locked by the caller (orders_for_ack). Returns the stages recorded now.
+WITH u AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json) AS u(id bigint, stage text, at timestamptz)
+), ins AS (
+    INSERT INTO order_stages (order_id, stage, at)
+    SELECT id, stage, coalesce(at, now()) FROM u ORDER BY id, stage
+    ON CONFLICT (order_id, stage) DO NOTHING
+    RETURNING order_id, stage, at
+), latest AS (
+    SELECT DISTINCT ON (order_id) order_id, stage, at FROM ins
+    ORDER BY order_id, at DESC, array_position(
+        ARRAY['outgoing_barred', 'incoming_barred', 'reverification_pending'], stage) DESC
+), moved AS (
+    UPDATE orders o SET stage = l.stage, stage_at = l.at, retry_from = now(),
+           due_at = greatest(o.due_at, now() + make_interval(secs => CASE WHEN o.urgent
+               THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)),
+           ack_due_at = CASE WHEN o.status = 'sent' THEN greatest(o.ack_due_at, now()
+               + make_interval(secs => CASE WHEN o.urgent THEN p.urgent_ack_deadline_s
+                                            ELSE p.ack_deadline_s END))
+                             ELSE o.ack_due_at END
+    FROM latest l, operators p
+    WHERE o.id = l.order_id AND o.id = ANY(ARRAY(SELECT order_id FROM latest))
+      AND p.code = o.operator_code AND o.status IN ('queued', 'in_flight', 'sent')
+      AND (o.stage_at IS NULL OR l.at >= o.stage_at)
+    RETURNING o.id
+)
+SELECT order_id, stage, at, (SELECT count(*) FROM moved) AS moved FROM ins ORDER BY order_id;

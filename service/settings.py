@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.authority import Rank, parse_rank
 
 
 def default_data_dir() -> Path:
@@ -46,6 +48,17 @@ class Settings(BaseSettings):
     )
     default_region: str = "IN"
     approval_policy: Literal["none", "supervisor"] = "none"
+    direct_block_min_rank: Rank | None = Field(
+        default=None,
+        description="Orders of requests filed or approved by an officer of this rank or above "
+        "say `instruction: block`; the others `reverify`. Unset: every block says `block`.",
+    )
+    linked_numbers_per_day: int = Field(
+        default=20,
+        gt=0,
+        description="A handset seen with more distinct numbers than this in one day is flagged "
+        "(a possible SIM box or cloned IMEI): blocking it needs a supervisor's approval.",
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 
@@ -66,3 +79,10 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(default=10.0, gt=0)
     maintenance_interval_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("direct_block_min_rank", mode="before")
+    @classmethod
+    def _rank_in_any_spelling(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_rank(value) if value.strip() else None
+        return value

@@ -22,6 +22,7 @@ TARGET_STATES = (
     "dead",
     "unroutable",
     "cancelled",
+    "retained",
 )
 ORDER_STATES = (
     "blocked",
@@ -31,6 +32,7 @@ ORDER_STATES = (
     "not_subscriber",
     "dead",
     "cancelled",
+    "retained",
 )
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import acks
+from service import acks, authority
 from service.auth import Principal, require
-from service.http.context import STORE, principal_of
+from service.authority import Rank
+from service.http.context import SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model, validation_errors
 from service.operator_models import (
@@ -15,11 +16,12 @@ from service.operator_models import (
     AckResultOut,
     AcksIn,
     AcksOut,
+    OfficerOut,
     PulledOrder,
     PulledOrders,
     PullQuery,
 )
-from service.store import Tx
+from service.store import Row, Tx
 
 routes = web.RouteTableDef()
 OPERATIONS = [
@@ -100,20 +102,26 @@ async def pull_orders(request: web.Request) -> web.Response:
     _principal, operator = await _operator(request)
     q = query_model(request, PullQuery)
     rows = await request.app[STORE].fetch("orders_pull", operator, q.limit, f"pull:{operator}")
-    return json_response(
-        PulledOrders(
-            orders=[
-                PulledOrder(
-                    order_id=r["id"],
-                    action=r["action"],
-                    kind=r["kind"],
-                    value=r["value"],
-                    urgent=r["urgent"],
-                    attempt=r["attempts"],
-                    seq=r["seq"],
-                    ack_due_in_s=round(r["ack_due_in_s"], 3),
-                )
-                for r in rows
-            ]
-        )
+    min_rank = request.app[SETTINGS].direct_block_min_rank
+    return json_response(PulledOrders(orders=[_pulled(r, min_rank) for r in rows]))
+
+
+def _pulled(r: Row, min_rank: Rank | None) -> PulledOrder:
+    a = authority.from_row(r, min_rank)
+    return PulledOrder(
+        order_id=r["id"],
+        action=r["action"],
+        kind=r["kind"],
+        value=r["value"],
+        urgent=r["urgent"],
+        attempt=r["attempts"],
+        seq=r["seq"],
+        ack_due_in_s=round(r["ack_due_in_s"], 3),
+        instruction=a.instruction,
+        request_id=a.request_id,
+        unit=a.unit,
+        case_ref=a.case_ref,
+        category=a.category,
+        legal_basis=a.legal_basis,
+        officer=OfficerOut(name=a.officer_name, rank=a.officer_rank),
     )

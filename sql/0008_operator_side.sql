@@ -1,0 +1,91 @@
+-- The operator side of blocking: the authority orders carry, staged outcomes, and which SIMs
+-- were seen in which handsets.
+
+-- Orders carry their authority: the officer behind a token (name and rank), so an operator's
+-- compliance team sees who filed or approved what it is told to do.
+ALTER TABLE tokens ADD COLUMN officer_name text CHECK (length(officer_name) BETWEEN 1 AND 200);
+ALTER TABLE tokens ADD COLUMN officer_rank text CHECK (officer_rank IN (
+    'Constable', 'Head Constable', 'ASI', 'SI', 'Inspector', 'DSP', 'SP', 'SSP', 'DIG', 'IGP',
+    'ADGP', 'DGP'));
+
+-- Staged outcomes. A block is carried out in stages (outgoing barred, incoming barred,
+-- re-verification pending) before its final answer: `disconnected` (it counts as blocked) or
+-- `retained` (the subscriber re-verified; the target's state is then `retained`). A stage
+-- leaves its order pending; the order shows its latest stage and when it was reached, and
+-- each (order, stage) is recorded once.
+ALTER TABLE orders DROP CONSTRAINT orders_ack_status_check;
+ALTER TABLE orders ADD CONSTRAINT orders_ack_status_check CHECK (ack_status IN (
+    'blocked', 'unblocked', 'already_blocked', 'not_subscriber', 'rejected', 'disconnected',
+    'retained'));
+ALTER TABLE orders ADD COLUMN stage text;
+ALTER TABLE orders ADD COLUMN stage_at timestamptz;
+
+CREATE TABLE order_stages (
+    order_id    bigint NOT NULL,  -- orders are never deleted; no per-row key check
+    stage       text NOT NULL CHECK (stage IN ('outgoing_barred', 'incoming_barred',
+                    'reverification_pending')),
+    at          timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_id, stage)
+);
+
+ALTER TABLE targets DROP CONSTRAINT targets_state_check;
+ALTER TABLE targets ADD CONSTRAINT targets_state_check CHECK (state IN (
+    'pending', 'blocked', 'partially_blocked', 'unblocked', 'rejected', 'dead', 'unroutable',
+    'cancelled', 'retained'));
+
+-- A disconnected number counts as blocked; a retained one under its own name.
+CREATE OR REPLACE FUNCTION order_count_state(status text, ack_status text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN status IN ('held', 'queued', 'in_flight', 'sent') THEN 'pending'
+        WHEN status = 'acked' AND ack_status IN ('already_blocked', 'disconnected') THEN 'blocked'
+        WHEN status = 'acked' THEN ack_status
+        ELSE status
+    END
+$$;
+
+-- Handset <-> SIM linkage: each sighting an operator reports of a number used in a handset,
+-- once per (handset, number, operator, time).
+CREATE TABLE sightings (
+    imei          text NOT NULL,
+    msisdn        text NOT NULL,
+    operator_code text NOT NULL REFERENCES operators (code),
+    seen_at       timestamptz NOT NULL,
+    received_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (imei, msisdn, operator_code, seen_at)
+);
+CREATE INDEX sightings_msisdn_idx ON sightings (msisdn, imei);
+
+-- Handsets seen with more distinct numbers in one (Indian) day than the service allows: a
+-- possible SIM box or cloned IMEI, shared by innocent phones; blocking one needs a supervisor.
+CREATE TABLE handset_flags (
+    imei       text PRIMARY KEY,
+    day        date NOT NULL,
+    numbers    integer NOT NULL,
+    flagged_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- What a supervisor should look at: a new SIM in a blocked handset, a handset flagged.
+CREATE TABLE alerts (
+    id            bigserial PRIMARY KEY,
+    kind          text NOT NULL CHECK (kind IN ('sim_in_blocked_handset', 'handset_flagged')),
+    imei          text NOT NULL,
+    msisdn        text,
+    operator_code text,
+    seen_at       timestamptz,
+    details       jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- What an operator is told about the request behind an order: the case, its legal basis and
+-- the officers who filed and approved it (orders_claim and orders_pull read it).
+CREATE VIEW order_authority AS
+SELECT r.id AS request_id, r.unit_code AS request_unit, r.case_ref,
+       r.category AS request_category, r.legal_basis,
+       (r.decided_by IS NOT NULL AND r.status NOT IN ('rejected', 'cancelled')) AS approved,
+       f.officer_name AS filer_name, f.officer_rank AS filer_rank,
+       d.officer_name AS approver_name, d.officer_rank AS approver_rank
+FROM block_requests r
+JOIN tokens f ON f.id = r.created_by
+LEFT JOIN tokens d ON d.id = r.decided_by;
