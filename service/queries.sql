@@ -966,11 +966,11 @@ WITH u AS MATERIALIZED (
     INSERT INTO order_stages (order_id, stage, at)
     SELECT id, stage, coalesce(at, now()) FROM u ORDER BY id, stage
     ON CONFLICT (order_id, stage) DO NOTHING
-    RETURNING order_id, stage, at
+    RETURNING order_id, stage, at, array_position(
+        ARRAY['outgoing_barred', 'incoming_barred', 'reverification_pending'], stage) AS step
 ), latest AS (
     SELECT DISTINCT ON (order_id) order_id, stage, at FROM ins
-    ORDER BY order_id, at DESC, array_position(
-        ARRAY['outgoing_barred', 'incoming_barred', 'reverification_pending'], stage) DESC
+    ORDER BY order_id, at DESC, step DESC
 ), moved AS (
     UPDATE orders o SET stage = l.stage, stage_at = l.at, retry_from = now(),
            due_at = greatest(o.due_at, now() + make_interval(secs => CASE WHEN o.urgent
@@ -985,4 +985,5 @@ WITH u AS MATERIALIZED (
       AND (o.stage_at IS NULL OR l.at >= o.stage_at)
     RETURNING o.id
 )
-SELECT order_id, stage, at, (SELECT count(*) FROM moved) AS moved FROM ins ORDER BY order_id;
+SELECT order_id, stage, at, (SELECT count(*) FROM moved) AS moved FROM ins
+ORDER BY order_id, at, step;

@@ -103,7 +103,8 @@ async def blocking_counts(
         "unit": unit,
         "totals": totals,
         "summary": f"{totals['numbers']['blocked']} calling numbers and "
-        f"{totals['handsets']['blocked']} phone sets blocked",
+        f"{totals['handsets']['blocked']} phone sets blocked"
+        + _retained(totals["numbers"]["retained"]),
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
 
@@ -132,6 +133,13 @@ async def _by_operator(
         "note": "per operator, each order counts one target at that operator",
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
+
+
+def _retained(n: int) -> str:
+    """Numbers whose subscribers re-verified are counted apart from the blocked ones."""
+    if not n:
+        return ""
+    return f"; {n} number{'s' if n != 1 else ''} retained after re-verification"
 
 
 def _key(r: Row, group_by: list[str]) -> tuple[Any, ...]:
