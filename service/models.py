@@ -114,7 +114,26 @@ class BlockRequestIn(BaseModel):
     unit: Code | None = Field(
         default=None, description="Supervisors may file for a unit; investigators file for theirs."
     )
-    targets: list[TargetIn] = Field(min_length=1, max_length=10_000)
+    linked_from: TargetIn | None = Field(
+        default=None,
+        description="Block this identifier and every one seen with it (the numbers used in a "
+        "handset, or the handsets a number was used in), as operators reported them.",
+    )
+    targets: list[TargetIn] = Field(default_factory=list, max_length=10_000, validate_default=True)
+
+    @field_validator("targets")
+    @classmethod
+    def _something_to_block(cls, value: list[TargetIn], info: ValidationInfo) -> list[TargetIn]:
+        if not value and info.data.get("linked_from") is None:
+            raise ValueError("name at least one target (or, for a block, linked_from)")
+        return value
+
+    @field_validator("linked_from")
+    @classmethod
+    def _linked_is_for_block(cls, value: TargetIn | None, info: ValidationInfo) -> TargetIn | None:
+        if value is not None and info.data.get("action") != "block":
+            raise ValueError("linked_from applies to block requests only")
+        return value
 
     @field_validator("reason")
     @classmethod

@@ -987,3 +987,100 @@ WITH u AS MATERIALIZED (
 )
 SELECT order_id, stage, at, (SELECT count(*) FROM moved) AS moved FROM ins
 ORDER BY order_id, at, step;
+
+-- name: sightings_apply
+-- An operator's sightings of numbers in handsets ($1: JSON [{n, imei, msisdn, seen_at}],
+-- distinct, normalised; $2: the operator). Each new (handset, number, operator, time) is
+-- stored; a number never seen before in a handset that is blocked raises an alert. One row
+-- per item: whether it was new, and the alert it raised.
+WITH u AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json)
+         AS u(n int, imei text, msisdn text, seen_at timestamptz)
+), known AS MATERIALIZED (  -- pairs seen before this batch, by any operator
+    SELECT DISTINCT s.imei, s.msisdn FROM sightings s JOIN u ON s.imei = u.imei
+                                                     AND s.msisdn = u.msisdn
+), ins AS (
+    INSERT INTO sightings (imei, msisdn, operator_code, seen_at)
+    SELECT imei, msisdn, $2, seen_at FROM u ORDER BY imei, msisdn, seen_at
+    ON CONFLICT DO NOTHING
+    RETURNING imei, msisdn, seen_at
+), fresh AS (  -- a pair's first sighting ever: the earliest of this batch
+    SELECT DISTINCT ON (i.imei, i.msisdn) i.imei, i.msisdn, i.seen_at FROM ins i
+    WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.imei = i.imei AND k.msisdn = i.msisdn)
+    ORDER BY i.imei, i.msisdn, i.seen_at
+), raised AS (
+    INSERT INTO alerts (kind, imei, msisdn, operator_code, seen_at, details)
+    SELECT 'sim_in_blocked_handset', f.imei, f.msisdn, $2, f.seen_at,
+           jsonb_build_object('handset_state', t.state)
+    FROM fresh f JOIN targets t ON t.kind = 'imei' AND t.value = f.imei
+    WHERE t.action = 'block' AND t.state IN ('blocked', 'partially_blocked')
+    ORDER BY f.imei, f.msisdn
+    RETURNING id, imei, msisdn, seen_at
+)
+SELECT u.n, i.imei IS NOT NULL AS applied, r.id AS alert_id
+FROM u
+LEFT JOIN ins i ON i.imei = u.imei AND i.msisdn = u.msisdn AND i.seen_at = u.seen_at
+LEFT JOIN raised r ON r.imei = u.imei AND r.msisdn = u.msisdn AND r.seen_at = u.seen_at
+ORDER BY u.n;
+
+-- name: handsets_flag
+-- Handsets seen with more than $2 distinct numbers in one Indian day (of those sighted now,
+-- $1: JSON [{imei, seen_at}]) are flagged once, each with an alert: a possible SIM box or
+-- cloned IMEI. Runs after sightings_apply, in its transaction, so it counts what that stored.
+WITH days AS (
+    SELECT DISTINCT u.imei, (u.seen_at AT TIME ZONE 'Asia/Kolkata')::date AS day
+    FROM json_to_recordset($1::json) AS u(imei text, seen_at timestamptz)
+    WHERE NOT EXISTS (SELECT 1 FROM handset_flags f WHERE f.imei = u.imei)
+), counted AS (
+    SELECT d.imei, d.day,
+           (SELECT count(DISTINCT s.msisdn) FROM sightings s
+            WHERE s.imei = d.imei
+              AND s.seen_at >= d.day::timestamp AT TIME ZONE 'Asia/Kolkata'
+              AND s.seen_at < (d.day + 1)::timestamp AT TIME ZONE 'Asia/Kolkata') AS numbers
+    FROM days d
+), flagged AS (
+    INSERT INTO handset_flags (imei, day, numbers)
+    SELECT DISTINCT ON (imei) imei, day, numbers FROM counted WHERE numbers > $2
+    ORDER BY imei, numbers DESC, day
+    ON CONFLICT (imei) DO NOTHING
+    RETURNING imei, day, numbers
+), raised AS (
+    INSERT INTO alerts (kind, imei, details)
+    SELECT 'handset_flagged', imei,
+           jsonb_build_object('day', day, 'numbers', numbers, 'limit', $2::int)
+    FROM flagged ORDER BY imei
+    RETURNING id, imei
+)
+SELECT f.imei, f.day, f.numbers, r.id AS alert_id
+FROM flagged f JOIN raised r ON r.imei = f.imei ORDER BY f.imei;
+
+-- name: handsets_flagged_among
+SELECT imei FROM handset_flags WHERE imei = ANY($1::text[]) ORDER BY imei;
+
+-- name: handset_flag_get
+SELECT imei, day, numbers, flagged_at FROM handset_flags WHERE imei = $1;
+
+-- name: linked_numbers
+-- The numbers seen in a handset, per operator, with the number's state where it was named.
+SELECT s.msisdn AS value, s.operator_code, min(s.seen_at) AS first_seen,
+       max(s.seen_at) AS last_seen, count(*) AS sightings, t.state
+FROM sightings s LEFT JOIN targets t ON t.kind = 'msisdn' AND t.value = s.msisdn
+WHERE s.imei = $1
+GROUP BY s.msisdn, s.operator_code, t.state
+ORDER BY s.msisdn, s.operator_code;
+
+-- name: linked_handsets
+-- The handsets a number was used in, per operator, with each handset's state and flag.
+SELECT s.imei AS value, s.operator_code, min(s.seen_at) AS first_seen,
+       max(s.seen_at) AS last_seen, count(*) AS sightings, t.state,
+       EXISTS (SELECT 1 FROM handset_flags f WHERE f.imei = s.imei) AS flagged
+FROM sightings s LEFT JOIN targets t ON t.kind = 'imei' AND t.value = s.imei
+WHERE s.msisdn = $1
+GROUP BY s.imei, s.operator_code, t.state
+ORDER BY s.imei, s.operator_code;
+
+-- name: alerts_page
+SELECT id, kind, imei, msisdn, operator_code, seen_at, details, created_at
+FROM alerts
+WHERE ($1::text IS NULL OR kind = $1) AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;

@@ -14,6 +14,7 @@ from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
+    linkage_api,
     operator_api,
     reference,
     review_api,
@@ -39,7 +40,15 @@ from service.store import Store
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
-RESOURCES = (reference, block_requests, review_api, targets, operator_api, supervision_api)
+RESOURCES = (
+    reference,
+    block_requests,
+    review_api,
+    targets,
+    operator_api,
+    supervision_api,
+    linkage_api,
+)
 
 
 def operations() -> list[Operation]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from service import intake, views
+from service import intake, linkage, views
 from service.errors import Invalid, NotFound
 from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
@@ -67,6 +67,10 @@ async def file_block_request(request: web.Request) -> web.Response:
         approval_policy=settings.approval_policy,
         idempotency_key=key,
     )
+    if body.linked_from is not None:
+        filing = await linkage.expand(
+            request.app[STORE], filing, settings.default_region, settings.max_targets_per_request
+        )
     if len(filing.targets) >= settings.bulk_request_targets:
         # bulk requests take one at a time: each holds tens of MB while it is built
         async with request.app[BULK_GATE]:
