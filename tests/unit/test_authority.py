@@ -60,3 +60,23 @@ def test_the_setting_takes_any_spelling() -> None:
     assert Settings(direct_block_min_rank="").direct_block_min_rank is None
     with pytest.raises(ValueError, match="unknown rank"):
         Settings(direct_block_min_rank="major")
+
+
+async def test_the_in_process_simulator_ends_a_reverify_order_as_configured() -> None:
+    from adapters.simulator import SimulatorAdapter, SimulatorConfig
+    from service.ports import Acknowledged, OutboundOrder
+
+    sim = SimulatorAdapter("jio", SimulatorConfig(reverify_outcome="retained"))
+    orders = [
+        OutboundOrder(
+            1, "jio", "block", "msisdn", "+917006012345", False, 1, instruction="reverify"
+        ),
+        OutboundOrder(2, "jio", "block", "msisdn", "+917006012346", False, 1, instruction="block"),
+        OutboundOrder(3, "jio", "unblock", "msisdn", "+917006012347", False, 1),
+    ]
+    results = await sim.send(orders)
+    assert [r.status for r in results if isinstance(r, Acknowledged)] == [
+        "retained",
+        "blocked",
+        "unblocked",
+    ]
