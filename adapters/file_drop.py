@@ -39,6 +39,7 @@ CSV_HEADER = (
     "legal_basis",
     "officer_name",
     "officer_rank",
+    "reason",
 )
 
 
@@ -83,6 +84,7 @@ def render_csv(orders: Sequence[OutboundOrder], created_at: datetime) -> bytes:
             o.legal_basis or "",
             o.officer_name or "",
             o.officer_rank or "",
+            o.reason or "",
         )
         for o in orders
     )

@@ -100,6 +100,7 @@ def order_payload(order: OutboundOrder) -> dict[str, Any]:
         "category": order.category,
         "legal_basis": order.legal_basis,
         "officer": {"name": order.officer_name, "rank": order.officer_rank},
+        "reason": order.reason,
     }
 
 

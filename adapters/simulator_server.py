@@ -88,6 +88,7 @@ class _WireOrder(BaseModel):
     category: str | None = None
     legal_basis: str | None = None
     officer: dict[str, str | None] | None = None
+    reason: str | None = None
 
 
 class _Batch(BaseModel):

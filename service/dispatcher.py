@@ -228,6 +228,7 @@ def outbound(r: Row, operator: str, min_rank: Rank | None) -> OutboundOrder:
         officer_name=a.officer_name,
         officer_rank=a.officer_rank,
         instruction=a.instruction,
+        reason=r["reason"],
     )
 
 

@@ -554,6 +554,7 @@ def order_doc(r: Row) -> dict[str, Any]:
         "seq": r["seq"],
         "stage": r.get("stage"),
         "stage_at": r.get("stage_at"),
+        "reason": r.get("reason"),
     }
 
 

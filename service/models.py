@@ -176,6 +176,9 @@ class OrderOut(BaseModel):
         default=None, description="The latest stage the operator reported, before its answer."
     )
     stage_at: datetime | None = Field(default=None, description="When that stage was reached.")
+    reason: str | None = Field(
+        default=None, description="Why besides its request: `reconciliation` (sent again)."
+    )
 
 
 class HoldOut(BaseModel):

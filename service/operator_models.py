@@ -76,6 +76,9 @@ class PulledOrder(BaseModel):
     category: str
     legal_basis: str | None
     officer: OfficerOut = Field(description="Who approved the request, else who filed it.")
+    reason: str | None = Field(
+        default=None, description="Why besides the request: `reconciliation` (sent again)."
+    )
 
 
 class PulledOrders(BaseModel):

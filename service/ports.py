@@ -53,6 +53,7 @@ class OutboundOrder:
     officer_name: str | None = None
     officer_rank: str | None = None
     instruction: Instruction | None = None  # None: the action itself
+    reason: str | None = None  # why besides the request: "reconciliation"
 
     @property
     def told(self) -> Instruction:

@@ -234,7 +234,7 @@ ORDER BY t.id FOR UPDATE OF t;
 -- Each pair's latest decision (sql/0006_pair_ordering.sql, pair_latest).
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq, stage, stage_at
+       seq, stage, stage_at, reason
 FROM pair_latest($1::bigint[]) ORDER BY target_id, operator_code;
 
 -- name: orders_latest_states
@@ -245,7 +245,7 @@ FROM pair_latest($1::bigint[]);
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq, stage, stage_at
+       seq, stage, stage_at, reason
 FROM orders WHERE target_id = $1 ORDER BY id;
 
 -- name: holds_of
@@ -387,12 +387,13 @@ WITH claimed AS (
         LIMIT $2 FOR UPDATE SKIP LOCKED))
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
-              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq
+              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq,
+              o.reason
 )
 SELECT c.id, c.operator_code, c.action, c.kind, c.value, c.urgent, c.attempts, c.created_at,
        c.target_id, c.request_id, c.unit_code, c.category, c.status, c.ack_status, c.seq,
        a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved, a.filer_name,
-       a.filer_rank, a.approver_name, a.approver_rank
+       a.filer_rank, a.approver_name, a.approver_rank, c.reason
 FROM claimed c JOIN order_authority a ON a.request_id = c.request_id
 ORDER BY c.urgent DESC, c.next_attempt_at, c.id;
 
@@ -671,7 +672,8 @@ WITH due AS (
     FROM operators p
     WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND p.code = o.operator_code
     RETURNING o.id, o.action, o.kind, o.value, o.urgent, o.attempts, o.seq,
-              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s, o.request_id
+              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s, o.request_id,
+              o.reason
 ), tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
     SELECT id, attempts, $3, now(), now(), 'accepted' FROM taken
@@ -1084,3 +1086,66 @@ SELECT id, kind, imei, msisdn, operator_code, seen_at, details, created_at
 FROM alerts
 WHERE ($1::text IS NULL OR kind = $1) AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
+
+-- name: blocklist_full
+-- What an operator was confirmed to block ($2: one kind, or NULL for both): its log replayed,
+-- with the cursor to read changes from next (blocklist_changes).
+WITH latest AS (
+    SELECT DISTINCT ON (kind, value) kind, value, change FROM blocklist_log
+    WHERE operator_code = $1 AND ($2::text IS NULL OR kind = $2)
+    ORDER BY kind, value, id DESC
+)
+SELECT (SELECT coalesce(max(id), 0) FROM blocklist_log WHERE operator_code = $1) AS cursor,
+       coalesce((SELECT json_agg(json_build_array(kind, value) ORDER BY kind, value)
+                 FROM latest WHERE change = 'added'), '[]') AS items;
+
+-- name: blocklist_changes
+-- An operator's changes after cursor $2, oldest first, at most $4 ($3: one kind, or NULL).
+SELECT id AS seq, kind, value, change, at FROM blocklist_log
+WHERE operator_code = $1 AND id > $2 AND ($3::text IS NULL OR kind = $3)
+ORDER BY id LIMIT $4;
+
+-- name: pairs_outstanding
+-- Which of these identifiers have an order of this operator on its way (or awaiting approval):
+-- a reconciliation leaves them alone. $2 kinds and $3 values, pairwise.
+SELECT DISTINCT t.kind, t.value
+FROM targets t JOIN unnest($2::text[], $3::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+JOIN orders o ON o.target_id = t.id AND o.operator_code = $1
+WHERE o.status IN ('held', 'queued', 'in_flight', 'sent');
+
+-- name: targets_lock_named
+-- Targets by (kind, value), locked in id order (the lock order).
+SELECT t.id, t.kind, t.value
+FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+ORDER BY t.id FOR UPDATE OF t;
+
+-- name: orders_requeue_reconciled
+-- Identifiers an operator was confirmed to block but no longer lists: where the pair's latest
+-- decision is that block (pair_latest), the block goes again as a decision of its own, with
+-- reason 'reconciliation'. The targets ($2) are locked by the caller.
+WITH latest AS (
+    SELECT * FROM pair_latest($2::bigint[])
+    WHERE operator_code = $1 AND action = 'block' AND status = 'acked'
+)
+INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
+                    category, urgent, status, seq, due_at, reason)
+SELECT l.target_id, l.kind, l.value, l.operator_code, 'block', l.request_id, l.unit_code,
+       l.category, l.urgent, 'queued', nextval('order_decisions'),
+       now() + make_interval(secs => CASE WHEN l.urgent THEN p.urgent_ack_deadline_s
+                                          ELSE p.ack_deadline_s END), 'reconciliation'
+FROM latest l JOIN operators p ON p.code = l.operator_code
+ORDER BY l.target_id
+RETURNING id, target_id, kind, value;
+
+-- name: reconciliation_insert
+INSERT INTO reconciliations (operator_code, kind, cursor, listed, matched, missing, unexpected,
+                             in_transit, invalid, requeued, created_by)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb, $10::bigint[], $11)
+RETURNING id, created_at;
+
+-- name: reconciliations_page
+SELECT id, operator_code, kind, cursor, listed, matched, missing, unexpected, in_transit,
+       invalid, requeued, created_at
+FROM reconciliations
+WHERE ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3;

@@ -89,3 +89,73 @@ SELECT r.id AS request_id, r.unit_code AS request_unit, r.case_ref,
 FROM block_requests r
 JOIN tokens f ON f.id = r.created_by
 LEFT JOIN tokens d ON d.id = r.decided_by;
+
+-- Reconciliation. What each operator was confirmed to block, as a log of changes: an
+-- acknowledged block that counts as blocked adds the identifier, an acknowledged unblock that
+-- counts as unblocked removes it (order_count_state decides both). The full list is the log
+-- replayed; an operator keeps its own list in step by reading the log from a cursor.
+CREATE TABLE blocklist_log (
+    id            bigserial PRIMARY KEY,
+    operator_code text NOT NULL,
+    kind          text NOT NULL,
+    value         text NOT NULL,
+    change        text NOT NULL CHECK (change IN ('added', 'removed')),
+    order_id      bigint NOT NULL,
+    at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX blocklist_log_operator_idx ON blocklist_log (operator_code, id);
+CREATE INDEX blocklist_log_value_idx ON blocklist_log (operator_code, kind, value, id);
+
+INSERT INTO blocklist_log (operator_code, kind, value, change, order_id, at)
+SELECT operator_code, kind, value, CASE WHEN action = 'block' THEN 'added' ELSE 'removed' END,
+       id, coalesce(acked_at, now())
+FROM orders
+WHERE status = 'acked' AND order_count_state(status, ack_status)
+      = CASE WHEN action = 'block' THEN 'blocked' ELSE 'unblocked' END
+ORDER BY acked_at, id;
+
+CREATE FUNCTION orders_blocklist_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status = 'acked') THEN
+        RETURN NULL;  -- claims, leases and sends: nothing was confirmed
+    END IF;
+    -- an operator's changes are numbered in the order they commit, so a reader that has seen
+    -- change n has seen every change before it: the lock is held until the commit
+    PERFORM pg_advisory_xact_lock(hashtextextended('blocklist:' || c, 0))
+    FROM (SELECT DISTINCT w.operator_code AS c FROM new_rows w JOIN old_rows o ON o.id = w.id
+          WHERE w.status = 'acked' AND o.status <> 'acked' ORDER BY 1) ops;
+    INSERT INTO blocklist_log (operator_code, kind, value, change, order_id)
+    SELECT w.operator_code, w.kind, w.value,
+           CASE WHEN w.action = 'block' THEN 'added' ELSE 'removed' END, w.id
+    FROM new_rows w JOIN old_rows o ON o.id = w.id
+    WHERE w.status = 'acked' AND o.status <> 'acked'
+      AND order_count_state(w.status, w.ack_status)
+          = CASE WHEN w.action = 'block' THEN 'blocked' ELSE 'unblocked' END
+    ORDER BY w.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER orders_blocklist_logged AFTER UPDATE ON orders
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION orders_blocklist_log();
+
+-- Why an order exists besides its request's decision: 'reconciliation' (the operator's own
+-- list lacked an identifier it was confirmed to block, so the block goes again).
+ALTER TABLE orders ADD COLUMN reason text;
+
+-- Each reconciliation run: what the operator listed against what it was confirmed to block.
+CREATE TABLE reconciliations (
+    id            bigserial PRIMARY KEY,
+    operator_code text NOT NULL REFERENCES operators (code),
+    kind          text CHECK (kind IN ('msisdn', 'imei')),
+    cursor        bigint NOT NULL,
+    listed        integer NOT NULL,
+    matched       integer NOT NULL,
+    missing       jsonb NOT NULL,
+    unexpected    jsonb NOT NULL,
+    in_transit    jsonb NOT NULL,
+    invalid       jsonb NOT NULL,
+    requeued      bigint[] NOT NULL,
+    created_by    bigint NOT NULL REFERENCES tokens (id),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX reconciliations_operator_idx ON reconciliations (operator_code, id);

@@ -16,6 +16,7 @@ from service.http import (
     block_requests,
     linkage_api,
     operator_api,
+    reconciliation_api,
     reference,
     review_api,
     supervision_api,
@@ -48,6 +49,7 @@ RESOURCES = (
     operator_api,
     supervision_api,
     linkage_api,
+    reconciliation_api,
 )
 
 

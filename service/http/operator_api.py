@@ -124,4 +124,5 @@ def _pulled(r: Row, min_rank: Rank | None) -> PulledOrder:
         category=a.category,
         legal_basis=a.legal_basis,
         officer=OfficerOut(name=a.officer_name, rank=a.officer_rank),
+        reason=r["reason"],
     )

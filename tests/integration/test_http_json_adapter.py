@@ -130,6 +130,7 @@ async def test_wire_format_and_signature(
                 "category": "",
                 "legal_basis": None,
                 "officer": {"name": None, "rank": None},
+                "reason": None,
             }
             for o in orders
         ]

@@ -101,6 +101,7 @@ async def test_pulled_orders_carry_the_request_and_its_officer(
         "category": "investment",
         "legal_basis": "BNSS s.94; IT Act s.69A",
         "officer": {"name": "Rakesh Kumar", "rank": "SI"},
+        "reason": None,
     }
     second = orders[senior["id"]]
     assert second["instruction"] == "block"

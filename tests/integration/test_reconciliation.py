@@ -1,0 +1,182 @@
+"""Reconciliation over real HTTP: the blocklist an operator is expected to hold (full and
+changes), and its own list compared with it, with a simulated operator receiving the
+re-queued orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters import signing
+from adapters.registry import build_adapter, validate_config
+from adapters.simulator_server import SIMULATOR_STATE, SimulatorSettings, create_simulator_app
+from service import operators
+from service.dispatcher import Dispatcher
+from service.settings import Settings
+from service.store import Store
+from tests.conftest import Tokens
+
+Client = TestClient[Any, Any]
+A, B, C, D = "+917006012341", "+917006012342", "+917006012343", "+917006012344"  # jio series
+
+
+async def file(client: Client, headers: dict[str, str], *values: str, **extra: Any) -> Any:
+    doc = {
+        "case_ref": "FIR-60/2026",
+        "category": "olx_marketplace",
+        "targets": [{"kind": "msisdn", "value": v} for v in values],
+        **extra,
+    }
+    resp = await client.post("/v1/block-requests", headers=headers, json=doc)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def pull(client: Client, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    resp = await client.get("/v1/operator/orders", headers=headers)
+    assert resp.status == 200, await resp.text()
+    return {o["value"]: o for o in (await resp.json())["orders"]}
+
+
+async def ack(client: Client, headers: dict[str, str], *items: tuple[int, str]) -> None:
+    acks = [{"order_id": i, "status": s} for i, s in items]
+    resp = await client.post("/v1/operator/acks", headers=headers, json={"acks": acks})
+    assert resp.status == 200, await resp.text()
+    assert {r["result"] for r in (await resp.json())["results"]} == {"applied"}
+
+
+async def get(client: Client, headers: dict[str, str], path: str, status: int = 200) -> Any:
+    resp = await client.get(path, headers=headers)
+    assert resp.status == status, await resp.text()
+    return await resp.json()
+
+
+async def reconcile(client: Client, headers: dict[str, str], *values: str, **extra: Any) -> Any:
+    doc = {"items": [{"kind": "msisdn", "value": v} for v in values], **extra}
+    resp = await client.post("/v1/operator/reconciliation", headers=headers, json=doc)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def blocked_world(client: Client, tokens: Tokens) -> None:
+    """A and B blocked at jio, C retained (not blocked), D on its way."""
+    await file(client, tokens["investigator"], A, B, C)
+    got = await pull(client, tokens["jio"])
+    await ack(
+        client,
+        tokens["jio"],
+        (got[A]["order_id"], "blocked"),
+        (got[B]["order_id"], "disconnected"),
+        (got[C]["order_id"], "retained"),
+    )
+    await file(client, tokens["investigator"], D, case_ref="FIR-61/2026")
+
+
+async def test_the_blocklist_is_what_the_operator_confirmed_full_or_as_changes(
+    client: Client, tokens: Tokens
+) -> None:
+    await blocked_world(client, tokens)
+    full = await get(client, tokens["jio"], "/v1/operator/blocklist")
+    assert full["full"] is True and full["operator"] == "jio"
+    assert full["items"] == [{"kind": "msisdn", "value": A}, {"kind": "msisdn", "value": B}]
+    cursor = full["cursor"]
+    assert (await get(client, tokens["airtel"], "/v1/operator/blocklist"))["items"] == []
+    await file(
+        client, tokens["investigator"], A, action="unblock", reason="court order (W.P. 12/2026)"
+    )
+    undo = (await pull(client, tokens["jio"]))[A]
+    assert undo["action"] == "unblock"
+    await ack(client, tokens["jio"], (undo["order_id"], "unblocked"))
+    delta = await get(client, tokens["jio"], f"/v1/operator/blocklist?since={cursor}")
+    assert delta["full"] is False and delta["items"] is None
+    assert [(c["value"], c["change"]) for c in delta["changes"]] == [(A, "removed")]
+    assert delta["cursor"] == delta["changes"][0]["seq"] > cursor
+    again = await get(client, tokens["jio"], f"/v1/operator/blocklist?since={delta['cursor']}")
+    assert (again["changes"], again["cursor"], again["more"]) == ([], delta["cursor"], False)
+    everything = await get(client, tokens["jio"], "/v1/operator/blocklist?since=0&limit=2")
+    assert {(c["value"], c["change"]) for c in everything["changes"]} == {
+        (A, "added"),
+        (B, "added"),
+    }
+    assert everything["more"] is True
+    imeis = await get(client, tokens["jio"], "/v1/operator/blocklist?kind=imei")
+    assert imeis["items"] == []
+    full = await get(client, tokens["jio"], "/v1/operator/blocklist")
+    assert full["items"] == [{"kind": "msisdn", "value": B}]
+    await get(client, tokens["investigator"], "/v1/operator/blocklist", status=403)
+
+
+async def test_a_reconciliation_requeues_the_missing_and_lists_the_unexpected(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    await blocked_world(client, tokens)
+    run = await reconcile(client, tokens["jio"], A, "+917006019999", D, "12", kind="msisdn")
+    assert (run["operator"], run["listed"], run["matched"]) == ("jio", 3, 1)
+    assert run["missing"] == [{"kind": "msisdn", "value": B}]
+    assert run["unexpected"] == [{"kind": "msisdn", "value": "+917006019999"}]
+    assert run["in_transit"] == [{"kind": "msisdn", "value": D}]  # its order is still queued
+    assert [(i["index"], i["value"]) for i in run["invalid"]] == [(3, "12")]
+    [requeued] = run["requeued"]
+    got = await pull(client, tokens["jio"])
+    again = got[B]
+    assert (again["order_id"], again["action"], again["reason"]) == (
+        requeued,
+        "block",
+        "reconciliation",
+    )
+    assert again["case_ref"] == "FIR-60/2026"
+    target = await get(client, tokens["investigator"], f"/v1/targets/msisdn/{B}")
+    assert target["state"] == "pending"
+    assert target["operators"]["jio"]["reason"] == "reconciliation"
+    await ack(client, tokens["jio"], (requeued, "already_blocked"), (got[D]["order_id"], "blocked"))
+    target = await get(client, tokens["investigator"], f"/v1/targets/msisdn/{B}")
+    assert target["state"] == "blocked"
+    # the operator's list now matches: nothing missing, nothing sent again
+    clean = await reconcile(client, tokens["jio"], A, B, D)
+    assert (clean["matched"], clean["missing"], clean["unexpected"], clean["requeued"]) == (
+        3,
+        [],
+        [],
+        [],
+    )
+    page = await get(client, tokens["supervisor"], "/v1/reconciliations?operator=jio")
+    assert [r["id"] for r in page["items"]] == [clean["id"], run["id"]]
+    assert page["items"][1]["unexpected"] == run["unexpected"]
+    assert page["items"][1]["requeued"] == [requeued]
+    await get(client, tokens["jio"], "/v1/reconciliations", status=403)
+    audited = [
+        a for a in await store.fetch("audit_all", 0, 1000) if a["action"] == "reconciliation.run"
+    ]
+    assert [(a["entity_id"], a["details"]["missing"]) for a in audited] == [
+        (str(run["id"]), 1),
+        (str(clean["id"]), 0),
+    ]
+
+
+async def test_a_simulated_operator_gets_the_missing_block_again(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    secret = signing.generate_secret()
+    sim = TestServer(create_simulator_app(SimulatorSettings(secret=secret)), host="127.0.0.1")
+    await sim.start_server()
+    try:
+        config = {"url": str(sim.make_url("/orders")), "secret": secret}
+        await operators.set_operator(store, "jio", "http_json", config, validate_config)
+        await file(client, tokens["investigator"], A, B)
+        await Dispatcher(store, settings, build_adapter, drain=True).run()
+        # the operator lost B and holds an extra number
+        run = await reconcile(client, tokens["jio"], A, "+917006010000")
+        assert run["missing"] == [{"kind": "msisdn", "value": B}]
+        assert run["unexpected"] == [{"kind": "msisdn", "value": "+917006010000"}]
+        await Dispatcher(store, settings, build_adapter, drain=True).run()
+        state = sim.app[SIMULATOR_STATE]
+        entry = state.answers[str(run["requeued"][0])]
+    finally:
+        await sim.close()
+    assert entry.order is not None
+    assert (entry.order.value, entry.order.reason) == (B, "reconciliation")
+    full = await get(client, tokens["jio"], "/v1/operator/blocklist")
+    assert [i["value"] for i in full["items"]] == [A, B]
+    target = await get(client, tokens["investigator"], f"/v1/targets/msisdn/{B}")
+    assert target["state"] == "blocked"
