@@ -4,8 +4,10 @@ re-queued orders."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters import signing
@@ -16,6 +18,7 @@ from service.dispatcher import Dispatcher
 from service.settings import Settings
 from service.store import Store
 from tests.conftest import Tokens
+from tests.integration.dispatch_kit import eventually
 
 Client = TestClient[Any, Any]
 A, B, C, D = "+917006012341", "+917006012342", "+917006012343", "+917006012344"  # jio series
@@ -180,3 +183,37 @@ async def test_a_simulated_operator_gets_the_missing_block_again(
     assert [i["value"] for i in full["items"]] == [A, B]
     target = await get(client, tokens["investigator"], f"/v1/targets/msisdn/{B}")
     assert target["state"] == "blocked"
+
+
+async def test_changes_are_numbered_in_commit_order_so_a_cursor_misses_none(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    await file(client, tokens["investigator"], A, B)
+    got = await pull(client, tokens["jio"])
+    acked = "UPDATE orders SET status = 'acked', ack_status = 'blocked' WHERE id = $1"
+    early, late = await asyncpg.connect(db_url), await asyncpg.connect(db_url)
+    try:
+        await early.execute("BEGIN")
+        await early.execute(acked, got[B]["order_id"])  # B's change is made first ...
+        await late.execute("BEGIN")
+        second = asyncio.create_task(late.execute(acked, got[A]["order_id"]))
+
+        async def waiting() -> bool:
+            return bool(
+                await early.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+            )
+
+        await eventually(waiting, "the second change to wait for the first's commit")
+        assert not second.done()
+        await early.execute("COMMIT")  # ... and committed first
+        await second
+        seen = await get(client, tokens["jio"], "/v1/operator/blocklist?since=0")
+        assert [c["value"] for c in seen["changes"]] == [B]
+        await late.execute("COMMIT")
+    finally:
+        await early.close()
+        await late.close()
+    rest = await get(client, tokens["jio"], f"/v1/operator/blocklist?since={seen['cursor']}")
+    assert [c["value"] for c in rest["changes"]] == [A]
