@@ -64,11 +64,15 @@ def is_stage(status: str) -> bool:
     return status in STAGES
 
 
-def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], str] | None:
+def _check(
+    item: AckItem, row: Row
+) -> AckOutcome | tuple[Literal["invalid", "conflict"], str] | None:
     """None when the ack can be applied, else the outcome that refuses it."""
     problem = invalid_answer(row["action"], item.status, item.reason)
     if problem is not None:
         return ("invalid", problem)
+    if row["never_sent"]:  # the operator cannot have it: nothing was ever sent
+        return ("conflict", "this order was never sent to the operator")
     if is_stage(item.status):  # each (order, stage) once; none after the final answer
         if item.status in (row["stages"] or ()):
             return "duplicate"

@@ -92,3 +92,36 @@ class PullQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=100, ge=1, le=1000)
+
+
+class UnackedOrder(BaseModel):
+    """An order sent to the operator and not yet answered."""
+
+    order_id: int
+    action: Action
+    kind: TargetKind
+    value: str
+    urgent: bool
+    attempt: int
+    seq: int
+    sent_at: datetime
+    ack_due_at: datetime | None
+    request_id: int
+    reason: str | None
+    stage: Stage | None = Field(description="The latest stage reported, if any.")
+    stage_at: datetime | None
+
+
+class UnackedPage(BaseModel):
+    """A page of unanswered orders, oldest first; pass `next_after` as `after`."""
+
+    orders: list[UnackedOrder]
+    next_after: int | None
+
+
+class UnackedQuery(BaseModel):
+    """Paging through unanswered orders."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: int | None = Field(default=None, ge=0, description="Cursor: the last order id seen.")
+    limit: int = Field(default=500, ge=1, le=5000)

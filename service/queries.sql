@@ -572,7 +572,8 @@ WITH locked AS MATERIALIZED (
 SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.request_id,
        o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
        order_superseded(o.target_id, o.operator_code, o.seq) AS superseded,
-       ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages
+       ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages,
+       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
   AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;
@@ -661,6 +662,7 @@ WITH due AS (
     SELECT id FROM orders
     WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
       AND order_may_go(target_id, operator_code, id, seq)
+      AND EXISTS (SELECT 1 FROM operators WHERE code = $1 AND adapter_kind = 'pull')
     ORDER BY urgent DESC, next_attempt_at, id
     LIMIT $2 FOR UPDATE SKIP LOCKED
 ), taken AS (
@@ -1149,3 +1151,14 @@ SELECT id, operator_code, kind, cursor, listed, matched, missing, unexpected, in
 FROM reconciliations
 WHERE ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3;
+
+-- name: operator_adapter_kind
+SELECT adapter_kind FROM operators WHERE code = $1;
+
+-- name: orders_unacknowledged
+-- An operator's orders sent and not yet answered, without claiming them ($2: after this id).
+SELECT id, action, kind, value, urgent, attempts, seq, sent_at, ack_due_at, request_id,
+       reason, stage, stage_at
+FROM orders
+WHERE operator_code = $1 AND status = 'sent' AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;

@@ -5,6 +5,7 @@ re-queued orders."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -217,3 +218,52 @@ async def test_changes_are_numbered_in_commit_order_so_a_cursor_misses_none(
         await late.close()
     rest = await get(client, tokens["jio"], f"/v1/operator/blocklist?since={seen['cursor']}")
     assert [c["value"] for c in rest["changes"]] == [A]
+
+
+async def test_a_push_operator_lists_what_awaits_its_ack_and_cannot_pull(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    await operators.set_operator(
+        store, "jio", "file_drop", {"outbox": str(outbox)}, validate_config
+    )
+    req = await file(client, tokens["investigator"], A, B)
+    await Dispatcher(store, settings, build_adapter, drain=True).run()
+    resp = await client.get("/v1/operator/orders", headers=tokens["jio"])
+    assert resp.status == 409
+    assert "pushed (file_drop)" in (await resp.json())["detail"]
+    first = await get(client, tokens["jio"], "/v1/operator/unacknowledged?limit=1")
+    [one] = first["orders"]
+    assert first["next_after"] == one["order_id"]
+    rest = await get(client, tokens["jio"], f"/v1/operator/unacknowledged?after={one['order_id']}")
+    [two] = rest["orders"]
+    assert rest["next_after"] is None
+    assert {one["value"], two["value"]} == {A, B}
+    assert one["request_id"] == req["id"] and one["attempt"] == 1 and one["sent_at"]
+    await ack(client, tokens["jio"], (one["order_id"], "outgoing_barred"))
+    again = await get(client, tokens["jio"], "/v1/operator/unacknowledged")  # nothing was taken
+    assert [(o["order_id"], o["stage"]) for o in again["orders"]] == [
+        (one["order_id"], "outgoing_barred"),
+        (two["order_id"], None),
+    ]
+    await ack(client, tokens["jio"], (one["order_id"], "blocked"), (two["order_id"], "blocked"))
+    assert (await get(client, tokens["jio"], "/v1/operator/unacknowledged"))["orders"] == []
+    assert (await get(client, tokens["airtel"], "/v1/operator/orders")) == {"orders": []}
+
+
+async def test_an_ack_for_an_order_never_sent_is_refused(client: Client, tokens: Tokens) -> None:
+    req = await file(client, tokens["investigator"], A)
+    [order] = req["targets"][0]["orders"]
+    resp = await client.post(
+        "/v1/operator/acks",
+        headers=tokens["jio"],
+        json={"acks": [{"order_id": order["id"], "status": "blocked"}]},
+    )
+    [result] = (await resp.json())["results"]
+    assert (result["result"], result["reason"]) == (
+        "conflict",
+        "this order was never sent to the operator",
+    )
+    await pull(client, tokens["jio"])
+    await ack(client, tokens["jio"], (order["id"], "blocked"))
