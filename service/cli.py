@@ -8,14 +8,16 @@ import csv
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from adapters.registry import validate_config
-from service import audit, auth, db, operators
+from service import audit, auth, churn, db, operators
 from service.authority import RANKS
+from service.churn import ChurnEvent
 from service.errors import DomainError
 from service.logs import configure_logging
 from service.models import ROLES, Role
@@ -23,6 +25,7 @@ from service.settings import Settings
 from service.store import Store
 
 log = structlog.get_logger()
+INDIA = timezone(timedelta(hours=5, minutes=30), "IST")  # India keeps no daylight saving
 
 
 @asynccontextmanager
@@ -175,6 +178,50 @@ def read_series_csv(path: Path) -> list[tuple[str, str, str]]:
     return out
 
 
+def cmd_churn(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the monthly list of permanently disconnected numbers (msisdn[,date] per line)."""
+
+    async def go() -> int:
+        items = read_churn_csv(Path(args.file), args.event)
+        async with open_store(settings) as store:
+            results = await churn.retire(
+                store, items, actor=f"cli:{args.file}", role="admin", region=settings.default_region
+            )
+        counts = {k: sum(r.result == k for r in results) for k in ("retired", "not_found")}
+        bad = [r for r in results if r.result == "invalid"]
+        for r in bad:
+            print(f"number {r.index + 1} of the list: {r.reason}", file=sys.stderr)
+        print(
+            f"{counts['retired']} numbers retired, {counts['not_found']} never named in a "
+            f"request, {len(bad)} invalid, from {args.file}"
+        )
+        return 1 if bad else 0
+
+    return _run(go())
+
+
+def read_churn_csv(path: Path, event: ChurnEvent) -> list[churn.ChurnItem]:
+    """Rows of a churn list: msisdn[,date (YYYY-MM-DD, Indian day; today if absent)]."""
+    today = datetime.now(INDIA).date()
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.reader(fh)):
+            if not row or not row[0].strip() or row[0].strip().startswith("#"):
+                continue
+            if i == 0 and row[0].strip().lower() == "msisdn":
+                continue
+            raw_day = row[1].strip() if len(row) > 1 else ""
+            try:
+                day = date.fromisoformat(raw_day) if raw_day else today
+            except ValueError:
+                raise DomainError(
+                    f"{path}:{i + 1}: {raw_day!r} is not a date (YYYY-MM-DD)"
+                ) from None
+            at = datetime.combine(day, time(), INDIA)
+            out.append(churn.ChurnItem(row[0].strip(), event, at))
+    return out
+
+
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     """Check the audit chains up to their heads; name every broken row (exit 1)."""
 
@@ -257,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rp.add_subparsers(dest="routing_cmd", required=True, metavar="ACTION")
     rl = rsub.add_parser("load", help="load prefixes from a CSV file: prefix,operator[,label]")
     rl.add_argument("file")
+
+    cp = add("churn", cmd_churn, "retire numbers re-allocated or permanently disconnected")
+    csub = cp.add_subparsers(dest="churn_cmd", required=True, metavar="ACTION")
+    cl = csub.add_parser("load", help="load a list of numbers: msisdn[,date] per line")
+    cl.add_argument("file")
+    cl.add_argument(
+        "--event",
+        choices=("permanently_disconnected", "reallocated"),
+        default="permanently_disconnected",
+        help="what happened to the numbers (default: the monthly disconnection list)",
+    )
 
     ap = add("audit", cmd_audit, "audit log tools")
     asub = ap.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")

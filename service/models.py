@@ -296,6 +296,14 @@ class TargetOut(BaseModel):
     )
     orders: list[OrderOut]
     cases: list[TargetCaseOut]
+    retired_at: datetime | None = Field(
+        default=None, description="When the number was re-allocated or disconnected (retired)."
+    )
+    retired_as: Literal["reallocated", "permanently_disconnected"] | None = None
+    previous: list[TargetOut] = Field(
+        default_factory=list,
+        description="The number's earlier lives, retired, newest first, each with its history.",
+    )
 
 
 class UnitOut(BaseModel):

@@ -1,9 +1,10 @@
 -- Every statement the service runs, by name. Loaded by service.store.
 --
 -- One lock order, used by every path: Idempotency-Key advisory locks, then targets by id
--- ascending, then orders by id ascending, then requests by id ascending, then the operator row
--- (breaker), then the audit chain head (last, held to the commit). Paths that start from orders
--- (acks, a worker recording its batch) lock those orders' targets first.
+-- ascending, then orders by id ascending, then operators' blocklist advisory locks by code (the
+-- blocklist_log trigger takes them as an ack lands: sql/0008), then requests by id ascending,
+-- then the operator row (breaker), then the audit chain head (last, held to the commit). Paths
+-- that start from orders (acks, a worker recording its batch) lock those orders' targets first.
 
 -- name: token_by_hash
 SELECT id, name, role, unit_code, operator_code
@@ -1162,3 +1163,57 @@ SELECT id, action, kind, value, urgent, attempts, seq, sent_at, ack_due_at, requ
 FROM orders
 WHERE operator_code = $1 AND status = 'sent' AND ($2::bigint IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
+
+-- name: targets_retire
+-- Numbers re-allocated or permanently disconnected ($1: JSON [{value, event, at}], distinct):
+-- their current targets, locked in id order, keep their history under a value of their own.
+WITH u AS (
+    SELECT * FROM json_to_recordset($1::json) AS u(value text, event text, at timestamptz)
+), locked AS MATERIALIZED (
+    SELECT t.id FROM targets t JOIN u ON t.kind = 'msisdn' AND t.value = u.value
+    ORDER BY t.id FOR UPDATE OF t
+)
+UPDATE targets t SET retired_value = t.value, value = t.value || '~retired-' || t.id,
+       retired_at = u.at, retired_as = u.event, updated_at = now()
+FROM u
+WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND t.kind = 'msisdn' AND t.value = u.value
+RETURNING t.id, u.value;
+
+-- name: orders_cancel_retired
+-- A retired number's orders not yet sent are cancelled: the number is someone else's now.
+UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL,
+       last_error = 'number retired: ' || $2
+WHERE target_id = ANY($1::bigint[]) AND status IN ('held', 'queued')
+RETURNING id, target_id;
+
+-- name: request_links_retire
+-- A retired target holds nothing any more; its requests count it as settled.
+UPDATE request_targets SET holds = false, done = true
+WHERE target_id = ANY($1::bigint[]) AND (holds OR NOT done)
+RETURNING request_id;
+
+-- name: routes_forget
+DELETE FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
+
+-- name: blocklist_retire
+-- No operator is expected to block a retired number any more: each that was gets a `removed`
+-- change (under every operator's blocklist lock, in code order: changes stay commit-ordered).
+WITH locks AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(hashtextextended('blocklist:' || code, 0)))
+    FROM (SELECT code FROM operators ORDER BY code) o
+), last AS (
+    SELECT DISTINCT ON (operator_code, value) operator_code, kind, value, change, order_id
+    FROM blocklist_log
+    WHERE kind = 'msisdn' AND value = ANY($1::text[]) AND (SELECT * FROM locks) >= 0
+    ORDER BY operator_code, value, id DESC
+)
+INSERT INTO blocklist_log (operator_code, kind, value, change, order_id)
+SELECT operator_code, kind, value, 'removed', order_id FROM last
+WHERE change = 'added' ORDER BY operator_code, value;
+
+-- name: targets_retired_of
+-- The earlier lives of a number, newest first.
+SELECT id, kind, retired_value AS value, state, action, state_changed_at, created_at,
+       retired_at, retired_as
+FROM targets WHERE kind = $1 AND retired_value = $2
+ORDER BY retired_at DESC, id DESC;

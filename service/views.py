@@ -122,8 +122,15 @@ async def get_target(
     except InvalidTarget as exc:
         raise NotFound(f"not a valid {kind}: {exc.reason}") from None
     row = await store.fetchrow("target_get", kind, value)
-    if row is None:
+    retired = await store.fetch("targets_retired_of", kind, value)
+    if row is None and not retired:
         raise NotFound(f"no {kind} {value} has been named in any request")
+    lives = [await _target_out(store, scope, r) for r in ([row] if row else []) + retired]
+    return lives[0].model_copy(update={"previous": lives[1:]})
+
+
+async def _target_out(store: Store, scope: str | None, row: Row) -> TargetOut:
+    """One life of a target: its state, orders and cases."""
     cases = [
         TargetCaseOut(
             request_id=c["request_id"],
@@ -153,4 +160,6 @@ async def get_target(
         operator_states={op: operator_holds(_view(o)) for op, o in latest.items()},
         orders=orders,
         cases=cases,
+        retired_at=row.get("retired_at"),
+        retired_as=row.get("retired_as"),
     )

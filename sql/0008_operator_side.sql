@@ -159,3 +159,13 @@ CREATE TABLE reconciliations (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX reconciliations_operator_idx ON reconciliations (operator_code, id);
+
+-- Number churn. A number re-allocated to a new subscriber, or permanently disconnected, is
+-- retired: its target keeps its history under a value of its own (the number it was is kept
+-- in `retired_value`), so a later request naming the number makes a new target with new orders.
+ALTER TABLE targets ADD COLUMN retired_at timestamptz;
+ALTER TABLE targets ADD COLUMN retired_as text
+    CHECK (retired_as IN ('reallocated', 'permanently_disconnected'));
+ALTER TABLE targets ADD COLUMN retired_value text;
+CREATE INDEX targets_retired_idx ON targets (kind, retired_value) WHERE retired_value IS NOT NULL;
+CREATE INDEX blocklist_log_identifier_idx ON blocklist_log (kind, value, id);

@@ -14,6 +14,7 @@ from service.auth import TokenCache
 from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
+    churn_api,
     linkage_api,
     operator_api,
     reconciliation_api,
@@ -50,6 +51,7 @@ RESOURCES = (
     supervision_api,
     linkage_api,
     reconciliation_api,
+    churn_api,
 )
 
 
