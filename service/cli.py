@@ -357,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--token", help="operator token used to post acks")
     sp.add_argument("--latency-ms", type=float, default=0)
     sp.add_argument("--failure-rate", type=float, default=0, help="share of batches answered 503")
+    sp.add_argument(
+        "--reverify-outcome",
+        choices=("disconnected", "retained"),
+        default="disconnected",
+        help="how an order with instruction reverify ends (with --ack-url its stages are "
+        "acknowledged first)",
+    )
     return p
 
 
@@ -415,6 +422,7 @@ def cmd_simulate_operator(settings: Settings, args: argparse.Namespace) -> int:
             token=args.token,
             latency_ms=args.latency_ms,
             failure_rate=args.failure_rate,
+            reverify_outcome=args.reverify_outcome,
         )
     except ValidationError as exc:
         raise DomainError(f"bad simulator settings: {exc}") from None

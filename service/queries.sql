@@ -390,12 +390,15 @@ WITH claimed AS (
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
               o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq,
               o.reason
+), authority AS MATERIALIZED (  -- once per request: a batch comes from a few
+    SELECT * FROM order_authority
+    WHERE request_id = ANY(ARRAY(SELECT DISTINCT request_id FROM claimed))
 )
 SELECT c.id, c.operator_code, c.action, c.kind, c.value, c.urgent, c.attempts, c.created_at,
        c.target_id, c.request_id, c.unit_code, c.category, c.status, c.ack_status, c.seq,
        a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved, a.filer_name,
        a.filer_rank, a.approver_name, a.approver_rank, c.reason
-FROM claimed c JOIN order_authority a ON a.request_id = c.request_id
+FROM claimed c JOIN authority a ON a.request_id = c.request_id
 ORDER BY c.urgent DESC, c.next_attempt_at, c.id;
 
 -- name: orders_renew_lease
@@ -680,10 +683,13 @@ WITH due AS (
 ), tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
     SELECT id, attempts, $3, now(), now(), 'accepted' FROM taken
+), authority AS MATERIALIZED (  -- once per request: a batch comes from a few
+    SELECT * FROM order_authority
+    WHERE request_id = ANY(ARRAY(SELECT DISTINCT request_id FROM taken))
 )
 SELECT t.*, a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved,
        a.filer_name, a.filer_rank, a.approver_name, a.approver_rank
-FROM taken t JOIN order_authority a ON a.request_id = t.request_id
+FROM taken t JOIN authority a ON a.request_id = t.request_id
 ORDER BY t.urgent DESC, t.id;
 
 -- name: request_head

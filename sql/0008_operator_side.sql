@@ -104,7 +104,6 @@ CREATE TABLE blocklist_log (
     at            timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX blocklist_log_operator_idx ON blocklist_log (operator_code, id);
-CREATE INDEX blocklist_log_value_idx ON blocklist_log (operator_code, kind, value, id);
 
 INSERT INTO blocklist_log (operator_code, kind, value, change, order_id, at)
 SELECT operator_code, kind, value, CASE WHEN action = 'block' THEN 'added' ELSE 'removed' END,
