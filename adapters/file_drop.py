@@ -31,6 +31,15 @@ CSV_HEADER = (
     "operator",
     "created_at",
     "seq",
+    "instruction",
+    "request_id",
+    "unit",
+    "case_ref",
+    "category",
+    "legal_basis",
+    "officer_name",
+    "officer_rank",
+    "reason",
 )
 
 
@@ -82,6 +91,15 @@ def render_csv(orders: Sequence[OutboundOrder], created_at: datetime) -> bytes:
             o.operator,
             stamp,
             o.seq,
+            o.told,
+            o.request_id,
+            o.unit,
+            o.case_ref,
+            o.category,
+            o.legal_basis or "",
+            o.officer_name or "",
+            o.officer_rank or "",
+            o.reason or "",
         )
         for o in orders
     )

@@ -93,6 +93,14 @@ def order_payload(order: OutboundOrder) -> dict[str, Any]:
         "urgent": order.urgent,
         "attempt": order.attempt,
         "seq": order.seq,
+        "instruction": order.told,
+        "request_id": str(order.request_id),
+        "unit": order.unit,
+        "case_ref": order.case_ref,
+        "category": order.category,
+        "legal_basis": order.legal_basis,
+        "officer": {"name": order.officer_name, "rank": order.officer_rank},
+        "reason": order.reason,
     }
 
 

@@ -51,6 +51,10 @@ class SimulatorConfig(BaseModel):
     reject_prefixes: tuple[str, ...] = ()
     max_batch: int = Field(default=500, ge=1, le=100_000)
     seed: int | None = None
+    reverify_outcome: Literal["disconnected", "retained"] = Field(
+        default="disconnected",
+        description="The final answer to an order with `instruction: reverify`.",
+    )
 
     @model_validator(mode="after")
     def _prefixes_not_empty(self) -> Self:
@@ -112,6 +116,8 @@ class SimulatorAdapter:
         if self.config.ack_mode == "accepted":
             return Accepted(order.order_id, operator_ref=f"sim-{order.order_id}")
         status: AckStatus = "blocked" if order.action == "block" else "unblocked"
+        if order.told == "reverify":
+            status = self.config.reverify_outcome
         return Acknowledged(order.order_id, status, operator_ref=f"sim-{order.order_id}")
 
     def _remember(self, orders: Sequence[OutboundOrder]) -> None:

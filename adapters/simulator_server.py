@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from adapters import signing
+from service.ports import STAGES
 
 log = structlog.get_logger()
 
@@ -46,6 +47,11 @@ class SimulatorSettings(BaseModel):
     ack_max_attempts: int = Field(default=8, ge=1, le=100)
     signature_tolerance_s: float = Field(default=300, gt=0)
     dedup_capacity: int = Field(default=1_000_000, ge=1)
+    reverify_outcome: Literal["disconnected", "retained"] = Field(
+        default="disconnected",
+        description="How an order with `instruction: reverify` ends; in async mode its stages "
+        "(outgoing barred, incoming barred, re-verification pending) are acknowledged first.",
+    )
     seed: int | None = None
 
     @model_validator(mode="before")
@@ -74,6 +80,15 @@ class _WireOrder(BaseModel):
     value: str
     urgent: bool = False
     attempt: int = 1
+    seq: int = 0
+    instruction: Literal["block", "reverify", "unblock"] | None = None
+    request_id: str | None = None
+    unit: str | None = None
+    case_ref: str | None = None
+    category: str | None = None
+    legal_basis: str | None = None
+    officer: dict[str, str | None] | None = None
+    reason: str | None = None
 
 
 class _Batch(BaseModel):
@@ -86,6 +101,7 @@ class _Batch(BaseModel):
 class _Entry:
     answer: Item
     ack: Item | None
+    order: _WireOrder | None = None  # as received the first time, authority and all
 
 
 @dataclass
@@ -114,6 +130,9 @@ class SimulatorState:
                 self._queue_ack(entry.ack)
             return entry.answer
         final = "blocked" if order.action == "block" else "unblocked"
+        reverify = order.action == "block" and order.instruction == "reverify"
+        if reverify:
+            final = self.settings.reverify_outcome
         ref = f"sim-{uuid.uuid4().hex[:12]}"
         ack: Item | None = None
         if self.settings.mode == "sync":
@@ -121,8 +140,10 @@ class SimulatorState:
         else:
             answer = {"order_id": order.order_id, "status": "accepted", "operator_ref": ref}
             ack = {"order_id": order.order_id, "status": final, "operator_ref": ref}
+            for stage in STAGES if reverify else ():
+                self._queue_ack({"order_id": order.order_id, "status": stage})
             self._queue_ack(ack)
-        self.answers[order.order_id] = _Entry(answer, ack)
+        self.answers[order.order_id] = _Entry(answer, ack, order)
         if len(self.answers) > self.settings.dedup_capacity:
             del self.answers[next(iter(self.answers))]
         return answer

@@ -10,11 +10,21 @@ from typing import Literal
 import orjson
 
 from service import audit, settlement
-from service.ports import AckStatus
+from service.ports import STAGES, AckStatus, Stage
 from service.store import Row, Tx
 
 AckOutcome = Literal["applied", "duplicate", "conflict", "not_found", "invalid", "superseded"]
-_BLOCK_ANSWERS = frozenset({"blocked", "already_blocked", "not_subscriber", "rejected"})
+_BLOCK_ANSWERS = frozenset(
+    {
+        "blocked",
+        "already_blocked",
+        "not_subscriber",
+        "rejected",
+        "disconnected",
+        "retained",
+        *STAGES,
+    }
+)
 _UNBLOCK_ANSWERS = frozenset({"unblocked", "not_subscriber", "rejected"})
 
 
@@ -23,7 +33,7 @@ class AckItem:
     """One acknowledgement of one order."""
 
     order_id: int
-    status: AckStatus
+    status: AckStatus | Stage
     reason: str | None = None
     operator_ref: str | None = None
     at: datetime | None = None
@@ -49,11 +59,27 @@ def invalid_answer(action: str, status: str, reason: str | None) -> str | None:
     return None
 
 
-def _check(item: AckItem, row: Row) -> AckOutcome | tuple[Literal["invalid"], str] | None:
-    """None when the ack can be applied, else the outcome that refuses it."""
+def is_stage(status: str) -> bool:
+    """Whether an ack status is a stage on the way to a final answer (the order stays open)."""
+    return status in STAGES
+
+
+def _check(
+    item: AckItem, row: Row, *, on_screen: bool = False
+) -> AckOutcome | tuple[Literal["invalid", "conflict"], str] | None:
+    """None when the ack can be applied, else the outcome that refuses it. `on_screen`: a
+    nodal officer answers orders the console showed them (that was their delivery)."""
     problem = invalid_answer(row["action"], item.status, item.reason)
     if problem is not None:
         return ("invalid", problem)
+    if row["never_sent"] and not on_screen:  # the operator cannot have it: nothing was sent
+        return ("conflict", "this order was never sent to the operator")
+    if is_stage(item.status):  # each (order, stage) once; none after the final answer
+        if item.status in (row["stages"] or ()):
+            return "duplicate"
+        if row["status"] in ("acked", "held", "cancelled"):
+            return "conflict"
+        return "superseded" if row["status"] == "withdrawn" else None
     if row["status"] == "acked":
         return "duplicate" if row["ack_status"] == item.status else "conflict"
     if row["status"] in ("held", "cancelled"):
@@ -72,6 +98,7 @@ async def apply_acks(
     role: str,
     commit: bool = False,
     skew_s: float = 300.0,
+    on_screen: bool = False,
 ) -> list[AckResult]:
     """Apply acks of one operator in this transaction; one result per item, in order.
 
@@ -90,12 +117,13 @@ async def apply_acks(
     results: list[AckResult] = []
     applied: dict[int, AckItem] = {}
     late: dict[int, AckItem] = {}
+    staged: dict[tuple[int, str], AckItem] = {}
     for item in items:
         row = rows.get(item.order_id)
         if row is None:
             results.append(AckResult(item.order_id, "not_found", "no such order for " + operator))
             continue
-        refusal = _check(item, row)
+        refusal = _check(item, row, on_screen=on_screen)
         window = windows.get(item.order_id)
         if (
             item.at is not None
@@ -105,6 +133,14 @@ async def apply_acks(
             refusal = ("invalid", _out_of_window(window["since"], window["now"], skew))
         if isinstance(refusal, tuple):
             results.append(AckResult(item.order_id, refusal[0], refusal[1]))
+        elif is_stage(item.status):
+            if refusal is None and (item.order_id, item.status) not in staged:
+                staged[(item.order_id, item.status)] = item
+                results.append(AckResult(item.order_id, "applied"))
+            elif refusal == "superseded":
+                results.append(AckResult(item.order_id, "superseded", "a newer order replaced it"))
+            else:
+                results.append(AckResult(item.order_id, refusal or "duplicate"))
         elif item.order_id in applied or item.order_id in late:
             earlier = applied.get(item.order_id) or late[item.order_id]
             same = earlier.status == item.status
@@ -121,6 +157,9 @@ async def apply_acks(
             results.append(AckResult(item.order_id, refusal))
     if late:
         await tx.execute("orders_record_late_ack", answers_json(late.values()))
+    stage_entries: list[audit.AuditEntry] = []
+    if staged:
+        stage_entries = await _record_stages(tx, operator, staged.values(), actor, role)
     if applied:
         items_applied = list(applied.values())
         await tx.fetch("orders_apply_ack", answers_json(items_applied))
@@ -132,10 +171,14 @@ async def apply_acks(
             actor=actor,
             role=role,
             commit=commit,
+            also=stage_entries,
         )
-    elif late:
+    elif late or stage_entries:
         write = audit.record_and_commit if commit else audit.record
-        await write(tx, [settlement.ack_entry(actor, role, operator, a) for a in late.values()])
+        await write(
+            tx,
+            [settlement.ack_entry(actor, role, operator, a) for a in late.values()] + stage_entries,
+        )
     return results
 
 
@@ -144,6 +187,28 @@ def _out_of_window(since: datetime, now: datetime, skew: timedelta) -> str:
         f"at must lie between the order's first send less {skew.total_seconds():g} s "
         f"({(since - skew).isoformat()}) and now plus as much ({(now + skew).isoformat()})"
     )
+
+
+async def _record_stages(
+    tx: Tx, operator: str, items: Iterable[AckItem], actor: str, role: str
+) -> list[audit.AuditEntry]:
+    """Record stages reached; the audit entries of those new to their orders."""
+    doc = orjson.dumps(
+        [{"id": i.order_id, "stage": i.status, "at": i.at} for i in items],
+        option=orjson.OPT_UTC_Z,
+    ).decode()
+    recorded = await tx.fetch("orders_record_stage", doc)
+    return [
+        audit.AuditEntry(
+            actor,
+            role,
+            "ack.stage",
+            "order",
+            str(r["order_id"]),
+            {"operator": operator, "stage": r["stage"], "at": r["at"].isoformat()},
+        )
+        for r in recorded
+    ]
 
 
 def answers_json(items: Iterable[AckItem]) -> str:

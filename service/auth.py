@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import structlog
 
 from service import audit
+from service.authority import parse_rank
 from service.errors import Forbidden, Invalid, NotFound, Unauthorized
 from service.models import Role
 from service.store import IntegrityConflict, Listener, Row, Store, StoreError
@@ -161,8 +162,19 @@ async def create_token(
     unit: str | None = None,
     operator: str | None = None,
     actor: str = SYSTEM_NAME,
+    officer: str | None = None,
+    rank: str | None = None,
 ) -> tuple[int, str]:
-    """Create a token; returns its id and the token itself (shown once)."""
+    """Create a token; returns its id and the token itself (shown once). A person's token may
+    name its officer and rank: orders they authorise carry them (service.authority)."""
+    try:
+        officer_rank = None if rank is None else parse_rank(rank)
+    except ValueError as exc:
+        raise Invalid(str(exc), [{"field": "rank"}]) from None
+    if officer is not None and not officer.strip():
+        raise Invalid("--officer must not be empty", [{"field": "officer"}])
+    if role == "operator" and (officer or rank):
+        raise Invalid("operator tokens name no police officer", [{"field": "officer"}])
     if role == "investigator" and not unit:
         raise Invalid("an investigator token needs --unit", [{"field": "unit"}])
     if role == "operator" and not operator:
@@ -174,7 +186,16 @@ async def create_token(
     token = new_token()
     try:
         async with store.transaction() as tx:
-            row = await tx.fetchrow("token_insert", name, role, unit, operator, token_hash(token))
+            row = await tx.fetchrow(
+                "token_insert",
+                name,
+                role,
+                unit,
+                operator,
+                token_hash(token),
+                officer.strip() if officer else None,
+                officer_rank,
+            )
             assert row is not None
             await audit.record(
                 tx,
@@ -185,7 +206,17 @@ async def create_token(
                         "token.created",
                         "token",
                         str(row["id"]),
-                        {"name": name, "role": role, "unit": unit, "operator": operator},
+                        {
+                            "name": name,
+                            "role": role,
+                            "unit": unit,
+                            "operator": operator,
+                            **(
+                                {"officer": officer, "rank": officer_rank}
+                                if officer or rank
+                                else {}
+                            ),
+                        },
                     )
                 ],
             )

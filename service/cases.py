@@ -39,8 +39,9 @@ def case_id(unit: str, case_ref: str) -> str:
 def _read_scope(principal: Principal) -> str | None:
     if principal.role == "investigator":
         return principal.unit
-    if principal.role in ("supervisor", "admin"):
+    if principal.role == "supervisor":
         return None
+    # admins manage configuration and read no case data
     raise Forbidden(f"a {principal.role} token cannot read cases")
 
 

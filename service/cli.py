@@ -9,13 +9,16 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from adapters.registry import validate_config
-from service import audit, auth, db, operators
+from service import audit, auth, churn, db, operators
+from service.authority import RANKS
+from service.churn import ChurnEvent
 from service.errors import DomainError
 from service.logs import configure_logging
 from service.models import ROLES, Role
@@ -25,6 +28,7 @@ from service.store import Store
 log = structlog.get_logger()
 SIM_SECRET_ENV = "FRAUDBLOCK_SIM_SECRET"
 SIM_TOKEN_ENV = "FRAUDBLOCK_SIM_TOKEN"
+INDIA = timezone(timedelta(hours=5, minutes=30), "IST")  # India keeps no daylight saving
 
 
 @asynccontextmanager
@@ -123,14 +127,22 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         async with open_store(settings) as store:
             if args.token_cmd == "create":
                 _, token = await auth.create_token(
-                    store, role=args.role, name=args.name, unit=args.unit, operator=args.operator
+                    store,
+                    role=args.role,
+                    name=args.name,
+                    unit=args.unit,
+                    operator=args.operator,
+                    officer=args.officer,
+                    rank=args.rank,
                 )
                 print(token)
             elif args.token_cmd == "list":
                 for r in await store.fetch("token_list"):
                     state = "revoked" if r["revoked_at"] else "active"
                     scope = r["unit_code"] or r["operator_code"] or "-"
-                    print(f"{r['id']}\t{r['role']}\t{scope}\t{r['name']}\t{state}")
+                    officer = " ".join(x for x in (r["officer_rank"], r["officer_name"]) if x)
+                    line = f"{r['id']}\t{r['role']}\t{scope}\t{r['name']}\t{state}"
+                    print(f"{line}\t{officer}" if officer else line)
             else:
                 await auth.revoke_token(store, args.id)
                 print(f"revoked token {args.id}")
@@ -167,6 +179,50 @@ def read_series_csv(path: Path) -> list[tuple[str, str, str]]:
             if not prefix.startswith("+"):
                 prefix = "+" + prefix
             out.append((prefix, row[1].strip(), row[2].strip() if len(row) > 2 else ""))
+    return out
+
+
+def cmd_churn(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the monthly list of permanently disconnected numbers (msisdn[,date] per line)."""
+
+    async def go() -> int:
+        items = read_churn_csv(Path(args.file), args.event)
+        async with open_store(settings) as store:
+            results = await churn.retire(
+                store, items, actor=f"cli:{args.file}", role="admin", region=settings.default_region
+            )
+        counts = {k: sum(r.result == k for r in results) for k in ("retired", "not_found")}
+        bad = [r for r in results if r.result == "invalid"]
+        for r in bad:
+            print(f"number {r.index + 1} of the list: {r.reason}", file=sys.stderr)
+        print(
+            f"{counts['retired']} numbers retired, {counts['not_found']} never named in a "
+            f"request, {len(bad)} invalid, from {args.file}"
+        )
+        return 1 if bad else 0
+
+    return _run(go())
+
+
+def read_churn_csv(path: Path, event: ChurnEvent) -> list[churn.ChurnItem]:
+    """Rows of a churn list: msisdn[,date (YYYY-MM-DD, Indian day; today if absent)]."""
+    today = datetime.now(INDIA).date()
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.reader(fh)):
+            if not row or not row[0].strip() or row[0].strip().startswith("#"):
+                continue
+            if i == 0 and row[0].strip().lower() == "msisdn":
+                continue
+            raw_day = row[1].strip() if len(row) > 1 else ""
+            try:
+                day = date.fromisoformat(raw_day) if raw_day else today
+            except ValueError:
+                raise DomainError(
+                    f"{path}:{i + 1}: {raw_day!r} is not a date (YYYY-MM-DD)"
+                ) from None
+            at = datetime.combine(day, time(), INDIA)
+            out.append(churn.ChurnItem(row[0].strip(), event, at))
     return out
 
 
@@ -232,7 +288,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         end = date.fromisoformat(args.end) if args.end else None
         async with open_store(settings) as store:
             report = await zone_report.zone_report(
-                store, Principal(0, "cli", "admin"), start=start, end=end
+                store, Principal(0, "cli", "supervisor"), start=start, end=end
             )
         if args.csv:
             sys.stdout.write(zone_report.to_csv(report))
@@ -294,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--unit", help="unit code (investigators; optional for supervisors)")
     tc.add_argument("--operator", help="operator code (operator tokens)")
     tc.add_argument("--name", required=True, help="who or what holds the token")
+    tc.add_argument("--officer", help="the officer's name, sent with the orders they authorise")
+    tc.add_argument(
+        "--rank", help=f"the officer's rank ({', '.join(RANKS)}); case and spacing are free"
+    )
     tsub.add_parser("list", help="list tokens (never their secrets)")
     tr = tsub.add_parser("revoke", help="revoke a token by id")
     tr.add_argument("id", type=int)
@@ -302,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rp.add_subparsers(dest="routing_cmd", required=True, metavar="ACTION")
     rl = rsub.add_parser("load", help="load prefixes from a CSV file: prefix,operator[,label]")
     rl.add_argument("file")
+
+    cp = add("churn", cmd_churn, "retire numbers re-allocated or permanently disconnected")
+    csub = cp.add_subparsers(dest="churn_cmd", required=True, metavar="ACTION")
+    cl = csub.add_parser("load", help="load a list of numbers: msisdn[,date] per line")
+    cl.add_argument("file")
+    cl.add_argument(
+        "--event",
+        choices=("permanently_disconnected", "reallocated"),
+        default="permanently_disconnected",
+        help="what happened to the numbers (default: the monthly disconnection list)",
+    )
 
     ap = add("audit", cmd_audit, "audit log tools")
     asub = ap.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
@@ -384,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--token", help=argparse.SUPPRESS)
     sp.add_argument("--latency-ms", type=float, default=0)
     sp.add_argument("--failure-rate", type=float, default=0, help="share of batches answered 503")
+    sp.add_argument(
+        "--reverify-outcome",
+        choices=("disconnected", "retained"),
+        default="disconnected",
+        help="how an order with instruction reverify ends (with --ack-url its stages are "
+        "acknowledged first)",
+    )
     return p
 
 
@@ -493,6 +571,7 @@ def cmd_simulate_operator(settings: Settings, args: argparse.Namespace) -> int:
             token=token,
             latency_ms=args.latency_ms,
             failure_rate=args.failure_rate,
+            reverify_outcome=args.reverify_outcome,
         )
     except ValidationError as exc:
         raise DomainError(f"bad simulator settings: {exc}") from None

@@ -13,7 +13,8 @@ from typing import Any
 
 import structlog
 
-from service import delivery, intake, settlement, stats
+from service import authority, delivery, intake, settlement, stats
+from service.authority import Rank
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
 from service.store import Listener, Row, Store, StoreError, StoreUnavailable, Tx
@@ -183,19 +184,7 @@ class Lane:
         if not claimed:
             return False
         s = self.d.settings
-        orders = [
-            OutboundOrder(
-                r["id"],
-                self.code,
-                r["action"],
-                r["kind"],
-                r["value"],
-                r["urgent"],
-                r["attempts"],
-                r["seq"] or 0,
-            )
-            for r in claimed
-        ]
+        orders = [outbound(r, self.code, s.direct_block_min_rank) for r in claimed]
         self.in_flight = [o.order_id for o in orders]
         renew = asyncio.create_task(self._renew_leases())
         try:
@@ -252,6 +241,30 @@ class Lane:
 
 
 BatchObserver = Callable[[str, int, Mapping[str, int]], None]
+
+
+def outbound(r: Row, operator: str, min_rank: Rank | None) -> OutboundOrder:
+    """A claimed order as its operator receives it, with the authority behind it."""
+    a = authority.from_row(r, min_rank)
+    return OutboundOrder(
+        r["id"],
+        operator,
+        r["action"],
+        r["kind"],
+        r["value"],
+        r["urgent"],
+        r["attempts"],
+        r["seq"] or 0,
+        request_id=a.request_id,
+        unit=a.unit,
+        case_ref=a.case_ref,
+        category=a.category,
+        legal_basis=a.legal_basis,
+        officer_name=a.officer_name,
+        officer_rank=a.officer_rank,
+        instruction=a.instruction,
+        reason=r["reason"],
+    )
 
 
 class Dispatcher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,7 +107,13 @@ async def purge_idempotency_keys(store: Store, window_s: float, rounds: int = 10
 def body_hash(req: BlockRequestIn) -> bytes:
     """A stable digest of a request body, for Idempotency-Key comparisons."""
     return hashlib.sha256(
-        orjson.dumps(req.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        orjson.dumps(
+            # a body without linked_from digests as it did before the field existed
+            req.model_dump(
+                mode="json", exclude={"linked_from"} if req.linked_from is None else None
+            ),
+            option=orjson.OPT_SORT_KEYS,
+        )
     ).digest()
 
 
@@ -136,6 +143,7 @@ class Filing:
     digest: bytes  # of the body, to compare with an Idempotency-Key's first use; b"" without one
     approval_policy: str
     idempotency_key: str | None
+    flagged: tuple[str, ...] = ()  # flagged handsets it names, so a supervisor must approve
 
 
 def prepare(
@@ -179,6 +187,7 @@ async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
     They go in rounds of a few statements each: a round takes the block requests that name no
     target or Idempotency-Key in common (an unblock goes alone), so that it reads as a sequence;
     the rest wait for the next round and see its effects."""
+    filings = await _hold_flagged(tx, filings)
     results: dict[int, IntakeResult] = {}
     entries: list[audit.AuditEntry] = []  # in the order the requests were stored
     rounds: list[list[int]] = []
@@ -197,6 +206,39 @@ async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
     # last: the chain's head stays locked from here until the commit
     await audit.record_and_commit(tx, entries)
     return [results[i] for i in range(len(filings))]
+
+
+async def _hold_flagged(tx: Tx, filings: Sequence[Filing]) -> Sequence[Filing]:
+    """A block naming a handset flagged as a possible SIM box or cloned IMEI (shared by
+    innocent phones) waits for a supervisor's approval, unless a supervisor filed it."""
+    asked = sorted(
+        {
+            t.value
+            for f in filings
+            if f.req.action == "block"
+            and f.approval_policy == "none"
+            and f.principal.role != "supervisor"
+            for t in f.targets
+            if t.kind == "imei"
+        }
+    )
+    if not asked:
+        return filings
+    flagged = {r["imei"] for r in await tx.fetch("handsets_flagged_among", asked)}
+    if not flagged:
+        return filings
+    out = []
+    for f in filings:
+        mine = sorted(flagged & {t.value for t in f.targets if t.kind == "imei"})
+        if (
+            mine
+            and f.req.action == "block"
+            and f.approval_policy == "none"
+            and (f.principal.role != "supervisor")
+        ):
+            f = dataclasses.replace(f, approval_policy="supervisor", flagged=tuple(mine))
+        out.append(f)
+    return out
 
 
 async def _lock_ahead(tx: Tx, filings: Sequence[Filing]) -> None:
@@ -548,6 +590,7 @@ def _filed_entry(o: _Opened) -> audit.AuditEntry:
             "targets": len(f.targets),
             "force": f.req.force,
             "orders": sum(len(p.operators) for p in o.plans),
+            **({"flagged_handsets": list(f.flagged)} if f.flagged else {}),
             **({"releases": releases(o.plans)} if f.req.action == "unblock" else {}),
         },
     )
@@ -582,6 +625,9 @@ def order_doc(r: Row) -> dict[str, Any]:
         "last_error": r["last_error"],
         "request_id": r["request_id"],
         "seq": r["seq"],
+        "stage": r.get("stage"),
+        "stage_at": r.get("stage_at"),
+        "reason": r.get("reason"),
     }
 
 

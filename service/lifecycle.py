@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 PENDING_ORDER = frozenset({"held", "queued", "in_flight", "sent"})
-CONFIRMED = frozenset({"blocked", "already_blocked"})
+CONFIRMED = frozenset({"blocked", "already_blocked", "disconnected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,10 @@ def latest_action(latest: Iterable[OrderView], default: str) -> str:
 def target_state(action: str, latest: Iterable[OrderView]) -> str:
     """A target's overall state from its pairs' latest decisions, under its current action.
 
-    Blocking: `blocked` when every operator that serves it confirmed, `partially_blocked`
-    when some did, `rejected`/`dead` when none did, `unroutable` when no operator serves it.
+    Blocking: `blocked` when every operator that serves it confirmed (a disconnection
+    confirms), `partially_blocked` when some did, `retained` when none did because the
+    subscriber re-verified, `rejected`/`dead` when none did for another reason, `unroutable`
+    when no operator serves it.
     Unblocking: `unblocked` when every operator released it, else `partially_blocked`.
     """
     orders = [o for o in latest if o.action == action and o.status != "cancelled"]
@@ -50,6 +52,8 @@ def target_state(action: str, latest: Iterable[OrderView]) -> str:
         return "blocked"
     if confirmed:
         return "partially_blocked"
+    if any(o.ack_status == "retained" for o in serving):
+        return "retained"
     if any(o.ack_status == "rejected" for o in serving):
         return "rejected"
     return "dead"
@@ -64,5 +68,7 @@ def operator_holds(latest: OrderView) -> str:
     if latest.action == "block":
         if latest.ack_status in CONFIRMED:
             return "blocked"
-        return "not_subscriber" if latest.ack_status == "not_subscriber" else "not_blocked"
+        if latest.ack_status in ("not_subscriber", "retained"):
+            return latest.ack_status
+        return "not_blocked"
     return "blocked" if latest.ack_status == "rejected" else "not_blocked"

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from service.inputs import LINE, TEXT, Id, Instant, Integer
-from service.ports import AckStatus, Action, TargetKind
+from service.ports import AckStatus, Action, Stage, TargetKind
 
 Category = Annotated[
     str,
@@ -44,7 +44,13 @@ OrderStatus = Literal[
     "held", "queued", "in_flight", "sent", "acked", "dead", "cancelled", "withdrawn"
 ]
 OperatorHolds = Literal[
-    "blocked", "not_blocked", "not_subscriber", "pending_block", "pending_unblock", "unknown"
+    "blocked",
+    "not_blocked",
+    "not_subscriber",
+    "retained",
+    "pending_block",
+    "pending_unblock",
+    "unknown",
 ]
 TargetState = Literal[
     "pending",
@@ -55,6 +61,7 @@ TargetState = Literal[
     "dead",
     "unroutable",
     "cancelled",
+    "retained",
 ]
 TargetOutcome = Literal[
     "queued",
@@ -108,7 +115,26 @@ class BlockRequestIn(BaseModel):
         description="The unit the request is filed for: a supervisor must name it (422 "
         "otherwise); an investigator files for the own unit (another unit is 403).",
     )
-    targets: list[TargetIn] = Field(min_length=1, max_length=10_000)
+    linked_from: TargetIn | None = Field(
+        default=None,
+        description="Block this identifier and every one seen with it (the numbers used in a "
+        "handset, or the handsets a number was used in), as operators reported them.",
+    )
+    targets: list[TargetIn] = Field(default_factory=list, max_length=10_000, validate_default=True)
+
+    @field_validator("targets")
+    @classmethod
+    def _something_to_block(cls, value: list[TargetIn], info: ValidationInfo) -> list[TargetIn]:
+        if not value and info.data.get("linked_from") is None:
+            raise ValueError("name at least one target (or, for a block, linked_from)")
+        return value
+
+    @field_validator("linked_from")
+    @classmethod
+    def _linked_is_for_block(cls, value: TargetIn | None, info: ValidationInfo) -> TargetIn | None:
+        if value is not None and info.data.get("action") != "block":
+            raise ValueError("linked_from applies to block requests only")
+        return value
 
     @field_validator("reason")
     @classmethod
@@ -149,6 +175,13 @@ class OrderOut(BaseModel):
     seq: int | None = Field(
         default=None,
         description="The decision's number, rising per (target, operator); none while held.",
+    )
+    stage: Stage | None = Field(
+        default=None, description="The latest stage the operator reported, before its answer."
+    )
+    stage_at: datetime | None = Field(default=None, description="When that stage was reached.")
+    reason: str | None = Field(
+        default=None, description="Why besides its request: `reconciliation` (sent again)."
     )
 
 
@@ -268,6 +301,14 @@ class TargetOut(BaseModel):
     )
     orders: list[OrderOut]
     cases: list[TargetCaseOut]
+    retired_at: datetime | None = Field(
+        default=None, description="When the number was re-allocated or disconnected (retired)."
+    )
+    retired_as: Literal["reallocated", "permanently_disconnected"] | None = None
+    previous: list[TargetOut] = Field(
+        default_factory=list,
+        description="The number's earlier lives, retired, newest first, each with its history.",
+    )
 
 
 class UnitOut(BaseModel):

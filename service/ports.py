@@ -8,14 +8,28 @@ from typing import ClassVar, Literal, Protocol
 
 Action = Literal["block", "unblock"]
 TargetKind = Literal["msisdn", "imei"]
-AckStatus = Literal["blocked", "unblocked", "already_blocked", "not_subscriber", "rejected"]
+AckStatus = Literal[
+    "blocked",
+    "unblocked",
+    "already_blocked",
+    "not_subscriber",
+    "rejected",
+    "disconnected",
+    "retained",
+]
 ACK_STATUSES: tuple[AckStatus, ...] = (
     "blocked",
     "unblocked",
     "already_blocked",
     "not_subscriber",
     "rejected",
+    "disconnected",
+    "retained",
 )
+# stages on the way to a block's final answer: its order stays pending
+Stage = Literal["outgoing_barred", "incoming_barred", "reverification_pending"]
+STAGES: tuple[Stage, ...] = ("outgoing_barred", "incoming_barred", "reverification_pending")
+Instruction = Literal["block", "reverify", "unblock"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +44,21 @@ class OutboundOrder:
     urgent: bool
     attempt: int
     seq: int = 0  # rises with each decision on the target: an operator may drop a lower one
+    # the authority behind it (service.authority): the request, its case and its officer
+    request_id: int = 0
+    unit: str = ""
+    case_ref: str = ""
+    category: str = ""
+    legal_basis: str | None = None
+    officer_name: str | None = None
+    officer_rank: str | None = None
+    instruction: Instruction | None = None  # None: the action itself
+    reason: str | None = None  # why besides the request: "reconciliation"
+
+    @property
+    def told(self) -> Instruction:
+        """What the operator is told to do (`reverify` asks the subscriber first)."""
+        return self.instruction or self.action
 
 
 @dataclass(frozen=True, slots=True)

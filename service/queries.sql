@@ -1,20 +1,23 @@
 -- Every statement the service runs, by name. Loaded by service.store.
 --
 -- One lock order, used by every path: Idempotency-Key advisory locks, then targets by id
--- ascending, then orders by id ascending, then requests by id ascending, then the operator row
--- (breaker), then the audit chain head (last, held to the commit). Paths that start from orders
--- (acks, a worker recording its batch) lock those orders' targets first.
+-- ascending, then orders by id ascending, then operators' blocklist advisory locks by code (the
+-- blocklist_log trigger takes them as an ack lands: sql/0008), then requests by id ascending,
+-- then the operator row (breaker), then the audit chain head (last, held to the commit). Paths
+-- that start from orders (acks, a worker recording its batch) lock those orders' targets first.
 
 -- name: token_by_hash
 SELECT id, name, role, unit_code, operator_code
 FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL;
 
 -- name: token_insert
-INSERT INTO tokens (name, role, unit_code, operator_code, token_hash)
-VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at;
+INSERT INTO tokens (name, role, unit_code, operator_code, token_hash, officer_name, officer_rank)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at;
 
 -- name: token_list
-SELECT id, name, role, unit_code, operator_code, created_at, revoked_at FROM tokens ORDER BY id;
+SELECT id, name, role, unit_code, operator_code, created_at, revoked_at, officer_name,
+       officer_rank
+FROM tokens ORDER BY id;
 
 -- name: token_revoke
 -- The tokens_notify_change trigger (sql/0010) notifies fraudblock_tokens in the same commit:
@@ -229,7 +232,7 @@ ORDER BY t.id FOR UPDATE OF t;
 -- Each pair's latest decision (sql/0006_pair_ordering.sql, pair_latest).
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq
+       seq, stage, stage_at, reason
 FROM pair_latest($1::bigint[]) ORDER BY target_id, operator_code;
 
 -- name: orders_latest_states
@@ -240,7 +243,7 @@ FROM pair_latest($1::bigint[]);
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
        sent_at, acked_at, ack_status, ack_reason, operator_ref, dead_at, last_error, request_id,
-       seq
+       seq, stage, stage_at, reason
 FROM orders WHERE target_id = $1 ORDER BY id;
 
 -- name: holds_of
@@ -382,11 +385,18 @@ WITH claimed AS (
         LIMIT $2 FOR UPDATE SKIP LOCKED))
     RETURNING o.id, o.operator_code, o.action, o.kind, o.value, o.urgent, o.attempts,
               coalesce(o.retry_from, o.created_at) AS created_at, o.next_attempt_at,
-              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq
+              o.target_id, o.request_id, o.unit_code, o.category, o.status, o.ack_status, o.seq,
+              o.reason
+), authority AS MATERIALIZED (  -- once per request: a batch comes from a few
+    SELECT * FROM order_authority
+    WHERE request_id = ANY(ARRAY(SELECT DISTINCT request_id FROM claimed))
 )
-SELECT id, operator_code, action, kind, value, urgent, attempts, created_at, target_id,
-       request_id, unit_code, category, status, ack_status, seq
-FROM claimed ORDER BY urgent DESC, next_attempt_at, id;
+SELECT c.id, c.operator_code, c.action, c.kind, c.value, c.urgent, c.attempts, c.created_at,
+       c.target_id, c.request_id, c.unit_code, c.category, c.status, c.ack_status, c.seq,
+       a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved, a.filer_name,
+       a.filer_rank, a.approver_name, a.approver_rank, c.reason
+FROM claimed c JOIN authority a ON a.request_id = c.request_id
+ORDER BY c.urgent DESC, c.next_attempt_at, c.id;
 
 -- name: orders_renew_lease
 UPDATE orders SET lease_expires_at = now() + make_interval(secs => $3)
@@ -578,7 +588,9 @@ WITH locked AS MATERIALIZED (
 )
 SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.request_id,
        o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
-       order_superseded(o.target_id, o.operator_code, o.seq) AS superseded
+       order_superseded(o.target_id, o.operator_code, o.seq) AS superseded,
+       ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages,
+       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
   AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;
@@ -667,6 +679,7 @@ WITH due AS (
     SELECT id FROM orders
     WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
       AND order_may_go(target_id, operator_code, id, seq)
+      AND EXISTS (SELECT 1 FROM operators WHERE code = $1 AND adapter_kind = 'pull')
     ORDER BY urgent DESC, next_attempt_at, id
     LIMIT $2 FOR UPDATE SKIP LOCKED
 ), taken AS (
@@ -678,12 +691,19 @@ WITH due AS (
     FROM operators p
     WHERE o.id = ANY(ARRAY(SELECT id FROM due)) AND p.code = o.operator_code
     RETURNING o.id, o.action, o.kind, o.value, o.urgent, o.attempts, o.seq,
-              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s
+              extract(epoch FROM o.ack_due_at - now())::float8 AS ack_due_in_s, o.request_id,
+              o.reason
 ), tried AS (
     INSERT INTO attempts (order_id, attempt_no, worker, started_at, finished_at, outcome)
     SELECT id, attempts, $3, now(), now(), 'accepted' FROM taken
+), authority AS MATERIALIZED (  -- once per request: a batch comes from a few
+    SELECT * FROM order_authority
+    WHERE request_id = ANY(ARRAY(SELECT DISTINCT request_id FROM taken))
 )
-SELECT * FROM taken ORDER BY urgent DESC, id;
+SELECT t.*, a.request_unit, a.case_ref, a.request_category, a.legal_basis, a.approved,
+       a.filer_name, a.filer_rank, a.approver_name, a.approver_rank
+FROM taken t JOIN authority a ON a.request_id = t.request_id
+ORDER BY t.urgent DESC, t.id;
 
 -- name: request_head
 SELECT id, unit_code, status, action, case_ref, force, priority, created_by
@@ -929,7 +949,8 @@ FROM operators o
 LEFT JOIN LATERAL (
     SELECT count(*) AS acked_24h,
            count(*) FILTER (WHERE ack_status IN ('blocked', 'unblocked', 'already_blocked',
-                                                 'not_subscriber')) AS succeeded_24h,
+                                                 'not_subscriber', 'disconnected', 'retained'))
+               AS succeeded_24h,
            percentile_cont(0.5) WITHIN GROUP (
                ORDER BY extract(epoch FROM acked_at - coalesce(first_sent_at, created_at)))
                AS p50_ack_s,
@@ -1313,3 +1334,263 @@ WHERE i.token_id = old.token_id AND i.key = old.key;
 -- The unit of each request, to decide what a caller may see of its orders (service.visibility).
 SELECT id, unit_code FROM block_requests WHERE id = ANY($1::bigint[]);
 
+
+-- operator side: authority, staged outcomes, handset <-> SIM linkage --
+
+-- name: orders_record_stage
+-- Stages reached on the way to a block's final answer. $1: JSON [{id, stage, at}]. Each
+-- (order, stage) is recorded once; an order not yet final shows its latest stage, and its
+-- deadlines start again from now (the operator is working on it, and re-verification takes
+-- days). The orders are locked by the caller (orders_for_ack). Returns the stages recorded now.
+WITH u AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json) AS u(id bigint, stage text, at timestamptz)
+), ins AS (
+    INSERT INTO order_stages (order_id, stage, at)
+    SELECT id, stage, coalesce(at, now()) FROM u ORDER BY id, stage
+    ON CONFLICT (order_id, stage) DO NOTHING
+    RETURNING order_id, stage, at, array_position(
+        ARRAY['outgoing_barred', 'incoming_barred', 'reverification_pending'], stage) AS step
+), latest AS (
+    SELECT DISTINCT ON (order_id) order_id, stage, at FROM ins
+    ORDER BY order_id, at DESC, step DESC
+), moved AS (
+    UPDATE orders o SET stage = l.stage, stage_at = l.at, retry_from = now(),
+           due_at = greatest(o.due_at, now() + make_interval(secs => CASE WHEN o.urgent
+               THEN p.urgent_ack_deadline_s ELSE p.ack_deadline_s END)),
+           ack_due_at = CASE WHEN o.status = 'sent' THEN greatest(o.ack_due_at, now()
+               + make_interval(secs => CASE WHEN o.urgent THEN p.urgent_ack_deadline_s
+                                            ELSE p.ack_deadline_s END))
+                             ELSE o.ack_due_at END
+    FROM latest l, operators p
+    WHERE o.id = l.order_id AND o.id = ANY(ARRAY(SELECT order_id FROM latest))
+      AND p.code = o.operator_code AND o.status IN ('queued', 'in_flight', 'sent')
+      AND (o.stage_at IS NULL OR l.at >= o.stage_at)
+    RETURNING o.id
+)
+SELECT order_id, stage, at, (SELECT count(*) FROM moved) AS moved FROM ins
+ORDER BY order_id, at, step;
+
+-- name: sightings_apply
+-- An operator's sightings of numbers in handsets ($1: JSON [{n, imei, msisdn, seen_at}],
+-- distinct, normalised; $2: the operator). Each new (handset, number, operator, time) is
+-- stored; a number never seen before in a handset that is blocked raises an alert. One row
+-- per item: whether it was new, and the alert it raised.
+WITH u AS MATERIALIZED (
+    SELECT * FROM json_to_recordset($1::json)
+         AS u(n int, imei text, msisdn text, seen_at timestamptz)
+), known AS MATERIALIZED (  -- pairs seen before this batch, by any operator
+    SELECT DISTINCT s.imei, s.msisdn FROM sightings s JOIN u ON s.imei = u.imei
+                                                     AND s.msisdn = u.msisdn
+), ins AS (
+    INSERT INTO sightings (imei, msisdn, operator_code, seen_at)
+    SELECT imei, msisdn, $2, seen_at FROM u ORDER BY imei, msisdn, seen_at
+    ON CONFLICT DO NOTHING
+    RETURNING imei, msisdn, seen_at
+), fresh AS (  -- a pair's first sighting ever: the earliest of this batch
+    SELECT DISTINCT ON (i.imei, i.msisdn) i.imei, i.msisdn, i.seen_at FROM ins i
+    WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.imei = i.imei AND k.msisdn = i.msisdn)
+    ORDER BY i.imei, i.msisdn, i.seen_at
+), raised AS (
+    INSERT INTO alerts (kind, imei, msisdn, operator_code, seen_at, details)
+    SELECT 'sim_in_blocked_handset', f.imei, f.msisdn, $2, f.seen_at,
+           jsonb_build_object('handset_state', t.state)
+    FROM fresh f JOIN targets t ON t.kind = 'imei' AND t.value = f.imei
+    WHERE t.action = 'block' AND t.state IN ('blocked', 'partially_blocked')
+    ORDER BY f.imei, f.msisdn
+    RETURNING id, imei, msisdn, seen_at
+)
+SELECT u.n, i.imei IS NOT NULL AS applied, r.id AS alert_id
+FROM u
+LEFT JOIN ins i ON i.imei = u.imei AND i.msisdn = u.msisdn AND i.seen_at = u.seen_at
+LEFT JOIN raised r ON r.imei = u.imei AND r.msisdn = u.msisdn AND r.seen_at = u.seen_at
+ORDER BY u.n;
+
+-- name: handsets_flag
+-- Handsets seen with more than $2 distinct numbers in one Indian day (of those sighted now,
+-- $1: JSON [{imei, seen_at}]) are flagged once, each with an alert: a possible SIM box or
+-- cloned IMEI. Runs after sightings_apply, in its transaction, so it counts what that stored.
+WITH days AS (
+    SELECT DISTINCT u.imei, (u.seen_at AT TIME ZONE 'Asia/Kolkata')::date AS day
+    FROM json_to_recordset($1::json) AS u(imei text, seen_at timestamptz)
+    WHERE NOT EXISTS (SELECT 1 FROM handset_flags f WHERE f.imei = u.imei)
+), counted AS (
+    SELECT d.imei, d.day,
+           (SELECT count(DISTINCT s.msisdn) FROM sightings s
+            WHERE s.imei = d.imei
+              AND s.seen_at >= d.day::timestamp AT TIME ZONE 'Asia/Kolkata'
+              AND s.seen_at < (d.day + 1)::timestamp AT TIME ZONE 'Asia/Kolkata') AS numbers
+    FROM days d
+), flagged AS (
+    INSERT INTO handset_flags (imei, day, numbers)
+    SELECT DISTINCT ON (imei) imei, day, numbers FROM counted WHERE numbers > $2
+    ORDER BY imei, numbers DESC, day
+    ON CONFLICT (imei) DO NOTHING
+    RETURNING imei, day, numbers
+), raised AS (
+    INSERT INTO alerts (kind, imei, details)
+    SELECT 'handset_flagged', imei,
+           jsonb_build_object('day', day, 'numbers', numbers, 'limit', $2::int)
+    FROM flagged ORDER BY imei
+    RETURNING id, imei
+)
+SELECT f.imei, f.day, f.numbers, r.id AS alert_id
+FROM flagged f JOIN raised r ON r.imei = f.imei ORDER BY f.imei;
+
+-- name: handsets_flagged_among
+SELECT imei FROM handset_flags WHERE imei = ANY($1::text[]) ORDER BY imei;
+
+-- name: handset_flag_get
+SELECT imei, day, numbers, flagged_at FROM handset_flags WHERE imei = $1;
+
+-- name: linked_numbers
+-- The numbers seen in a handset, per operator, with the number's state where it was named.
+SELECT s.msisdn AS value, s.operator_code, min(s.seen_at) AS first_seen,
+       max(s.seen_at) AS last_seen, count(*) AS sightings, t.state
+FROM sightings s LEFT JOIN targets t ON t.kind = 'msisdn' AND t.value = s.msisdn
+WHERE s.imei = $1
+GROUP BY s.msisdn, s.operator_code, t.state
+ORDER BY s.msisdn, s.operator_code;
+
+-- name: linked_handsets
+-- The handsets a number was used in, per operator, with each handset's state and flag.
+SELECT s.imei AS value, s.operator_code, min(s.seen_at) AS first_seen,
+       max(s.seen_at) AS last_seen, count(*) AS sightings, t.state,
+       EXISTS (SELECT 1 FROM handset_flags f WHERE f.imei = s.imei) AS flagged
+FROM sightings s LEFT JOIN targets t ON t.kind = 'imei' AND t.value = s.imei
+WHERE s.msisdn = $1
+GROUP BY s.imei, s.operator_code, t.state
+ORDER BY s.imei, s.operator_code;
+
+-- name: alerts_page
+SELECT id, kind, imei, msisdn, operator_code, seen_at, details, created_at
+FROM alerts
+WHERE ($1::text IS NULL OR kind = $1) AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- name: blocklist_full
+-- What an operator was confirmed to block ($2: one kind, or NULL for both): its log replayed,
+-- with the cursor to read changes from next (blocklist_changes).
+WITH latest AS (
+    SELECT DISTINCT ON (kind, value) kind, value, change FROM blocklist_log
+    WHERE operator_code = $1 AND ($2::text IS NULL OR kind = $2)
+    ORDER BY kind, value, id DESC
+)
+SELECT (SELECT coalesce(max(id), 0) FROM blocklist_log WHERE operator_code = $1) AS cursor,
+       coalesce((SELECT json_agg(json_build_array(kind, value) ORDER BY kind, value)
+                 FROM latest WHERE change = 'added'), '[]') AS items;
+
+-- name: blocklist_changes
+-- An operator's changes after cursor $2, oldest first, at most $4 ($3: one kind, or NULL).
+SELECT id AS seq, kind, value, change, at FROM blocklist_log
+WHERE operator_code = $1 AND id > $2 AND ($3::text IS NULL OR kind = $3)
+ORDER BY id LIMIT $4;
+
+-- name: pairs_outstanding
+-- Which of these identifiers have an order of this operator on its way (or awaiting approval):
+-- a reconciliation leaves them alone. $2 kinds and $3 values, pairwise.
+SELECT DISTINCT t.kind, t.value
+FROM targets t JOIN unnest($2::text[], $3::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+JOIN orders o ON o.target_id = t.id AND o.operator_code = $1
+WHERE o.status IN ('held', 'queued', 'in_flight', 'sent');
+
+-- name: targets_lock_named
+-- Targets by (kind, value), locked in id order (the lock order).
+SELECT t.id, t.kind, t.value
+FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+ORDER BY t.id FOR UPDATE OF t;
+
+-- name: orders_requeue_reconciled
+-- Identifiers an operator was confirmed to block but no longer lists: where the pair's latest
+-- decision is that block (pair_latest), the block goes again as a decision of its own, with
+-- reason 'reconciliation'. The targets ($2) are locked by the caller.
+WITH latest AS (
+    SELECT * FROM pair_latest($2::bigint[])
+    WHERE operator_code = $1 AND action = 'block' AND status = 'acked'
+)
+INSERT INTO orders (target_id, kind, value, operator_code, action, request_id, unit_code,
+                    category, urgent, status, seq, due_at, reason)
+SELECT l.target_id, l.kind, l.value, l.operator_code, 'block', l.request_id, l.unit_code,
+       l.category, l.urgent, 'queued', nextval('order_decisions'),
+       now() + make_interval(secs => CASE WHEN l.urgent THEN p.urgent_ack_deadline_s
+                                          ELSE p.ack_deadline_s END), 'reconciliation'
+FROM latest l JOIN operators p ON p.code = l.operator_code
+ORDER BY l.target_id
+RETURNING id, target_id, kind, value;
+
+-- name: reconciliation_insert
+INSERT INTO reconciliations (operator_code, kind, cursor, listed, matched, missing, unexpected,
+                             in_transit, invalid, requeued, created_by)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb, $10::bigint[], $11)
+RETURNING id, created_at;
+
+-- name: reconciliations_page
+SELECT id, operator_code, kind, cursor, listed, matched, missing, unexpected, in_transit,
+       invalid, requeued, created_at
+FROM reconciliations
+WHERE ($1::text IS NULL OR operator_code = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3;
+
+-- name: operator_adapter_kind
+SELECT adapter_kind FROM operators WHERE code = $1;
+
+-- name: orders_unacknowledged
+-- An operator's orders sent and not yet answered, without claiming them ($2: after this id).
+SELECT id, action, kind, value, urgent, attempts, seq, sent_at, ack_due_at, request_id,
+       reason, stage, stage_at
+FROM orders
+WHERE operator_code = $1 AND status = 'sent' AND ($2::bigint IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- name: targets_retire
+-- Numbers re-allocated or permanently disconnected ($1: JSON [{value, event, at}], distinct):
+-- their current targets, locked in id order, keep their history under a value of their own.
+WITH u AS (
+    SELECT * FROM json_to_recordset($1::json) AS u(value text, event text, at timestamptz)
+), locked AS MATERIALIZED (
+    SELECT t.id FROM targets t JOIN u ON t.kind = 'msisdn' AND t.value = u.value
+    ORDER BY t.id FOR UPDATE OF t
+)
+UPDATE targets t SET retired_value = t.value, value = t.value || '~retired-' || t.id,
+       retired_at = u.at, retired_as = u.event, updated_at = now()
+FROM u
+WHERE t.id = ANY(ARRAY(SELECT id FROM locked)) AND t.kind = 'msisdn' AND t.value = u.value
+RETURNING t.id, u.value;
+
+-- name: orders_cancel_retired
+-- A retired number's orders not yet sent are cancelled: the number is someone else's now.
+UPDATE orders SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL,
+       last_error = 'number retired: ' || $2
+WHERE target_id = ANY($1::bigint[]) AND status IN ('held', 'queued')
+RETURNING id, target_id;
+
+-- name: request_links_retire
+-- A retired target holds nothing any more; its requests count it as settled.
+UPDATE request_targets SET holds = false, done = true
+WHERE target_id = ANY($1::bigint[]) AND (holds OR NOT done)
+RETURNING request_id;
+
+-- name: routes_forget
+DELETE FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
+
+-- name: blocklist_retire
+-- No operator is expected to block a retired number any more: each that was gets a `removed`
+-- change (under every operator's blocklist lock, in code order: changes stay commit-ordered).
+WITH locks AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(hashtextextended('blocklist:' || code, 0)))
+    FROM (SELECT code FROM operators ORDER BY code) o
+), last AS (
+    SELECT DISTINCT ON (operator_code, value) operator_code, kind, value, change, order_id
+    FROM blocklist_log
+    WHERE kind = 'msisdn' AND value = ANY($1::text[]) AND (SELECT * FROM locks) >= 0
+    ORDER BY operator_code, value, id DESC
+)
+INSERT INTO blocklist_log (operator_code, kind, value, change, order_id)
+SELECT operator_code, kind, value, 'removed', order_id FROM last
+WHERE change = 'added' ORDER BY operator_code, value;
+
+-- name: targets_retired_of
+-- The earlier lives of a number, newest first.
+SELECT id, kind, retired_value AS value, state, action, state_changed_at, created_at,
+       retired_at, retired_as
+FROM targets WHERE kind = $1 AND retired_value = $2
+ORDER BY retired_at DESC, id DESC;

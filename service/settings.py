@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.authority import Rank, parse_rank
+
 
 def default_data_dir() -> Path:
     """Where the embedded Postgres keeps its data unless told otherwise."""
@@ -81,6 +83,17 @@ class Settings(BaseSettings):
     idempotency_window_s: float = Field(
         default=86_400.0, gt=0, description="Idempotency-Keys are kept (and replayed) this long."
     )
+    direct_block_min_rank: Rank | None = Field(
+        default=None,
+        description="Orders of requests filed or approved by an officer of this rank or above "
+        "say `instruction: block`; the others `reverify`. Unset: every block says `block`.",
+    )
+    linked_numbers_per_day: int = Field(
+        default=20,
+        gt=0,
+        description="A handset seen with more distinct numbers than this in one day is flagged "
+        "(a possible SIM box or cloned IMEI): blocking it needs a supervisor's approval.",
+    )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
 
@@ -113,4 +126,11 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name") from None
+        return value
+
+    @field_validator("direct_block_min_rank", mode="before")
+    @classmethod
+    def _rank_in_any_spelling(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_rank(value) if value.strip() else None
         return value

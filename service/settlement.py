@@ -133,15 +133,16 @@ async def follow_up(
     actor: str,
     role: str,
     commit: bool = False,
+    also: Sequence[audit.AuditEntry] = (),
 ) -> None:
     """Everything an applied ack changes besides its order: routes learned, re-routing,
-    target and request states, and the audit log."""
+    target and request states, and the audit log (with `also`, entries of the same acks)."""
     learn = [
         (r["value"], i.status)
         for r, i in zip(rows, items, strict=True)
         if r["kind"] == "msisdn"
         and r["action"] == "block"
-        and i.status in ("blocked", "already_blocked", "not_subscriber")
+        and i.status in ("blocked", "already_blocked", "not_subscriber", "disconnected", "retained")
     ]
     if learn:
         await tx.execute(
@@ -159,7 +160,7 @@ async def follow_up(
         await reroute(tx, not_serving)
     await settle(tx, {r["target_id"] for r in rows})
     write = audit.record_and_commit if commit else audit.record
-    await write(tx, [ack_entry(actor, role, operator, a) for a in items])
+    await write(tx, [ack_entry(actor, role, operator, a) for a in items] + list(also))
 
 
 def ack_entry(actor: str, role: str, operator: str, a: AckItem) -> audit.AuditEntry:

@@ -35,6 +35,7 @@ TARGET_STATES = (
     "dead",
     "unroutable",
     "cancelled",
+    "retained",
 )
 ORDER_STATES = (
     "blocked",
@@ -44,6 +45,7 @@ ORDER_STATES = (
     "not_subscriber",
     "dead",
     "cancelled",
+    "retained",
 )
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
@@ -136,7 +138,8 @@ async def blocking_counts(
             totals["handsets"]["blocked"],
             money["put_on_hold_paise"],
             money["refunded_paise"],
-        ),
+        )
+        + _retained(totals["numbers"]["retained"]),
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
 
@@ -180,6 +183,13 @@ async def _by_operator(
         "note": "per operator, each order counts one target at that operator",
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
+
+
+def _retained(n: int) -> str:
+    """Numbers whose subscribers re-verified are counted apart from the blocked ones."""
+    if not n:
+        return ""
+    return f"; {n} number{'s' if n != 1 else ''} retained after re-verification"
 
 
 def _key(r: Row, group_by: list[str]) -> tuple[Any, ...]:

@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 
 from service.auth import Principal
+from service.lifecycle import CONFIRMED
 from service.plans import NormalTarget, TargetPlan
 from service.store import Row, Tx
 from service.visibility import hold_for
 
 _OUTSTANDING = frozenset({"in_flight", "sent", "dead"})
-_CONFIRMED = frozenset({"blocked", "already_blocked"})
 
 
 def _may_block(latest: Row) -> bool:
@@ -26,7 +26,7 @@ def _may_block(latest: Row) -> bool:
         return bool(latest["status"] == "dead" or latest["ack_status"] == "rejected")
     if latest["status"] == "queued":  # withdrawn now; it may have arrived on an earlier try
         return bool(latest["attempts"] > 0 or latest["first_sent_at"] is not None)
-    return bool(latest["status"] in _OUTSTANDING or latest["ack_status"] in _CONFIRMED)
+    return bool(latest["status"] in _OUTSTANDING or latest["ack_status"] in CONFIRMED)
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,15 @@ async def get_target(
     except InvalidTarget as exc:
         raise NotFound(f"not a valid {kind}: {exc.reason}") from None
     row = await store.fetchrow("target_get", kind, value)
-    if row is None:
+    retired = await store.fetch("targets_retired_of", kind, value)
+    if row is None and not retired:
         raise NotFound(f"no {kind} {value} has been named in any request")
+    lives = [await _target_out(store, principal, r) for r in ([row] if row else []) + retired]
+    return lives[0].model_copy(update={"previous": lives[1:]})
+
+
+async def _target_out(store: Store, principal: Principal, row: Row) -> TargetOut:
+    """One life of a target: its state, orders and cases, as the caller may see them."""
     case_rows = await store.fetch("target_cases", row["id"])
     # another unit's case shows its unit and whether it holds the target, nothing more
     cases = [
@@ -187,6 +194,8 @@ async def get_target(
         operator_states={o["operator_code"]: operator_holds(_view(o)) for o in latest_rows},
         orders=orders,
         cases=cases,
+        retired_at=row.get("retired_at"),
+        retired_as=row.get("retired_as"),
     )
 
 

@@ -16,8 +16,11 @@ from service.dispatcher import Dispatcher
 from service.http import (
     block_requests,
     cases_api,
+    churn_api,
     grievances_api,
+    linkage_api,
     operator_api,
+    reconciliation_api,
     reference,
     reports_api,
     review_api,
@@ -54,6 +57,9 @@ RESOURCES = (
     cases_api,
     reports_api,
     grievances_api,
+    linkage_api,
+    reconciliation_api,
+    churn_api,
 )
 
 

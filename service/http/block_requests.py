@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import intake, views
+from service import intake, linkage, views
 from service.errors import Invalid, NotFound
 from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
@@ -80,6 +80,10 @@ async def file_block_request(request: web.Request) -> web.Response:
         approval_policy=settings.approval_policy,
         idempotency_key=key,
     )
+    if body.linked_from is not None:
+        filing = await linkage.expand(
+            request.app[STORE], filing, settings.default_region, settings.max_targets_per_request
+        )
     result = await submit(request.app, filing)
     response = web.Response(
         status=201,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import acks
+from service import acks, authority
 from service.auth import Principal, require
+from service.authority import Rank
+from service.errors import Conflict
 from service.http.context import SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model, read_model, validation_errors
@@ -15,11 +17,15 @@ from service.operator_models import (
     AckResultOut,
     AcksIn,
     AcksOut,
+    OfficerOut,
     PulledOrder,
     PulledOrders,
     PullQuery,
+    UnackedOrder,
+    UnackedPage,
+    UnackedQuery,
 )
-from service.store import Tx
+from service.store import Row, Tx
 
 routes = web.RouteTableDef()
 OPERATIONS = [
@@ -35,10 +41,19 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/operator/orders",
-        "Take due orders to pull (operator token); each waits for its ack",
+        "Take due orders to pull (operator token of a pull operator); each waits for its ack",
         "operator",
         response_model=PulledOrders,
         query_model=PullQuery,
+        errors=(401, 403, 409, 422),
+    ),
+    Operation(
+        "GET",
+        "/v1/operator/unacknowledged",
+        "The calling operator's orders sent and not yet answered, without taking them",
+        "operator",
+        response_model=UnackedPage,
+        query_model=UnackedQuery,
         errors=(401, 403, 422),
     ),
 ]
@@ -106,21 +121,62 @@ async def pull_orders(request: web.Request) -> web.Response:
     """Claim due orders for the calling operator under a lease; ack them to finish."""
     _principal, operator = await _operator(request)
     q = query_model(request, PullQuery)
-    rows = await request.app[STORE].fetch("orders_pull", operator, q.limit, f"pull:{operator}")
-    return json_response(
-        PulledOrders(
-            orders=[
-                PulledOrder(
-                    order_id=r["id"],
-                    action=r["action"],
-                    kind=r["kind"],
-                    value=r["value"],
-                    urgent=r["urgent"],
-                    attempt=r["attempts"],
-                    seq=r["seq"],
-                    ack_due_in_s=round(r["ack_due_in_s"], 3),
-                )
-                for r in rows
-            ]
+    store = request.app[STORE]
+    rows = await store.fetch("orders_pull", operator, q.limit, f"pull:{operator}")
+    if not rows and (kind := await store.fetchval("operator_adapter_kind", operator)) != "pull":
+        raise Conflict(
+            f"{operator} receives its orders pushed ({kind}); taking them here would send "
+            "them twice. GET /v1/operator/unacknowledged lists those awaiting your ack."
         )
+    min_rank = request.app[SETTINGS].direct_block_min_rank
+    return json_response(PulledOrders(orders=[_pulled(r, min_rank) for r in rows]))
+
+
+def _pulled(r: Row, min_rank: Rank | None) -> PulledOrder:
+    a = authority.from_row(r, min_rank)
+    return PulledOrder(
+        order_id=r["id"],
+        action=r["action"],
+        kind=r["kind"],
+        value=r["value"],
+        urgent=r["urgent"],
+        attempt=r["attempts"],
+        seq=r["seq"],
+        ack_due_in_s=round(r["ack_due_in_s"], 3),
+        instruction=a.instruction,
+        request_id=a.request_id,
+        unit=a.unit,
+        case_ref=a.case_ref,
+        category=a.category,
+        legal_basis=a.legal_basis,
+        officer=OfficerOut(name=a.officer_name, rank=a.officer_rank),
+        reason=r["reason"],
     )
+
+
+@routes.get("/v1/operator/unacknowledged")
+async def list_unacknowledged(request: web.Request) -> web.Response:
+    """Orders sent to the calling operator and not yet answered; nothing is claimed."""
+    _principal, operator = await _operator(request)
+    q = query_model(request, UnackedQuery)
+    rows = await request.app[STORE].fetch("orders_unacknowledged", operator, q.after, q.limit + 1)
+    orders = [
+        UnackedOrder(
+            order_id=r["id"],
+            action=r["action"],
+            kind=r["kind"],
+            value=r["value"],
+            urgent=r["urgent"],
+            attempt=r["attempts"],
+            seq=r["seq"],
+            sent_at=r["sent_at"],
+            ack_due_at=r["ack_due_at"],
+            request_id=r["request_id"],
+            reason=r["reason"],
+            stage=r["stage"],
+            stage_at=r["stage_at"],
+        )
+        for r in rows[: q.limit]
+    ]
+    next_after = orders[-1].order_id if len(rows) > q.limit else None
+    return json_response(UnackedPage(orders=orders, next_after=next_after))

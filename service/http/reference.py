@@ -46,7 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any database or driver error: never crash the probe
         # the driver's text (hosts, paths, users) is for the log, not for anonymous callers
         log.warning("http.readiness_failed", error=f"{type(exc).__name__}: {exc}")
-        response = json_response(Health(status="unavailable", detail="database unreachable"), 503)
+        response = json_response(Health(status="unavailable", detail="database unavailable"), 503)
         response.headers["Retry-After"] = "5"
         return response
     if pending:

@@ -84,7 +84,13 @@ async def acknowledge(request: web.Request, session: Session, form: Form) -> web
 
     async def apply(tx: Tx) -> list[acks.AckResult]:
         return await acks.apply_acks(
-            tx, operator, items, actor=principal.actor, role=principal.role, commit=True
+            tx,
+            operator,
+            items,
+            actor=principal.actor,
+            role=principal.role,
+            commit=True,
+            on_screen=True,
         )
 
     results = await request.app[STORE].retrying(apply, what="acks")

@@ -17,7 +17,7 @@ SIGNIN_COOKIE = "fb_signin"  # a pre-session CSRF token: a form elsewhere cannot
 HOME = {
     "investigator": "/requests",
     "supervisor": "/dashboard",
-    "admin": "/dashboard",
+    "admin": "/admin/tokens",
     "operator": "/orders",
 }
 

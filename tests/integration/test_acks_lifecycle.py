@@ -45,6 +45,12 @@ async def ack(client: Client, headers: dict[str, str], *items: dict[str, Any]) -
     return [r["result"] for r in (await resp.json())["results"]]
 
 
+async def sent_to(store: Any, *operators: str) -> None:
+    """The operators take their due orders, as a pull does."""
+    for op in operators:
+        await store.fetch("orders_pull", op, 100, f"pull:{op}")
+
+
 async def get(client: Client, headers: dict[str, str], path: str) -> dict[str, Any]:
     resp = await client.get(path, headers=headers)
     assert resp.status == 200, await resp.text()
@@ -94,6 +100,7 @@ async def test_handset_blocked_only_when_every_operator_confirmed(
         [order] = await pull(client, tokens[who])
         await ack(client, tokens[who], {"order_id": order["order_id"], "status": "blocked"})
     ids = {o["operator"]: o["id"] for o in req["targets"][0]["orders"]}
+    await sent_to(store, "vi", "bsnl")  # an operator acknowledges only what it was sent
     async with store.transaction() as tx:
         from service import acks
 
@@ -131,6 +138,7 @@ async def test_not_subscriber_reroutes_then_unroutable(
     assert target["state"] == "pending"
     from service import acks
 
+    await sent_to(store, "airtel", "vi", "bsnl")
     async with store.transaction() as tx:
         for o in target["orders"]:
             if o["operator"] != "jio":
@@ -155,6 +163,7 @@ async def test_blocked_ack_teaches_the_serving_operator(
     first = await file(client, tokens["investigator"], ("msisdn", UNKNOWN_NUMBER))
     orders = {o["operator"]: o["id"] for o in first["targets"][0]["orders"]}
     assert sorted(orders) == ["airtel", "bsnl", "jio", "vi"]
+    await sent_to(store, *orders)
     async with store.transaction() as tx:
         for op, oid in orders.items():
             status = "blocked" if op == "airtel" else "not_subscriber"
@@ -172,6 +181,7 @@ async def test_blocked_ack_teaches_the_serving_operator(
         unit="jammu",
     )
     assert [o["operator"] for o in unblock["targets"][0]["orders"]] == ["airtel"]
+    await sent_to(store, "airtel")
     async with store.transaction() as tx:
         oid = unblock["targets"][0]["orders"][0]["id"]
         await acks.apply_acks(

@@ -29,6 +29,9 @@ from service.store import Store
 Client = TestClient[Any, Any]
 COLUMNS = ("none", "garbage", "revoked", "inv_a", "inv_b", "supervisor", "op_x", "op_y", "admin")
 OPEN = "200 200 200 200 200 200 200 200 200"
+# the console's pages authenticate with a session cookie, never a bearer token: every caller
+# here is sent to the sign-in page (its rules are tests/integration/test_console.py's)
+CONSOLE = OPEN
 
 # fmt: off
 # (method, route)                             none garbage revoked inv_a inv_b sup  op_x op_y admin
@@ -58,6 +61,61 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/overdue"):                       "401 401 401 403 403 200 403 403 403",
     ("GET", "/v1/dead"):                          "401 401 401 403 403 200 403 403 403",
     ("GET", "/v1/audit"):                         "401 401 401 403 403 200 403 403 200",
+    ("GET", "/"): CONSOLE,
+    ("GET", "/admin/operators"): CONSOLE,
+    ("GET", "/admin/tokens"): CONSOLE,
+    ("GET", "/audit"): CONSOLE,
+    ("GET", "/dashboard"): CONSOLE,
+    ("GET", "/dashboard/live"): CONSOLE,
+    ("GET", "/metrics"): CONSOLE,
+    ("GET", "/orders"): CONSOLE,
+    ("GET", "/orders.csv"): CONSOLE,
+    ("GET", "/requests"): CONSOLE,
+    ("GET", "/requests.csv"): CONSOLE,
+    ("GET", "/requests/new"): CONSOLE,
+    ("GET", "/requests/{id}"): CONSOLE,
+    ("GET", "/requests/{id}/live"): CONSOLE,
+    ("GET", "/signin"): CONSOLE,
+    ("GET", "/static"): CONSOLE,
+    ("GET", "/v1/alerts"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/cases"): "401 401 401 200 200 200 403 403 403",
+    ("GET", "/v1/cases/{unit}/{case_ref}"): "401 401 401 200 404 200 403 403 403",
+    ("GET", "/v1/categories"): "401 401 401 200 200 200 200 200 200",
+    ("GET", "/v1/grievances"): "401 401 401 200 200 200 200 200 403",
+    ("GET", "/v1/grievances/{id}"): "401 401 401 404 404 404 404 404 404",
+    ("GET", "/v1/operator/blocklist"): "401 401 401 403 403 403 200 200 403",
+    ("GET", "/v1/operator/grievances/{id}"): "401 401 401 403 403 403 404 404 403",
+    ("GET", "/v1/operator/unacknowledged"): "401 401 401 403 403 403 200 200 403",
+    ("GET", "/v1/reconciliations"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/reports/zone"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/reports/zone.csv"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/reports/zone.html"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/sla"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/sla.csv"): "401 401 401 403 403 200 403 403 403",
+    ("GET", "/v1/targets/{kind}/{value}/linked"): "401 401 401 200 200 200 403 403 403",
+    ("POST", "/admin/operators/{code}/disable"): CONSOLE,
+    ("POST", "/admin/operators/{code}/limits"): CONSOLE,
+    ("POST", "/admin/tokens"): CONSOLE,
+    ("POST", "/admin/tokens/{id}/revoke"): CONSOLE,
+    ("POST", "/dead/requeue"): CONSOLE,
+    ("POST", "/orders/ack"): CONSOLE,
+    ("POST", "/orders/{id}/retry"): CONSOLE,
+    ("POST", "/requests/file"): CONSOLE,
+    ("POST", "/requests/preview"): CONSOLE,
+    ("POST", "/requests/{id}/approve"): CONSOLE,
+    ("POST", "/requests/{id}/reject"): CONSOLE,
+    ("POST", "/requests/{id}/unblock"): CONSOLE,
+    ("POST", "/signin"): "403 403 403 403 403 403 403 403 403",
+    ("POST", "/signout"): CONSOLE,
+    ("POST", "/v1/cases/{unit}/{case_ref}/fir"): "401 401 401 200 404 200 403 403 403",
+    ("POST", "/v1/cases/{unit}/{case_ref}/money"): "401 401 401 201 404 201 403 403 403",
+    ("POST", "/v1/categories"): "401 401 401 403 403 403 403 403 400",
+    ("POST", "/v1/grievances/{id}/decide"): "401 401 401 404 404 422 403 403 403",
+    ("POST", "/v1/operator/churn"): "401 401 401 403 403 403 400 400 403",
+    ("POST", "/v1/operator/grievances"): "401 401 401 403 403 403 404 404 403",
+    ("POST", "/v1/operator/reconciliation"): "401 401 401 403 403 403 400 400 403",
+    ("POST", "/v1/operator/sightings"): "401 401 401 403 403 403 400 400 403",
+    ("PUT", "/v1/cases/{unit}/{case_ref}"): "401 401 401 200 404 200 403 403 403",
 }
 # fmt: on
 NO_HEAD = {"/v1/operator/orders"}  # a HEAD would take orders and throw their list away
@@ -178,6 +236,14 @@ async def _ack(w: World) -> Call:
     return Call("/v1/operator/acks", {"acks": [{"order_id": order, "status": "blocked"}]})
 
 
+async def _console_request(w: World) -> Call:
+    return Call(f"/requests/{w.request_a}")
+
+
+async def _console_request_live(w: World) -> Call:
+    return Call(f"/requests/{w.request_a}/live")
+
+
 async def _target(w: World) -> Call:
     kind, value = w.target
     return Call(f"/v1/targets/{kind}/{value}")
@@ -195,6 +261,37 @@ CALLS: dict[tuple[str, str], Prepare] = {
     ("POST", "/v1/dead/requeue"): _fixed("/v1/dead/requeue", {"operator": "bsnl"}),
     ("GET", "/v1/targets/{kind}/{value}"): _target,
     ("POST", "/v1/operator/acks"): _ack,
+    ("GET", "/v1/cases/{unit}/{case_ref}"): _fixed("/v1/cases/jammu/FIR-MATRIX%2F1"),
+    ("PUT", "/v1/cases/{unit}/{case_ref}"): _fixed(
+        "/v1/cases/jammu/FIR-MATRIX%2F1", {"police_station": "Cyber PS Jammu"}
+    ),
+    ("POST", "/v1/cases/{unit}/{case_ref}/fir"): _fixed(
+        "/v1/cases/jammu/FIR-MATRIX%2F1/fir", {"police_station": "Cyber PS Jammu"}
+    ),
+    ("POST", "/v1/cases/{unit}/{case_ref}/money"): _fixed(
+        "/v1/cases/jammu/FIR-MATRIX%2F1/money",
+        {"kind": "hold", "amount_paise": 100, "bank": "J&K Bank"},
+    ),
+    ("GET", "/v1/grievances/{id}"): _fixed("/v1/grievances/999999"),
+    ("POST", "/v1/grievances/{id}/decide"): _fixed(
+        "/v1/grievances/999999/decide", {"case_ref": "FIR-MATRIX/1", "decision": "upheld"}
+    ),
+    ("GET", "/v1/operator/grievances/{id}"): _fixed("/v1/operator/grievances/999999"),
+    ("POST", "/v1/operator/grievances"): _fixed(
+        "/v1/operator/grievances",
+        {"kind": "msisdn", "value": "9811000001", "subscriber_ref": "S-1", "reason": "mine"},
+    ),
+    ("GET", "/v1/targets/{kind}/{value}/linked"): _fixed("/v1/targets/msisdn/9811000001/linked"),
+    ("GET", "/requests/{id}"): _console_request,
+    ("GET", "/requests/{id}/live"): _console_request_live,
+    ("POST", "/requests/{id}/approve"): _fixed("/requests/1/approve"),
+    ("POST", "/requests/{id}/reject"): _fixed("/requests/1/reject"),
+    ("POST", "/requests/{id}/unblock"): _fixed("/requests/1/unblock"),
+    ("POST", "/orders/{id}/retry"): _fixed("/orders/1/retry"),
+    ("POST", "/admin/operators/{code}/disable"): _fixed("/admin/operators/bsnl/disable"),
+    ("POST", "/admin/operators/{code}/limits"): _fixed("/admin/operators/bsnl/limits"),
+    ("POST", "/admin/tokens/{id}/revoke"): _fixed("/admin/tokens/1/revoke"),
+    ("GET", "/static"): _fixed("/static/console.css"),
 }
 
 

@@ -450,9 +450,8 @@ async def test_a_batch_whose_outcome_could_not_be_recorded_goes_out_again_at_onc
     db_url: str,
     server_url: str,
 ) -> None:
-    """The database goes away while a batch is at the operator: the worker cannot record the
-    answer, and gives the batch back as soon as the database answers again, not when its
-    (long) lease runs out."""
+    """The database goes away while a batch is at the operator: the worker keeps the answer and
+    records it as soon as the database answers again, not when its (long) lease runs out."""
     name = urlsplit(db_url).path.lstrip("/")
     async with fake_operator() as fake:
         await use_http_json(store, fake, "vi", timeout_s=30)
@@ -497,8 +496,10 @@ async def test_a_batch_whose_outcome_could_not_be_recorded_goes_out_again_at_onc
         since_db_back_s=f"{time.monotonic() - back:.1f}",
     )
     assert took < 5  # the lease (30 s) did not have to run out
-    assert [r["outcome"] for r in rows] == ["released", "acknowledged"] * 5
-    assert rows[0]["error"] == "outcome not recorded: the database connection was lost"
+    # the worker records the operator's answer once the database is back, or, if the error
+    # broke the batch's record, gives its orders back at once (recorded as released)
+    outcomes = [r["outcome"] for r in rows]
+    assert outcomes in (["acknowledged"] * 5, ["released", "acknowledged"] * 5), outcomes
 
 
 async def test_a_worker_started_while_the_database_is_away_waits_for_it(

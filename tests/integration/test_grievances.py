@@ -100,7 +100,7 @@ async def test_a_grievance_is_decided_by_each_holding_case(
     assert (
         await client.get(f"/v1/operator/grievances/{g['id']}", headers=tokens["airtel"])
     ).status == 404
-    audit = await get(client, tokens["admin"], "/v1/audit?entity_type=grievance")
+    audit = await get(client, tokens["supervisor"], "/v1/audit?entity_type=grievance")
     assert [e["action"] for e in audit["items"]] == [
         "grievance.opened",
         "grievance.decided",

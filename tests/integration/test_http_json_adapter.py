@@ -123,6 +123,14 @@ async def test_wire_format_and_signature(
                 "urgent": o.urgent,
                 "attempt": o.attempt,
                 "seq": o.seq,
+                "instruction": o.action,
+                "request_id": "0",
+                "unit": "",
+                "case_ref": "",
+                "category": "",
+                "legal_basis": None,
+                "officer": {"name": None, "rank": None},
+                "reason": None,
             }
             for o in orders
         ]

@@ -194,5 +194,5 @@ async def test_readiness_tells_an_anonymous_caller_nothing_of_the_database(
         await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         await admin.close()
     assert resp.status == 503 and resp.headers["Retry-After"]
-    assert orjson.loads(text) == {"status": "unavailable", "detail": "database unreachable"}
+    assert orjson.loads(text) == {"status": "unavailable", "detail": "database unavailable"}
     assert name not in text and "postgres" not in text.lower()

@@ -1,0 +1,224 @@
+"""Reconciliation: the list each operator was confirmed to block, and the operator's own list
+compared with it (missing ones are blocked again, unexpected ones go to a supervisor)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import structlog
+
+from service import audit, settlement
+from service.auth import Principal, require
+from service.identifiers import InvalidTarget, normalize_target
+from service.models import TargetIn
+from service.ports import TargetKind
+from service.reconciliation_models import (
+    BlocklistChange,
+    BlocklistOut,
+    BlocklistQuery,
+    Identifier,
+    InvalidItem,
+    ReconciliationOut,
+    ReconciliationPage,
+    ReconciliationQuery,
+)
+from service.store import Row, Store, Tx
+
+log = structlog.get_logger()
+Key = tuple[str, str]
+
+
+async def blocklist(store: Store, operator: str, q: BlocklistQuery) -> BlocklistOut:
+    """The full list the operator is expected to block, or its changes after `since`."""
+    if q.since is None:
+        row = await store.fetchrow("blocklist_full", operator, q.kind)
+        assert row is not None
+        items = orjson.loads(row["items"])
+        return BlocklistOut(
+            operator=operator,
+            kind=q.kind,
+            cursor=row["cursor"],
+            full=True,
+            items=[Identifier(kind=k, value=v) for k, v in items],
+        )
+    rows = await store.fetch("blocklist_changes", operator, q.since, q.kind, q.limit + 1)
+    changes = [
+        BlocklistChange(
+            seq=r["seq"], kind=r["kind"], value=r["value"], change=r["change"], at=r["at"]
+        )
+        for r in rows[: q.limit]
+    ]
+    return BlocklistOut(
+        operator=operator,
+        kind=q.kind,
+        cursor=changes[-1].seq if changes else q.since,
+        full=False,
+        changes=changes,
+        more=len(rows) > q.limit,
+    )
+
+
+def _read(
+    items: Sequence[TargetIn], kind: str | None, region: str
+) -> tuple[set[Key], list[InvalidItem]]:
+    listed: set[Key] = set()
+    invalid: list[InvalidItem] = []
+    for i, t in enumerate(items):
+        if kind is not None and t.kind != kind:
+            invalid.append(
+                InvalidItem(index=i, kind=t.kind, value=t.value, reason=f"the list is of {kind}")
+            )
+            continue
+        try:
+            listed.add((t.kind, normalize_target(t.kind, t.value, region)))
+        except InvalidTarget as exc:
+            invalid.append(InvalidItem(index=i, kind=t.kind, value=t.value, reason=exc.reason))
+    return listed, invalid
+
+
+def _ids(keys: Sequence[Key]) -> list[dict[str, str]]:
+    return [{"kind": k, "value": v} for k, v in keys]
+
+
+def _identifiers(keys: Sequence[Key]) -> list[Identifier]:
+    return [Identifier.model_validate(d) for d in _ids(keys)]
+
+
+async def reconcile(
+    store: Store,
+    principal: Principal,
+    operator: str,
+    kind: TargetKind | None,
+    items: Sequence[TargetIn],
+    *,
+    region: str,
+) -> ReconciliationOut:
+    """Compare the operator's list with what it was confirmed to block; block the missing
+    ones again, list the unexpected ones; keep and audit the run."""
+    listed, invalid = _read(items, kind, region)
+
+    async def run(tx: Tx) -> ReconciliationOut:
+        head = await tx.fetchrow("blocklist_full", operator, kind)
+        assert head is not None
+        expected = {(k, v) for k, v in orjson.loads(head["items"])}
+        differ = sorted((expected - listed) | (listed - expected))
+        transit: set[Key] = set()
+        if differ:
+            rows = await tx.fetch(
+                "pairs_outstanding", operator, [k for k, _ in differ], [v for _, v in differ]
+            )
+            transit = {(r["kind"], r["value"]) for r in rows}
+        missing = sorted(expected - listed - transit)
+        unexpected = sorted(listed - expected - transit)
+        requeued = await _requeue(tx, operator, missing) if missing else []
+        doc = {
+            "missing": _ids(missing),
+            "unexpected": _ids(unexpected),
+            "in_transit": _ids(sorted(transit)),
+            "invalid": [i.model_dump() for i in invalid],
+        }
+        row = await tx.fetchrow(
+            "reconciliation_insert",
+            operator,
+            kind,
+            head["cursor"],
+            len(listed),
+            len(listed & expected),
+            *(orjson.dumps(doc[k]).decode() for k in ("missing", "unexpected", "in_transit")),
+            orjson.dumps(doc["invalid"]).decode(),
+            requeued,
+            principal.token_id,
+        )
+        assert row is not None
+        out = ReconciliationOut(
+            id=row["id"],
+            operator=operator,
+            kind=kind,
+            cursor=head["cursor"],
+            listed=len(listed),
+            matched=len(listed & expected),
+            missing=_identifiers(missing),
+            unexpected=_identifiers(unexpected),
+            in_transit=_identifiers(sorted(transit)),
+            invalid=invalid,
+            requeued=requeued,
+            created_at=row["created_at"],
+        )
+        await audit.record_and_commit(tx, [_entry(principal, out)])
+        return out
+
+    out = await store.retrying(run, what="reconciliation")
+    log.info(
+        "reconciliation.run",
+        operator=operator,
+        id=out.id,
+        matched=out.matched,
+        missing=len(out.missing),
+        unexpected=len(out.unexpected),
+    )
+    return out
+
+
+async def _requeue(tx: Tx, operator: str, missing: Sequence[Key]) -> list[int]:
+    """Block the missing identifiers again at this operator (targets locked first)."""
+    locked = await tx.fetch("targets_lock_named", [k for k, _ in missing], [v for _, v in missing])
+    ids = [r["id"] for r in locked]
+    created = await tx.fetch("orders_requeue_reconciled", operator, ids)
+    if created:
+        await settlement.settle(tx, {c["target_id"] for c in created})
+        await tx.execute("notify_orders", operator)
+    return [c["id"] for c in created]
+
+
+def _entry(principal: Principal, out: ReconciliationOut) -> audit.AuditEntry:
+    return audit.AuditEntry(
+        principal.actor,
+        principal.role,
+        "reconciliation.run",
+        "reconciliation",
+        str(out.id),
+        {
+            "operator": out.operator,
+            "kind": out.kind,
+            "cursor": out.cursor,
+            "listed": out.listed,
+            "matched": out.matched,
+            "missing": len(out.missing),
+            "unexpected": len(out.unexpected),
+            "requeued": out.requeued,
+        },
+    )
+
+
+def _run(r: Row) -> ReconciliationOut:
+    def ids(raw: Any) -> list[Identifier]:
+        data = orjson.loads(raw) if isinstance(raw, str) else raw
+        return [Identifier.model_validate(d) for d in data]
+
+    invalid = orjson.loads(r["invalid"]) if isinstance(r["invalid"], str) else r["invalid"]
+    return ReconciliationOut(
+        id=r["id"],
+        operator=r["operator_code"],
+        kind=r["kind"],
+        cursor=r["cursor"],
+        listed=r["listed"],
+        matched=r["matched"],
+        missing=ids(r["missing"]),
+        unexpected=ids(r["unexpected"]),
+        in_transit=ids(r["in_transit"]),
+        invalid=[InvalidItem.model_validate(i) for i in invalid],
+        requeued=list(r["requeued"]),
+        created_at=r["created_at"],
+    )
+
+
+async def runs(store: Store, principal: Principal, q: ReconciliationQuery) -> ReconciliationPage:
+    """Reconciliation runs, newest first (supervisors)."""
+    require(principal, "supervisor")
+    rows = await store.fetch("reconciliations_page", q.operator, q.before, q.limit + 1)
+    items = [_run(r) for r in rows[: q.limit]]
+    return ReconciliationPage(
+        items=items, next_before=items[-1].id if len(rows) > q.limit else None
+    )
