@@ -3,7 +3,7 @@ operation, with each role's token (and none), over real HTTP on loopback, 0 fail
 
 The service runs in a thread of its own (its own event loop, the guarded runner `serve` uses)
 because schemathesis calls it synchronously. Examples per operation and role:
-FRAUDBLOCK_FUZZ_EXAMPLES (25 by default, to keep CI within a few minutes; raise it locally).
+FRAUDBLOCK_FUZZ_EXAMPLES (100 by default, as the hardening issue asks of CI).
 
 Exclusions, each with its reason:
 - `positive_data_acceptance` expects schema-valid requests to be accepted (2xx). Most
@@ -38,7 +38,7 @@ from service.settings import Settings
 from service.store import Store
 from tests.conftest import TEMPLATE, _with_database
 
-EXAMPLES = int(os.environ.get("FRAUDBLOCK_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FRAUDBLOCK_FUZZ_EXAMPLES", "100"))
 ROLES = (
     ("investigator", "investigator", "jammu", None),
     ("supervisor", "supervisor", None, None),
