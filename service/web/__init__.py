@@ -15,13 +15,14 @@ from service.web import (
     dashboard,
     metrics,
     operator_pages,
+    reports_pages,
     requests_pages,
     signin,
 )
 from service.web.pages import indian_number, local_time
 
 STATIC = Path(__file__).parent / "static"
-PAGES = (signin, requests_pages, dashboard, operator_pages, admin_pages)
+PAGES = (signin, requests_pages, dashboard, reports_pages, operator_pages, admin_pages)
 
 
 def setup(app: web.Application) -> None:

@@ -71,6 +71,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/orders"): CONSOLE,
     ("GET", "/orders.csv"): CONSOLE,
     ("GET", "/requests"): CONSOLE,
+    ("GET", "/reports"): CONSOLE,
     ("GET", "/requests.csv"): CONSOLE,
     ("GET", "/requests/new"): CONSOLE,
     ("GET", "/requests/{id}"): CONSOLE,

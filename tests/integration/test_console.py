@@ -410,3 +410,43 @@ async def test_metrics_count_dispatched_batches_by_outcome(
     assert samples[("fraudblock_dispatch_orders_total", (("operator", "vi"), ("outcome", "dead")))]
     assert samples[("fraudblock_dispatch_batch_orders_count", (("operator", "jio"),))] == 1
     assert samples[("fraudblock_orders", (("operator", "vi"), ("state", "dead")))] == 1
+
+
+async def test_the_supervisor_reads_the_zone_report_and_service_levels_on_the_console(
+    client: Client, tokens: Tokens
+) -> None:
+    filed = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json={
+            "case_ref": "FIR-R/1",
+            "category": "kyc_update",
+            "targets": [{"kind": "msisdn", "value": "7006012345"}],
+        },
+    )
+    assert filed.status == 201
+    pulled = await client.get("/v1/operator/orders", headers=tokens["jio"])
+    [order] = (await pulled.json())["orders"]
+    await client.post(
+        "/v1/operator/acks",
+        headers=tokens["jio"],
+        json={"acks": [{"order_id": order["order_id"], "status": "blocked"}]},
+    )
+    hold = await client.post(
+        "/v1/cases/jammu/FIR-R%2F1/money",
+        headers=tokens["investigator"],
+        json={"kind": "hold", "amount_paise": 683461900, "bank": "J&K Bank"},
+    )
+    assert hold.status == 201, await hold.text()
+    api = await (await client.get("/v1/reports/zone", headers=tokens["supervisor"])).json()
+    await sign_in(client, token_of(tokens, "supervisor"))
+    page = await client.get("/reports")
+    html = await page.text()
+    assert page.status == 200
+    assert api["districts"]["summary"] in html  # the same sentence as the API's
+    assert "Rs 68,34,619 put on hold" in html
+    assert "<td>jio</td>" in html and "Operators' service levels" in html
+    await client.post("/signout", data={"csrf": csrf_of(html)})
+    await sign_in(client, token_of(tokens, "investigator"))
+    denied = await client.get("/reports")
+    assert denied.status == 403  # the zone's figures are the supervisor's

@@ -332,6 +332,7 @@ async def test_every_page_works_by_keyboard_and_fits_a_phone(
             ("/requests", "requests"),
             (f"/requests/{rid}", "request"),
             ("/audit", "audit"),
+            ("/reports", "reports"),
         ),
         "admin": (("/admin/tokens", "tokens"), ("/admin/operators", "operators")),
     }
