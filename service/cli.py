@@ -275,6 +275,35 @@ def cmd_category(settings: Settings, args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    """File a CSV or Excel list through the API: every line checked first, then in chunks."""
+    from service import submit
+
+    token = os.environ.get("FRAUDBLOCK_TOKEN", "").strip()
+    if args.token_file:
+        token = sys.stdin.read() if args.token_file == "-" else Path(args.token_file).read_text()
+        token = token.strip()
+    if not token:
+        print("fraudblock: give the token in FRAUDBLOCK_TOKEN or --token-file", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    data = path.read_bytes()
+    return asyncio.run(
+        submit.submit(
+            url=args.url,
+            token=token,
+            name=path.name,
+            data=data,
+            case_ref=args.case_ref,
+            category=args.category,
+            unit=args.unit,
+            legal_basis=args.legal_basis,
+            chunk=args.chunk,
+            region=settings.default_region,
+        )
+    )
+
+
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     """Print the zone report: a table, or CSV."""
     from datetime import date
@@ -388,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("code", help="lower-case code, e.g. sextortion")
     ca.add_argument("label", help="what the reports call it")
 
+    sb = add("submit", cmd_submit, "file a CSV or Excel list of numbers and IMEIs through the API")
+    sb.add_argument("file", help="a .csv (one target per row, or kind,value columns) or .xlsx")
+    sb.add_argument("--case-ref", required=True)
+    sb.add_argument("--category", required=True)
+    sb.add_argument("--unit", help="the unit to file for (supervisors)")
+    sb.add_argument("--legal-basis")
+    sb.add_argument("--chunk", type=int, default=1000, help="targets per request (default 1,000)")
+    sb.add_argument("--url", default="http://127.0.0.1:8080", help="the service's address")
+    sb.add_argument("--token-file", help="a file holding the token, or - for stdin")
     rep = add("report", cmd_report, "print reports")
     repsub = rep.add_subparsers(dest="report_cmd", required=True, metavar="REPORT")
     rz = repsub.add_parser(
