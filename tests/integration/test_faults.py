@@ -298,11 +298,17 @@ async def test_a_postgres_restart_during_intake_and_dispatch_answers_2xx_or_503(
         filers = [asyncio.create_task(filer()) for _ in range(6)]
         restarts = 0
         try:
-            for _ in range(2):
-                await asyncio.sleep(1.0)
+            for _ in range(3):
+                filed = sum(1 for a in answers if a[0] == 201)
+
+                async def more_filed(since: int = filed) -> bool:
+                    return sum(1 for a in answers if a[0] == 201) >= since + 100
+
+                await eventually(more_filed, "filings between restarts", limit_s=30)
+                if restarts == 2:
+                    break
                 await asyncio.to_thread(pg_ctl, server, "restart", "-m", "fast")
                 restarts += 1
-            await asyncio.sleep(1.0)
         finally:
             stop.set()
             await asyncio.gather(*filers)
@@ -402,7 +408,16 @@ async def test_a_stopped_worker_whose_lease_was_taken_over_records_nothing_twice
             await eventually(a_sent, "A's batch at the operator", limit_s=20)
             a.send_signal(signal.SIGSTOP)  # frozen: no lease renewal, no answer read
             fake.answers["vi"] = ack_all
-            await asyncio.sleep(1.2)  # A's lease has run out
+
+            async def lease_out() -> bool:
+                return bool(
+                    await store.pool.fetchval(
+                        "SELECT bool_and(lease_expires_at < now()) FROM orders"
+                        " WHERE status = 'in_flight'"
+                    )
+                )
+
+            await eventually(lease_out, "A's lease running out", limit_s=10)
             s = settings.model_copy(update={"lease_s": 5, "poll_interval_s": 0.1})
             # B returns A's expired lease, takes the order and delivers it
             await Dispatcher(store, s, build_adapter, worker="B", drain=True).run()
@@ -513,7 +528,13 @@ async def test_a_worker_started_while_the_database_is_away_waits_for_it(
         await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         async with worker_process(db_url, tmp_path, "early", **WORKER_ENV) as proc:
             try:
-                await asyncio.sleep(2.0)  # it has tried, and failed, to connect
+
+                async def refused_twice() -> bool:  # it has tried, and failed, to connect
+                    log = tmp_path / "early.log"
+                    text = log.read_text() if log.exists() else ""
+                    return text.count("db.unavailable_at_start") >= 2 or proc.returncode is not None
+
+                await eventually(refused_twice, "the worker's first tries", limit_s=20)
                 assert proc.returncode is None, (tmp_path / "early.log").read_text()
             finally:
                 await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
