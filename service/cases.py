@@ -24,9 +24,10 @@ from service.case_models import (
     TimelineEvent,
 )
 from service.errors import Conflict, Forbidden, Invalid, NotFound
-from service.models import BlockRequestSummary, HoldOut
+from service.models import HoldOut
 from service.money import mask_account, rupees
 from service.store import IntegrityConflict, Row, Store, Tx
+from service.views import request_summary
 
 log = structlog.get_logger()
 
@@ -155,25 +156,10 @@ async def get_case(store: Store, principal: Principal, unit: str, case_ref: str)
     entries = [_entry(r) for r in await store.fetch("money_entries_of", unit, case_ref)]
     return CaseOut(
         **_summary(head, len(requests)),
-        block_requests=[_request_summary(r) for r in requests],
+        block_requests=[request_summary(r) for r in requests],
         targets=targets,
         money_entries=entries,
         timeline=await _timeline(store, head, requests),
-    )
-
-
-def _request_summary(r: Row) -> BlockRequestSummary:
-    return BlockRequestSummary(
-        id=r["id"],
-        unit=r["unit_code"],
-        case_ref=r["case_ref"],
-        category=r["category"],
-        action=r["action"],
-        priority=r["priority"],
-        status=r["status"],
-        target_count=r["target_count"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
     )
 
 

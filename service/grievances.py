@@ -79,7 +79,7 @@ async def open_grievance(
 
 async def get_grievance(store: Store, principal: Principal, grievance_id: int) -> GrievanceOut:
     """One grievance as the caller may see it; 404 outside their scope."""
-    row = await store.fetchrow("grievance_get", grievance_id)
+    row = await store.fetchrow("grievance_list", None, None, None, False, None, 1, grievance_id)
     if row is None or not _visible(row, principal):
         raise NotFound(f"no grievance {grievance_id}")
     return _out(row, principal)
@@ -91,7 +91,7 @@ async def list_grievances(store: Store, principal: Principal, q: GrievanceQuery)
     unit = principal.unit if principal.role == "investigator" else None
     operator = principal.operator if principal.role == "operator" else None
     rows = await store.fetch(
-        "grievance_list", unit, operator, q.status, q.overdue, q.after, q.limit + 1
+        "grievance_list", unit, operator, q.status, q.overdue, q.after, q.limit + 1, None
     )
     items = [_out(r, principal) for r in rows[: q.limit]]
     return GrievancePage(items=items, next_after=items[-1].id if len(rows) > q.limit else None)

@@ -1220,19 +1220,9 @@ FROM tally t
 WHERE g.id = $1 AND EXISTS (SELECT 1 FROM decided)
 RETURNING g.status;
 
--- name: grievance_get
-SELECT g.id, g.target_id, g.operator_code, g.subscriber_ref, g.reason, g.status, g.due_at,
-       g.created_at, g.closed_at, t.kind, t.value,
-       (SELECT json_agg(json_build_object(
-            'unit', c.unit_code, 'case_ref', c.case_ref, 'decision', c.decision,
-            'reason', c.reason, 'decided_at', c.decided_at,
-            'unblock_request_id', c.unblock_request_id) ORDER BY c.unit_code, c.case_ref)
-        FROM grievance_cases c WHERE c.grievance_id = g.id) AS cases
-FROM grievances g JOIN targets t ON t.id = g.target_id WHERE g.id = $1;
-
 -- name: grievance_list
 -- $1 unit (an investigator's: grievances with a case of that unit), $2 operator, $3 status,
--- $4 overdue only, $5 cursor, $6 limit.
+-- $4 overdue only, $5 cursor, $6 limit, $7 one grievance by id.
 SELECT g.id, g.target_id, g.operator_code, g.subscriber_ref, g.reason, g.status, g.due_at,
        g.created_at, g.closed_at, t.kind, t.value,
        (SELECT json_agg(json_build_object(
@@ -1247,6 +1237,7 @@ WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM grievance_cases c
   AND ($3::text IS NULL OR g.status = $3)
   AND (NOT $4::bool OR (g.status = 'open' AND g.due_at < now()))
   AND ($5::bigint IS NULL OR g.id < $5)
+  AND ($7::bigint IS NULL OR g.id = $7)
 ORDER BY g.id DESC LIMIT $6;
 
 -- name: case_category

@@ -118,23 +118,25 @@ async def list_requests(
         q.after,
         q.limit + 1,
     )
-    items = [
-        BlockRequestSummary(
-            id=r["id"],
-            unit=r["unit_code"],
-            case_ref=r["case_ref"],
-            category=r["category"],
-            action=r["action"],
-            priority=r["priority"],
-            status=r["status"],
-            target_count=r["target_count"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-        )
-        for r in rows[: q.limit]
-    ]
+    items = [request_summary(r) for r in rows[: q.limit]]
     next_after = items[-1].id if len(rows) > q.limit else None
     return BlockRequestPage(items=items, next_after=next_after)
+
+
+def request_summary(r: Row) -> BlockRequestSummary:
+    """A request row as the lists show it."""
+    return BlockRequestSummary(
+        id=r["id"],
+        unit=r["unit_code"],
+        case_ref=r["case_ref"],
+        category=r["category"],
+        action=r["action"],
+        priority=r["priority"],
+        status=r["status"],
+        target_count=r["target_count"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
 
 
 async def get_target(
