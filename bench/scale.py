@@ -1,17 +1,26 @@
-"""bench.scale: read and intake latency with 1,000,000 targets (or --targets N) already stored.
+"""bench.scale: every supervisor and operator read with 1,000,000 targets (or --targets N) stored.
 
-Targets, requests, orders, attempts, acks and learned routes are seeded by set-based SQL
-(bench/scale_seed.sql), chunk by chunk; the schema's triggers keep the counters. Then the
-service (its own process, dispatcher off) answers, one request at a time: GET /v1/stats for
-each group_by, GET /v1/targets/{kind}/{value} for random stored targets, GET
-/v1/block-requests pages (first and deep cursors); and intake is measured at that size.
+Targets, requests (ten targets each), orders in every state, attempts, acks, stages, blocklist
+changes, learned routes and audit rows are seeded by set-based SQL (bench/scale_seed.sql),
+chunk by chunk; the schema's triggers keep the counters, which are then folded as upkeep would.
+The service (its own process, dispatcher off) then takes a stream of live filings, so the
+counters carry unfolded deltas as they do between two upkeep passes, and answers each read
+endpoint `--repeat` times, one request at a time (p50/p99). An EXPLAIN pass repeats each
+endpoint once with auto_explain (ANALYZE, BUFFERS) and lists every sequential scan of a big
+table. Last, the request export is streamed (`--export-rows` rows) with the service's peak
+RSS read before and after, and intake is measured at this size.
+
+`--data-dir DIR` keeps the seeded server in DIR: a second run reuses it and skips the seeding.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,8 @@ import aiohttp
 import asyncpg
 
 from bench import common, intake, pg
+from service import db
+from service.store import Store
 
 HERE = Path(__file__).parent
 LUHN_SQL = """
@@ -34,9 +45,22 @@ SEQUENCES = """
 SELECT setval('block_requests_id_seq', (SELECT max(id) FROM block_requests));
 SELECT setval('targets_id_seq', (SELECT max(id) FROM targets));
 SELECT setval('orders_id_seq', (SELECT max(id) FROM orders));
+SELECT setval('order_decisions', (SELECT max(seq) FROM orders));
 SELECT setval('attempts_id_seq', (SELECT max(id) FROM attempts));
+CREATE TABLE bench_seeded (targets bigint NOT NULL, seconds double precision NOT NULL);
 """
 GROUP_BYS = ("", "unit", "category", "operator", "kind", "day", "week", "month")
+EXPLAIN_ON = {
+    "session_preload_libraries": "auto_explain",
+    "auto_explain.log_min_duration": "0",
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",
+    "auto_explain.log_nested_statements": "on",
+    "auto_explain.log_format": "json",
+}
+SCAN = re.compile(r'"Node Type": "Seq Scan",.*?"Relation Name": "(\w+)"', re.DOTALL)
+BIG_TABLE_ROWS = 50_000
 
 
 def seed_statements() -> list[str]:
@@ -45,28 +69,57 @@ def seed_statements() -> list[str]:
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
+async def seeded(url: str) -> int:
+    """How many targets the database was seeded with (0: not seeded, or no database)."""
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        return 0
+    try:
+        return int(await conn.fetchval("SELECT coalesce(max(targets), 0) FROM bench_seeded"))
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
+
+
 async def seed(url: str, targets: int, chunk: int) -> float:
-    """Seed `targets` targets chunk by chunk; returns the seconds it took (with VACUUM)."""
+    """Seed `targets` targets chunk by chunk, fold the counters, VACUUM ANALYZE; the seconds."""
     started = time.perf_counter()
-    conn = await asyncpg.connect(url, command_timeout=3600)
+    conn = await asyncpg.connect(url, command_timeout=7200)
     try:
         await conn.execute(LUHN_SQL)
         statements = seed_statements()
         for lo in range(0, targets, chunk):
             hi = min(lo + chunk, targets)
             async with conn.transaction():
-                for s in statements:
-                    await conn.execute(s, *([lo, hi, targets] if "$1" in s else []))
+                for s in statements:  # $1, $2, $3: the chunk's bounds and the total
+                    bound = s.replace("$1", str(lo)).replace("$2", str(hi))
+                    await conn.execute(bound.replace("$3", str(targets)))
             print(f"  seeded {hi:,} / {targets:,} targets ({time.perf_counter() - started:.0f} s)")
         await conn.execute(SEQUENCES)
-        await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
-    return time.perf_counter() - started
+    pool = await db.create_pool(url, 1, 2)
+    try:
+        async with Store(pool).transaction() as tx:  # upkeep's fold, on the seeded deltas
+            await tx.fetchval("counts_compact_lock")
+            folded = await tx.fetchrow("counts_compact")
+        print(f"  folded the counters: {dict(folded or {})}")
+    finally:
+        await pool.close()
+    conn = await asyncpg.connect(url, command_timeout=7200)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        seconds = time.perf_counter() - started
+        await conn.execute("INSERT INTO bench_seeded VALUES ($1, $2)", targets, seconds)
+    finally:
+        await conn.close()
+    return seconds
 
 
 async def timed_gets(
-    s: aiohttp.ClientSession, urls: list[str], headers: dict[str, str]
+    s: aiohttp.ClientSession, urls: Sequence[str], headers: dict[str, str]
 ) -> dict[str, Any]:
     """GET each URL in turn (one client); latency percentiles and errors."""
     lat: list[float] = []
@@ -80,91 +133,257 @@ async def timed_gets(
     return {"n": len(urls), "errors": errors, **common.ms_percentiles(lat, (0.5, 0.99))}
 
 
+def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str, str, list[str]]]:
+    """(name, token, paths) of every read measured; each name's paths are GET in turn."""
+    today = datetime.now(UTC).date()
+    year_ago = today - timedelta(days=365)
+    month_start = today.replace(day=1)
+    requests_n = -(-n // 10)
+    ids = [rng.randrange(requests_n) + 1 for _ in range(200)]
+    picks = [rng.randrange(n) for _ in range(200)]
+    lookups = [
+        f"/v1/targets/imei/{35000000000000 + g}"
+        if g % 5 == 4
+        else f"/v1/targets/msisdn/%2B9189{g:08d}"
+        for g in picks
+    ]
+    deep = [str(rng.randrange(n) + 1) for _ in range(50)]
+    sup, op, inv = tok["supervisor"], tok["operator"], tok["investigator"]
+    stats = [
+        (
+            f"/v1/stats?group_by={g or '(none)'}",
+            sup,
+            [f"/v1/stats?group_by={g}" if g else "/v1/stats"],
+        )
+        for g in GROUP_BYS
+    ]
+    year = f"from={year_ago}&to={today}"
+    return [
+        *stats,
+        ("/v1/stats?group_by=day, a year", sup, [f"/v1/stats?group_by=day&{year}"]),
+        ("/v1/stats?group_by=unit,category,month, a year", sup,
+         [f"/v1/stats?group_by=unit,category,month&{year}"]),
+        ("/v1/operators", sup, ["/v1/operators"]),
+        ("/v1/overdue (first page)", sup, ["/v1/overdue?limit=100"]),
+        ("/v1/overdue?operator=jio", sup, ["/v1/overdue?operator=jio&limit=100"]),
+        ("/v1/dead (first + deep pages)", sup,
+         ["/v1/dead?limit=100"] + [f"/v1/dead?limit=100&after={d}" for d in deep]),
+        ("/v1/dead?operator=airtel", sup, ["/v1/dead?operator=airtel&limit=100"]),
+        ("/v1/audit (first + deep pages)", sup,
+         ["/v1/audit?limit=100"] + [f"/v1/audit?limit=100&after={d}" for d in deep]),
+        ("/v1/audit?entity_type&entity_id", sup,
+         [f"/v1/audit?entity_type=block_request&entity_id={i}" for i in ids]),
+        ("/v1/audit?actor=operator:jio", sup, ["/v1/audit?actor=operator:jio&limit=100"]),
+        ("/v1/audit?action&from&to (a day)", sup,
+         [f"/v1/audit?action=order.acked&from={today - timedelta(days=d)}T00:00:00Z"
+          f"&to={today - timedelta(days=d)}T23:59:59Z&limit=100" for d in range(1, 300, 7)]),
+        ("/v1/block-requests (first + deep pages)", sup,
+         ["/v1/block-requests?limit=50"] + [f"/v1/block-requests?limit=50&after={i}" for i in ids]),
+        ("/v1/block-requests?unit=jammu", sup,
+         [f"/v1/block-requests?limit=50&unit=jammu&after={i}" for i in ids]),
+        ("/v1/block-requests?status=dispatching", sup,
+         ["/v1/block-requests?limit=50&status=dispatching"]),
+        ("/v1/block-requests?category=investment", sup,
+         [f"/v1/block-requests?limit=50&category=investment&after={i}" for i in ids]),
+        ("/v1/block-requests?case_ref", sup,
+         [f"/v1/block-requests?case_ref=FIR-{i}/seed" for i in ids]),
+        ("/v1/block-requests (investigator, own unit)", inv, ["/v1/block-requests?limit=50"]),
+        ("/v1/block-requests/{id}", sup, [f"/v1/block-requests/{i}" for i in ids]),
+        ("/v1/targets/{kind}/{value}", sup, lookups),
+        ("/v1/reports/zone (this month)", sup, [f"/v1/reports/zone?from={month_start}&to={today}"]),
+        ("/v1/reports/zone (a year)", sup, [f"/v1/reports/zone?{year}"]),
+        ("/v1/sla (a year)", sup, [f"/v1/sla?{year}"]),
+        ("/v1/sla?group_by=operator,month", sup, [f"/v1/sla?group_by=operator,month&{year}"]),
+        ("/v1/cases?unit=jammu", sup, ["/v1/cases?unit=jammu"]),
+        ("/v1/alerts", sup, ["/v1/alerts"]),
+        ("/v1/reconciliations", sup, ["/v1/reconciliations"]),
+        ("/v1/grievances", sup, ["/v1/grievances"]),
+        ("/v1/operator/blocklist (first page of 1,000)", op, ["/v1/operator/blocklist?limit=1000"]),
+        ("/v1/operator/blocklist?since (deep)", op,
+         [f"/v1/operator/blocklist?limit=1000&since={d}" for d in deep]),
+        ("/v1/operator/unacknowledged", op, ["/v1/operator/unacknowledged?limit=500"]),
+    ]  # fmt: skip
+
+
+async def set_explain(url: str, on: bool) -> None:
+    """Turn auto_explain on or off for new sessions of the database."""
+    conn = await asyncpg.connect(url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        for k, v in EXPLAIN_ON.items():
+            if on:
+                await conn.execute(f"ALTER DATABASE {name} SET {k} = '{v}'")
+            else:
+                await conn.execute(f"ALTER DATABASE {name} RESET {k}")
+    finally:
+        await conn.close()
+
+
+async def server_log_and_big_tables(url: str) -> tuple[Path | None, set[str]]:
+    """The embedded server's log file (pg_ctl -l), and the tables of more than 50,000 rows."""
+    conn = await asyncpg.connect(url)
+    try:
+        data = Path(await conn.fetchval("SHOW data_directory"))
+        big = {
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND reltuples > $1",
+                BIG_TABLE_ROWS,
+            )
+        }
+    finally:
+        await conn.close()
+    log = data / "log"
+    return (log if log.is_file() else None), big
+
+
+async def explain_pass(
+    base: str, url: str, reads: list[tuple[str, str, list[str]]], start_service: Any
+) -> list[list[Any]]:
+    """One GET per endpoint with auto_explain on; the big tables each one scans sequentially."""
+    log, big = await server_log_and_big_tables(url)
+    if log is None:
+        print("\n(no server log file: EXPLAIN pass skipped; it needs the embedded Postgres)")
+        return []
+    await set_explain(url, True)
+    rows: list[list[Any]] = []
+    try:
+        service = await start_service()
+        async with common.http_session() as s:
+            for name, tok, paths in reads:
+                before = log.stat().st_size
+                await timed_gets(s, [base + paths[0]], {"Authorization": f"Bearer {tok}"})
+                with log.open("rb") as f:
+                    f.seek(before)
+                    text = f.read().decode(errors="replace")
+                plans = text.count('"Plan":')
+                scans = sorted({r for r in SCAN.findall(text) if r in big})
+                rows.append([name, plans, ", ".join(scans) or "-"])
+        service.terminate()
+        service.wait(15)
+    finally:
+        await set_explain(url, False)
+    return rows
+
+
+async def export_memory(base: str, tok: str, pid: int) -> dict[str, Any]:
+    """Stream the whole request export; its rows, seconds, and the service's peak RSS."""
+    before = common.peak_rss_mb(pid)
+    t0 = time.perf_counter()
+    rows = 0
+    size = 0
+    async with common.http_session() as s, s.get(
+        f"{base}/v1/block-requests.csv", headers={"Authorization": f"Bearer {tok}"}
+    ) as r:
+        async for line in r.content:
+            rows += 1
+            size += len(line)
+    return {
+        "rows": rows - 1,
+        "mb": round(size / 1e6, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rss_before_mb": round(before, 1),
+        "rss_after_mb": round(common.peak_rss_mb(pid), 1),
+    }
+
+
 async def main() -> None:
     p = common.arguments(__doc__ or "")
     p.add_argument("--targets", type=int, default=1_000_000, help="targets to seed")
     p.add_argument("--chunk", type=int, default=250_000, help="targets per seeding transaction")
-    p.add_argument("--repeat", type=int, default=30, help="GETs per stats group_by")
+    p.add_argument("--repeat", type=int, default=30, help="GETs per single-URL endpoint")
+    p.add_argument("--data-dir", help="keep the seeded server here and reuse it next time")
+    p.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN pass")
+    p.add_argument("--seed-only", action="store_true", help="seed (with --data-dir) and stop")
     args = p.parse_args()
     n = args.targets
     rng = random.Random(7)
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {"targets": n}
-    server = pg.postgres(args.pg_stats)
+    server = pg.postgres(args.pg_stats, args.data_dir)
     with server as server_url, common.Procs(args.profile, args.logs) as procs:
-        url = await pg.fresh_database(server_url, f"bench_scale_{n}")
-        sup = await pg.token(url, "supervisor")
-        inv = await pg.token(url, "investigator", unit="jammu")
-        figures["seed_s"] = round(await seed(url, n, args.chunk), 1)
+        url = pg.with_database(server_url, f"bench_scale_{n}")
+        fresh = await seeded(url) != n
+        if fresh:
+            url = await pg.fresh_database(server_url, f"bench_scale_{n}")
+        else:
+            print(f"reusing the database seeded with {n:,} targets")
+        tok = {
+            "supervisor": await pg.token(url, "supervisor"),
+            "investigator": await pg.token(url, "investigator", unit="jammu"),
+            "operator": await pg.token(url, "operator", operator="jio"),
+        }
+        if fresh:
+            figures["seed_s"] = round(await seed(url, n, args.chunk), 1)
+        if args.seed_only:
+            common.finish("scale", figures)
+            return
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        service = procs.start(
-            "service", common.serve_args(port, dispatcher=False), {"DATABASE_URL": url}
-        )
-        await common.wait_http(f"{base}/healthz", service)
+        env = {"DATABASE_URL": url}
+
+        async def start_service() -> Any:
+            proc = procs.start("service", common.serve_args(port, dispatcher=False), env)
+            await common.wait_http(f"{base}/healthz", proc)
+            return proc
+
+        service = await start_service()
         if args.pg_stats:
             await pg.reset_statements(url)
-        hs = {"Authorization": f"Bearer {sup}"}
+        live = await intake.phase(
+            base, tok["investigator"], name="live filings", per_request=2, requests=1000,
+            concurrency=8, first=0, time_limit=60, url=url,
+        )  # fmt: skip
+        figures["live_filings"] = live["requests"]
+        reads = endpoints(n, rng, tok)
         async with common.http_session() as s:
-            await timed_gets(s, [f"{base}/v1/stats"] * 3, hs)  # warm the connections
-            for g in GROUP_BYS:
-                r = await timed_gets(s, [f"{base}/v1/stats?group_by={g}"] * args.repeat, hs)
-                rows.append([f"GET /v1/stats?group_by={g or '(none)'}", *r.values()])
-                figures[f"stats_{g or 'none'}"] = r
-            picks = [rng.randrange(n) for _ in range(200)]
-            lookups = [
-                f"{base}/v1/targets/imei/{35000000000000 + g}"
-                if g % 5 == 4
-                else f"{base}/v1/targets/msisdn/%2B9189{g:08d}"
-                for g in picks
-            ]
-            r = await timed_gets(s, lookups, hs)
-            rows.append(["GET /v1/targets/{kind}/{value}", *r.values()])
-            figures["target_lookup"] = r
-            requests_n = -(-n // 100)
-            pages = [f"{base}/v1/block-requests?limit=50"] * 50 + [
-                f"{base}/v1/block-requests?limit=50&after={rng.randrange(requests_n) + 1}"
-                for _ in range(100)
-            ]
-            r = await timed_gets(s, pages, hs)
-            rows.append(["GET /v1/block-requests (first + deep pages)", *r.values()])
-            figures["request_pages"] = r
-            unit_pages = [
-                f"{base}/v1/block-requests?limit=50&unit=jammu&after={rng.randrange(requests_n)}"
-                for _ in range(50)
-            ]
-            r = await timed_gets(s, unit_pages, hs)
-            rows.append(["GET /v1/block-requests?unit=jammu (cursor)", *r.values()])
-            figures["unit_pages"] = r
-            single = await intake.phase(
-                base, inv, name="1 target", per_request=1, requests=2000, concurrency=16,
-                first=0, time_limit=30,
-            )  # fmt: skip
-            bulk = await intake.phase(
-                base, inv, name="10,000 targets", per_request=10_000, requests=1,
-                concurrency=1, first=10_000, time_limit=60,
-            )  # fmt: skip
+            for name, t, paths in reads:
+                hs = {"Authorization": f"Bearer {t}"}
+                await timed_gets(
+                    s, [base + u for u in paths[:2]], hs
+                )  # warm: connection, statements, plans
+                urls = [base + u for u in (paths * args.repeat if len(paths) == 1 else paths)]
+                r = await timed_gets(s, urls, hs)
+                rows.append([name, *r.values()])
+                figures[name] = r
+        common.table(
+            f"bench.scale — {n:,} targets; {figures['live_filings']} live filings unfolded; "
+            "one client, sequential",
+            ["request", "n", "errors", "p50 ms", "p99 ms"],
+            rows,
+        )
+        export = await export_memory(base, tok["supervisor"], service.pid)
+        figures["export"] = export
+        print(
+            f"\n/v1/block-requests.csv: {export['rows']:,} rows ({export['mb']} MB) in "
+            f"{export['seconds']} s; service peak RSS {export['rss_before_mb']} MB before, "
+            f"{export['rss_after_mb']} MB after"
+        )
+        single = await intake.phase(
+            base, tok["investigator"], name="1 target", per_request=1, requests=2000,
+            concurrency=16, first=10_000, time_limit=30, url=url,
+        )  # fmt: skip
         figures["intake_single"] = single
-        figures["intake_bulk_10k"] = bulk
         figures["service_peak_rss_mb"] = round(common.peak_rss_mb(service.pid), 1)
+        common.table(
+            "intake at this size (16 clients)",
+            ["phase", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
+            [[single["phase"], single["requests"], single["errors"], single["requests_per_s"],
+              single["p50_ms"], single["p99_ms"]]],
+        )  # fmt: skip
         if args.pg_stats:
-            await pg.print_top_statements(url, "costliest statements after seeding")
-    common.table(
-        f"bench.scale — {n:,} targets seeded in {figures['seed_s']} s; one client, sequential",
-        ["request", "n", "errors", "p50 ms", "p99 ms"],
-        rows,
-    )
-    common.table(
-        "intake at this size (16 clients; 1 bulk request)",
-        ["phase", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms"],
-        [
-            [r["phase"], r["requests"], r["errors"], r["requests_per_s"], r["targets_per_s"],
-             r["p50_ms"], r["p99_ms"]]
-            for r in (single, bulk)
-        ],
-    )  # fmt: skip
-    print(f"\nservice peak RSS (VmHWM): {figures['service_peak_rss_mb']} MB")
-    common.finish("scale", figures)
+            await pg.print_top_statements(url, "costliest statements of the reads")
+        procs.stop(service)
+        if not args.no_explain:
+            scans = await explain_pass(base, url, reads, start_service)
+            figures["seq_scans"] = {r[0]: r[2] for r in scans}
+            common.table(
+                "EXPLAIN (ANALYZE, BUFFERS) by auto_explain, one GET each: sequential scans of "
+                f"tables over {BIG_TABLE_ROWS:,} rows",
+                ["request", "plans", "seq scans of big tables"],
+                scans,
+            )
+    common.finish("scale", json.loads(json.dumps(figures, default=str)))
 
 
 if __name__ == "__main__":
