@@ -24,7 +24,7 @@ SELECT (SELECT count(*) FROM orders) AS orders,
        (SELECT count(*) FROM orders WHERE status = 'acked') AS acked,
        (SELECT count(*) FROM attempts) AS attempts,
        (SELECT count(*) FROM audit_log WHERE action = 'ack.applied') AS audit_acks,
-       (SELECT coalesce(sum(n), 0)::bigint FROM order_state_counts
+       (SELECT coalesce(sum(n), 0)::bigint FROM counted_order_states
         WHERE state = 'blocked') AS counted,
        (SELECT count(*) FROM targets WHERE state <> 'blocked') AS targets_open,
        (SELECT count(*) FROM block_requests WHERE status <> 'completed') AS requests_open,
@@ -81,7 +81,7 @@ async def wait_drained(url: str, expected: int, time_limit: float) -> bool:
         deadline = time.monotonic() + time_limit
         while time.monotonic() < deadline:
             pending = await conn.fetchval(
-                "SELECT coalesce(sum(n), 0) FROM order_state_counts WHERE state = 'pending'"
+                "SELECT coalesce(sum(n), 0) FROM counted_order_states WHERE state = 'pending'"
             )
             if pending == 0:
                 return True

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.inputs import LINE, TEXT, Day, Id, Instant, Integer
+from service.inputs import LINE, NONBLANK, TEXT, Day, Id, Instant, Integer
 from service.models import BlockRequestSummary, Category, Code, HoldOut
 from service.ports import TargetKind
 
 MoneyKind = Literal["hold", "release", "refund"]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200), LINE, NONBLANK]
 
 
 class CategoryOut(BaseModel):
@@ -35,7 +35,7 @@ class CategoryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: Category
-    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=100), LINE, NONBLANK]
 
 
 class FirIn(BaseModel):
@@ -45,8 +45,7 @@ class FirIn(BaseModel):
     police_station: Text | None = None
     fir_date: Day | None = None
     ncrp_ack: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE]
-        | None
+        Annotated[str, StringConstraints(min_length=1, max_length=64), LINE, NONBLANK] | None
     ) = Field(default=None, description="The NCRP (cybercrime.gov.in) acknowledgement number.")
     loss_paise: Integer | None = Field(
         default=None,
@@ -66,8 +65,7 @@ class MoneyIn(BaseModel):
     )
     bank: Text | None = None
     account_ref: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE]
-        | None
+        Annotated[str, StringConstraints(min_length=1, max_length=64), LINE, NONBLANK] | None
     ) = Field(default=None, description="Stored with every digit but the last four masked.")
     date: Day | None = Field(
         default=None, description="The day the bank acted (default: today, in the zone)."

@@ -7,15 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.inputs import LINE, TEXT, Id, Integer
+from service.inputs import LINE, NONBLANK, TEXT, Id, Integer
 from service.models import CaseRef, Code
 from service.ports import TargetKind
 
 GrievanceStatus = Literal["open", "upheld", "dismissed", "partially_upheld"]
 Decision = Literal["pending", "upheld", "dismissed"]
-_Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TEXT
-]
+_Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), TEXT, NONBLANK]
 
 
 class GrievanceIn(BaseModel):
@@ -25,7 +23,7 @@ class GrievanceIn(BaseModel):
     kind: TargetKind
     value: Annotated[str, StringConstraints(min_length=1, max_length=64), LINE]
     subscriber_ref: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
+        str, StringConstraints(min_length=1, max_length=200), LINE, NONBLANK
     ] = Field(description="The operator's reference for the subscriber or complaint.")
     reason: _Text
 

@@ -50,8 +50,23 @@ def _text(value: str) -> str:
     return value
 
 
+def _stripped(value: str) -> str:
+    return value.strip()
+
+
+def _nonblank(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 LINE = AfterValidator(_line)
 TEXT = AfterValidator(_text)
+# Surrounding whitespace is dropped after the length is checked, so a value the schema's
+# maxLength refuses is refused here too, whatever spaces it starts with.
+STRIPPED = AfterValidator(_stripped)
+NONBLANK = AfterValidator(_nonblank)
 Line = Annotated[str, LINE]
 """One line of text: no control characters, no bidi overrides."""
 Text = Annotated[str, TEXT]

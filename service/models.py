@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.inputs import LINE, TEXT, Id, Instant, Integer
+from service.inputs import LINE, NONBLANK, STRIPPED, TEXT, Id, Instant, Integer
 from service.ports import AckStatus, Action, Stage, TargetKind
 
 Category = Annotated[
@@ -74,9 +74,7 @@ TargetOutcome = Literal[
     "awaiting_approval",
 ]
 
-CaseRef = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), LINE
-]
+CaseRef = Annotated[str, StringConstraints(min_length=1, max_length=64), LINE, NONBLANK]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
 
 
@@ -98,9 +96,7 @@ class BlockRequestIn(BaseModel):
     priority: Priority = "normal"
     action: Action = "block"
     note: Annotated[str, StringConstraints(max_length=4000), TEXT] | None = None
-    reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
-    ) = Field(
+    reason: Annotated[str, StringConstraints(max_length=2000), TEXT, STRIPPED] | None = Field(
         default=None,
         validate_default=True,
         description="Why an unblock is asked (court order, false positive).",
@@ -336,18 +332,14 @@ class DecisionIn(BaseModel):
     """A reason for cancelling."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
-    ) = None
+    reason: Annotated[str, StringConstraints(max_length=2000), TEXT, STRIPPED] | None = None
 
 
 class RejectIn(BaseModel):
     """Why a request is rejected: a reason is required."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TEXT
-    ]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000), TEXT, NONBLANK]
 
 
 class DeadRequeueIn(BaseModel):
@@ -362,8 +354,7 @@ class DeadRequeueIn(BaseModel):
         default=None, description="Dead before this time (with its UTC offset)."
     )
     reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), LINE]
-        | None
+        Annotated[str, StringConstraints(min_length=1, max_length=500), LINE, NONBLANK] | None
     ) = Field(default=None, description="Text in the order's last error (any case).")
 
     @model_validator(mode="after")

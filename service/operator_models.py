@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.authority import Rank
-from service.inputs import LINE, TEXT, Id, Instant, Integer
+from service.inputs import LINE, STRIPPED, TEXT, Id, Instant, Integer
 from service.ports import AckStatus, Action, Instruction, Stage, TargetKind
 
 
@@ -22,9 +22,7 @@ class AckIn(BaseModel):
         "pending): outgoing_barred, incoming_barred, reverification_pending."
     )
     operator_ref: Annotated[str, StringConstraints(max_length=200), LINE] | None = None
-    reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), TEXT] | None
-    ) = None
+    reason: Annotated[str, StringConstraints(max_length=2000), TEXT, STRIPPED] | None = None
     at: Instant | None = Field(
         default=None,
         description="When the operator acted (with its UTC offset); no earlier than the "

@@ -838,93 +838,143 @@ WHERE r.id = c.request_id AND r.id = ANY($1::bigint[]);
 UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2;
 
 -- name: stats_targets
-SELECT CASE WHEN $3 THEN unit_code END AS unit,
-       CASE WHEN $4 THEN category END AS category,
-       kind,
-       CASE $5::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-       state, sum(n)::bigint AS n
-FROM target_state_counts
-WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-  AND ($6::text IS NULL OR unit_code = $6)
-  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+-- Targets by state (target_state_days + target_state_counts).
+-- The day rows are summed per group first (a state per column), then unpivoted, then the
+-- deltas not folded yet are added.
+WITH d AS (
+    SELECT CASE WHEN $3 THEN unit_code END AS unit,
+           CASE WHEN $4 THEN category END AS category, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+           sum(pending) AS pending,
+           sum(blocked) AS blocked,
+           sum(partially_blocked) AS partially_blocked,
+           sum(unblocked) AS unblocked,
+           sum(rejected) AS rejected,
+           sum(dead) AS dead,
+           sum(unroutable) AS unroutable,
+           sum(cancelled) AS cancelled,
+           sum(retained) AS retained
+    FROM target_state_days
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+    GROUP BY 1, 2, 3, 4
+)
+SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
+    SELECT d.unit, d.category, d.kind, d.period, s.state, s.n
+    FROM d CROSS JOIN LATERAL (VALUES
+        ('pending', d.pending), ('blocked', d.blocked),
+        ('partially_blocked', d.partially_blocked), ('unblocked', d.unblocked),
+        ('rejected', d.rejected), ('dead', d.dead), ('unroutable', d.unroutable),
+        ('cancelled', d.cancelled), ('retained', d.retained)
+    ) AS s(state, n)
+    UNION ALL
+    SELECT CASE WHEN $3 THEN unit_code END, CASE WHEN $4 THEN category END, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END, state, n
+    FROM target_state_counts
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+) x
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_events
-SELECT CASE WHEN $3 THEN unit_code END AS unit,
-       CASE WHEN $4 THEN category END AS category,
-       kind,
-       CASE $5::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-       event AS state, sum(n)::bigint AS n
-FROM target_event_counts
-WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-  AND ($6::text IS NULL OR unit_code = $6)
-  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+-- State changes by day (target_event_days + target_event_counts).
+-- The day rows are summed per group first (a state per column), then unpivoted, then the
+-- deltas not folded yet are added.
+WITH d AS (
+    SELECT CASE WHEN $3 THEN unit_code END AS unit,
+           CASE WHEN $4 THEN category END AS category, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+           sum(blocked) AS blocked,
+           sum(partially_blocked) AS partially_blocked,
+           sum(unblocked) AS unblocked,
+           sum(rejected) AS rejected,
+           sum(dead) AS dead,
+           sum(unroutable) AS unroutable,
+           sum(cancelled) AS cancelled,
+           sum(retained) AS retained
+    FROM target_event_days
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+    GROUP BY 1, 2, 3, 4
+)
+SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
+    SELECT d.unit, d.category, d.kind, d.period, s.state, s.n
+    FROM d CROSS JOIN LATERAL (VALUES
+        ('blocked', d.blocked), ('partially_blocked', d.partially_blocked),
+        ('unblocked', d.unblocked), ('rejected', d.rejected), ('dead', d.dead),
+        ('unroutable', d.unroutable), ('cancelled', d.cancelled), ('retained', d.retained)
+    ) AS s(state, n)
+    UNION ALL
+    SELECT CASE WHEN $3 THEN unit_code END, CASE WHEN $4 THEN category END, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END, event, n
+    FROM target_event_counts
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+) x
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_orders
-SELECT operator_code AS operator,
-       CASE WHEN $3 THEN unit_code END AS unit,
-       CASE WHEN $4 THEN category END AS category,
-       kind,
-       CASE $5::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-       state, sum(n)::bigint AS n
-FROM order_state_counts
-WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-  AND ($6::text IS NULL OR unit_code = $6)
-  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+-- Orders by operator and counted state (order_state_days + order_state_counts).
+-- The day rows are summed per group first (a state per column), then unpivoted, then the
+-- deltas not folded yet are added.
+WITH d AS (
+    SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
+           CASE WHEN $4 THEN category END AS category, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+           sum(pending) AS pending,
+           sum(blocked) AS blocked,
+           sum(unblocked) AS unblocked,
+           sum(not_subscriber) AS not_subscriber,
+           sum(rejected) AS rejected,
+           sum(retained) AS retained,
+           sum(dead) AS dead,
+           sum(cancelled) AS cancelled,
+           sum(withdrawn) AS withdrawn
+    FROM order_state_days
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+    GROUP BY 1, 2, 3, 4, 5
+)
+SELECT operator, unit, category, kind, period, state, sum(n)::bigint AS n FROM (
+    SELECT d.operator, d.unit, d.category, d.kind, d.period, s.state, s.n
+    FROM d CROSS JOIN LATERAL (VALUES
+        ('pending', d.pending), ('blocked', d.blocked), ('unblocked', d.unblocked),
+        ('not_subscriber', d.not_subscriber), ('rejected', d.rejected),
+        ('retained', d.retained), ('dead', d.dead), ('cancelled', d.cancelled),
+        ('withdrawn', d.withdrawn)
+    ) AS s(state, n)
+    UNION ALL
+    SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END,
+           CASE WHEN $4 THEN category END, kind,
+           CASE $5::text WHEN 'day' THEN day
+                         WHEN 'week' THEN date_trunc('week', day)::date
+                         WHEN 'month' THEN date_trunc('month', day)::date END, state, n
+    FROM order_state_counts
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+      AND ($6::text IS NULL OR unit_code = $6)
+      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+) x
 GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0;
 
 -- name: counts_compact
--- Fold the groups that have new delta rows, each into one folded row; sums are unchanged, so
+-- Fold the counter deltas into their day rows (sql/0018: counts_fold); sums are unchanged, so
 -- readers never see a jump, and the work follows the new deltas, not the history.
-WITH tg AS MATERIALIZED (
-    SELECT DISTINCT unit_code, category, kind, day, state FROM target_state_counts
-    WHERE NOT folded
-), t AS (
-    DELETE FROM target_state_counts c USING tg
-    WHERE c.day = tg.day AND c.unit_code = tg.unit_code AND c.category = tg.category
-      AND c.kind = tg.kind AND c.state = tg.state
-    RETURNING c.unit_code, c.category, c.kind, c.day, c.state, c.n
-), ti AS (
-    INSERT INTO target_state_counts (unit_code, category, kind, day, state, n, folded)
-    SELECT unit_code, category, kind, day, state, sum(n), true FROM t
-    GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1
-), eg AS MATERIALIZED (
-    SELECT DISTINCT unit_code, category, kind, day, event FROM target_event_counts
-    WHERE NOT folded
-), e AS (
-    DELETE FROM target_event_counts c USING eg
-    WHERE c.day = eg.day AND c.unit_code = eg.unit_code AND c.category = eg.category
-      AND c.kind = eg.kind AND c.event = eg.event
-    RETURNING c.unit_code, c.category, c.kind, c.day, c.event, c.n
-), ei AS (
-    INSERT INTO target_event_counts (unit_code, category, kind, day, event, n, folded)
-    SELECT unit_code, category, kind, day, event, sum(n), true FROM e
-    GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 RETURNING 1
-), og AS MATERIALIZED (
-    SELECT DISTINCT operator_code, unit_code, category, kind, day, state FROM order_state_counts
-    WHERE NOT folded
-), o AS (
-    DELETE FROM order_state_counts c USING og
-    WHERE c.day = og.day AND c.operator_code = og.operator_code AND c.unit_code = og.unit_code
-      AND c.category = og.category AND c.kind = og.kind AND c.state = og.state
-    RETURNING c.operator_code, c.unit_code, c.category, c.kind, c.day, c.state, c.n
-), oi AS (
-    INSERT INTO order_state_counts (operator_code, unit_code, category, kind, day, state, n,
-                                    folded)
-    SELECT operator_code, unit_code, category, kind, day, state, sum(n), true FROM o
-    GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0 RETURNING 1
-)
-SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM e) + (SELECT count(*) FROM o)
-       AS folded,
-       (SELECT count(*) FROM ti) + (SELECT count(*) FROM ei) + (SELECT count(*) FROM oi)
-       AS kept;
+SELECT folded, kept FROM counts_fold();
 
 -- name: counts_compact_lock
 SELECT pg_try_advisory_xact_lock(7201003);
@@ -940,8 +990,9 @@ SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_fail
        (SELECT count(*) FROM orders WHERE operator_code = o.code
            AND status IN ('queued', 'in_flight', 'sent')
            AND order_overdue(status, due_at, ack_due_at, overdue_at)) AS overdue,
-       (SELECT coalesce(sum(n), 0) FROM order_state_counts
-           WHERE operator_code = o.code AND state = 'dead')::bigint AS dead,
+       ((SELECT coalesce(sum(dead), 0) FROM order_state_days WHERE operator_code = o.code)
+        + (SELECT coalesce(sum(n), 0) FROM order_state_counts
+           WHERE operator_code = o.code AND state = 'dead'))::bigint AS dead,
        a.acked_24h, a.succeeded_24h, a.p50_ack_s, a.p95_ack_s,
        (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'dead'
            AND dead_at > now() - interval '24 hours') AS dead_24h
@@ -1142,44 +1193,29 @@ SELECT zone FROM report_zone;
 
 -- name: sla_orders
 -- Operators' acknowledgements against their deadlines, per operator and period ($3: day, week,
--- month or null), for days [$1, $2) of the zone: orders answered then (in time: by their
--- deadline `due_at`), orders dead then, and orders still unanswered whose deadline passed then.
--- Time to acknowledge runs from the decision (or the retry that restarted the deadline).
+-- month or null), for days [$1, $2) of the zone, as (outcome, time-to-ack bucket, n): orders
+-- answered then (in_time or late by their deadline `due_at`) and orders dead then, from the
+-- counters (sql/0018), and orders still unanswered whose deadline passed then (open), live.
 WITH bounds AS (
     SELECT coalesce($1::date::timestamp AT TIME ZONE z.zone, '-infinity') AS lo,
            coalesce($2::date::timestamp AT TIME ZONE z.zone, 'infinity') AS hi
     FROM report_zone z
-), events AS (
-    SELECT p.code AS operator, a.day, a.in_time, a.ack_s
-    FROM operators p CROSS JOIN bounds b CROSS JOIN LATERAL (
-        SELECT report_day(o.acked_at) AS day,
-               o.acked_at <= coalesce(o.due_at, o.acked_at) AS in_time,
-               extract(epoch FROM o.acked_at - coalesce(o.retry_from, o.created_at)) AS ack_s
-        FROM orders o
-        WHERE o.operator_code = p.code AND o.status = 'acked'
-          AND o.acked_at >= b.lo AND o.acked_at < b.hi
-    ) a
-    UNION ALL
-    SELECT o.operator_code, report_day(o.dead_at), false, NULL
-    FROM orders o CROSS JOIN bounds b
-    WHERE o.status = 'dead' AND o.dead_at >= b.lo AND o.dead_at < b.hi
-    UNION ALL
-    SELECT o.operator_code, report_day(o.due_at), false, NULL
-    FROM orders o CROSS JOIN bounds b
-    WHERE o.status IN ('queued', 'in_flight', 'sent') AND o.due_at < now()
-      AND o.due_at >= b.lo AND o.due_at < b.hi
 )
 SELECT operator,
        CASE $3::text WHEN 'day' THEN day
                      WHEN 'week' THEN date_trunc('week', day)::date
                      WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-       count(*) AS due, count(*) FILTER (WHERE in_time) AS in_time,
-       count(*) FILTER (WHERE NOT in_time) AS breached,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY ack_s) AS p50_ack_s,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY ack_s) AS p95_ack_s
-FROM events GROUP BY 1, 2 ORDER BY 1, 2;
-
--- grievances --
+       outcome, bucket, sum(n)::bigint AS n
+FROM (
+    SELECT operator_code AS operator, day, outcome, bucket, n FROM ack_time_counts
+    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+    UNION ALL
+    SELECT o.operator_code, report_day(o.due_at), 'open', -1, 1
+    FROM orders o CROSS JOIN bounds b
+    WHERE o.status IN ('queued', 'in_flight', 'sent') AND o.due_at < now()
+      AND o.due_at >= b.lo AND o.due_at < b.hi
+) x
+GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2;
 
 -- name: grievance_open
 -- $1 target, $2 operator, $3 subscriber reference, $4 reason, $5 seconds to decide; the cases
@@ -1291,7 +1327,7 @@ ORDER BY urgent DESC, id LIMIT $2;
 -- name: metrics_orders
 -- Orders by operator and counted state, from the counters (no scan of orders).
 SELECT operator_code, state, sum(n)::bigint AS n
-FROM order_state_counts GROUP BY operator_code, state HAVING sum(n) <> 0
+FROM counted_order_states GROUP BY operator_code, state HAVING sum(n) <> 0
 ORDER BY operator_code, state;
 
 -- name: metrics_operators
@@ -1469,6 +1505,23 @@ WITH latest AS (
 SELECT (SELECT coalesce(max(id), 0) FROM blocklist_log WHERE operator_code = $1) AS cursor,
        coalesce((SELECT json_agg(json_build_array(kind, value) ORDER BY kind, value)
                  FROM latest WHERE change = 'added'), '[]') AS items;
+
+-- name: blocklist_head
+-- The number of operator $1's latest blocklist change: the full list is read as of it.
+SELECT coalesce(max(id), 0) FROM blocklist_log WHERE operator_code = $1;
+
+-- name: blocklist_page
+-- A page of what operator $1 was confirmed to block ($2: one kind, or NULL) as of change $3:
+-- the identifiers after ($4, $5) in (kind, value) order whose latest change then was an
+-- addition, at most $6 (blocklist_log_page_idx walks the keys in order and stops).
+SELECT kind, value FROM (
+    SELECT DISTINCT ON (kind, value) kind, value, change FROM blocklist_log
+    WHERE operator_code = $1 AND ($2::text IS NULL OR kind = $2) AND id <= $3
+      AND (kind, value) > ($4::text, $5::text)
+    ORDER BY kind, value, id DESC
+) latest
+WHERE change = 'added'
+ORDER BY kind, value LIMIT $6;
 
 -- name: blocklist_changes
 -- An operator's changes after cursor $2, oldest first, at most $4 ($3: one kind, or NULL).

@@ -3,6 +3,7 @@ compared with it (missing ones are blocked again, unexpected ones go to a superv
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import structlog
 
 from service import audit, settlement
 from service.auth import Principal, require
+from service.errors import Invalid
 from service.identifiers import InvalidTarget, normalize_target
 from service.models import TargetIn
 from service.ports import TargetKind
@@ -33,16 +35,7 @@ Key = tuple[str, str]
 async def blocklist(store: Store, operator: str, q: BlocklistQuery) -> BlocklistOut:
     """The full list the operator is expected to block, or its changes after `since`."""
     if q.since is None:
-        row = await store.fetchrow("blocklist_full", operator, q.kind)
-        assert row is not None
-        items = orjson.loads(row["items"])
-        return BlocklistOut(
-            operator=operator,
-            kind=q.kind,
-            cursor=row["cursor"],
-            full=True,
-            items=[Identifier(kind=k, value=v) for k, v in items],
-        )
+        return await _blocklist_page(store, operator, q)
     rows = await store.fetch("blocklist_changes", operator, q.since, q.kind, q.limit + 1)
     changes = [
         BlocklistChange(
@@ -58,6 +51,47 @@ async def blocklist(store: Store, operator: str, q: BlocklistQuery) -> Blocklist
         changes=changes,
         more=len(rows) > q.limit,
     )
+
+
+async def _blocklist_page(store: Store, operator: str, q: BlocklistQuery) -> BlocklistOut:
+    """One page of the full list, in (kind, value) order, as of one cursor for every page: the
+    first page takes the latest change's number, and `next` carries it with the last key."""
+    if q.after is None:
+        as_of = await store.fetchval("blocklist_head", operator)
+        after_kind, after_value = "", ""
+    else:
+        as_of, after_kind, after_value = _read_page_token(q.after)
+    rows = await store.fetch(
+        "blocklist_page", operator, q.kind, as_of, after_kind, after_value, q.limit + 1
+    )
+    page = rows[: q.limit]
+    more = len(rows) > q.limit
+    return BlocklistOut(
+        operator=operator,
+        kind=q.kind,
+        cursor=as_of,
+        full=True,
+        items=[Identifier(kind=r["kind"], value=r["value"]) for r in page],
+        more=more,
+        next=_page_token(as_of, page[-1]["kind"], page[-1]["value"]) if more else None,
+    )
+
+
+def _page_token(as_of: int, kind: str, value: str) -> str:
+    """An opaque, URL-safe token for the full list's next page."""
+    return base64.urlsafe_b64encode(f"{as_of}|{kind}|{value}".encode()).decode().rstrip("=")
+
+
+def _read_page_token(token: str) -> tuple[int, str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        head, kind, value = raw.split("|")
+        return int(head), kind, value
+    except ValueError as e:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise Invalid(
+            "after is not a page token from this list",
+            [{"field": "after", "message": "pass the `next` of the previous page"}],
+        ) from e
 
 
 def _read(

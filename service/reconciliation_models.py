@@ -27,7 +27,15 @@ class BlocklistQuery(BaseModel):
     since: Id | None = Field(
         default=None, description="A cursor from an earlier answer: only what changed."
     )
-    limit: Integer = Field(default=10_000, ge=1, le=100_000, description="Changes per page.")
+    after: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The `next` of the previous page of the full list: the page after it.",
+    )
+    limit: Integer = Field(
+        default=10_000, ge=1, le=100_000, description="Identifiers or changes per page."
+    )
 
 
 class BlocklistChange(BaseModel):
@@ -51,7 +59,14 @@ class BlocklistOut(BaseModel):
     changes: list[BlocklistChange] | None = Field(
         default=None, description="The changes after `since`, oldest first."
     )
-    more: bool = Field(default=False, description="More changes remain: ask again from `cursor`.")
+    more: bool = Field(
+        default=False,
+        description="More remain: changes from `cursor`, or the full list's next page from `next`.",
+    )
+    next: str | None = Field(
+        default=None,
+        description="The full list continues: pass as `after` (the list as of `cursor`).",
+    )
 
 
 class ReconciliationIn(BaseModel):

@@ -303,7 +303,7 @@ class World:
         counted = {
             (r["kind"], r["state"]): r["n"]
             for r in await pool.fetch(
-                "SELECT kind, state, sum(n) AS n FROM target_state_counts GROUP BY 1, 2 "
+                "SELECT kind, state, sum(n) AS n FROM counted_target_states GROUP BY 1, 2 "
                 "HAVING sum(n) <> 0"
             )
         }

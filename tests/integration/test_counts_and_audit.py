@@ -34,13 +34,21 @@ async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
         "targets_raw": """SELECT unit_code, category, kind, report_day(created_at) AS day, state,
                                  count(*) AS n FROM targets GROUP BY 1, 2, 3, 4, 5""",
         "targets_kept": """SELECT unit_code, category, kind, day, state, sum(n) AS n
-                           FROM target_state_counts GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0""",
+                           FROM counted_target_states GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0""",
         "orders_raw": """SELECT operator_code, unit_code, category, kind, report_day(created_at)
                                 AS day, order_count_state(status, ack_status) AS state,
                                 count(*) AS n FROM orders GROUP BY 1, 2, 3, 4, 5, 6""",
         "orders_kept": """SELECT operator_code, unit_code, category, kind, day, state, sum(n) AS n
-                          FROM order_state_counts GROUP BY 1, 2, 3, 4, 5, 6
+                          FROM counted_order_states GROUP BY 1, 2, 3, 4, 5, 6
                           HAVING sum(n) <> 0""",
+        "acks_raw": """SELECT operator_code, ack_day(status, acked_at, dead_at) AS day,
+                              ack_outcome(status, acked_at, due_at) AS outcome,
+                              ack_time_bucket(status, acked_at, retry_from, created_at) AS bucket,
+                              count(*) AS n
+                       FROM orders WHERE ack_day(status, acked_at, dead_at) IS NOT NULL
+                       GROUP BY 1, 2, 3, 4""",
+        "acks_kept": """SELECT operator_code, day, outcome, bucket, sum(n) AS n
+                        FROM ack_time_counts GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0""",
     }
     return {k: sorted(tuple(r.values()) for r in await conn.fetch(sql)) for k, sql in q.items()}
 
@@ -118,6 +126,7 @@ async def test_counters_never_drift_under_a_random_mix(
         counts = await raw_counts(conn)
         assert counts["targets_kept"] == counts["targets_raw"]
         assert counts["orders_kept"] == counts["orders_raw"]
+        assert counts["acks_kept"] == counts["acks_raw"] and counts["acks_raw"]
         assert await request_problems(conn) == []
         total = await conn.fetchval(
             "SELECT count(*) FROM targets WHERE state = 'blocked' AND kind = 'imei'"

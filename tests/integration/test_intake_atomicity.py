@@ -28,6 +28,9 @@ TABLES = (
     "target_state_counts",
     "target_event_counts",
     "order_state_counts",
+    "target_state_days",
+    "target_event_days",
+    "order_state_days",
 )
 
 
@@ -119,6 +122,6 @@ async def test_concurrent_requests_for_one_new_imei_queue_one_order_per_operator
     assert await conn.fetchval("SELECT count(*) FROM request_targets") == 20
     units = await conn.fetch("SELECT DISTINCT unit_code FROM block_requests")
     assert len(units) == 6
-    counted = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM order_state_counts")
+    counted = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM counted_order_states")
     assert counted == 4
     assert (await audit.verify(store)).ok

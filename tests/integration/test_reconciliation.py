@@ -85,6 +85,10 @@ async def test_the_blocklist_is_what_the_operator_confirmed_full_or_as_changes(
     assert full["full"] is True and full["operator"] == "jio"
     assert full["items"] == [{"kind": "msisdn", "value": A}, {"kind": "msisdn", "value": B}]
     cursor = full["cursor"]
+    assert (full["more"], full["next"]) == (False, None)
+    first = await get(client, tokens["jio"], "/v1/operator/blocklist?limit=1")
+    assert first["items"] == [{"kind": "msisdn", "value": A}] and first["more"] is True
+    assert first["cursor"] == cursor
     assert (await get(client, tokens["airtel"], "/v1/operator/blocklist"))["items"] == []
     await file(
         client, tokens["investigator"], A, action="unblock", reason="court order (W.P. 12/2026)"
@@ -108,6 +112,13 @@ async def test_the_blocklist_is_what_the_operator_confirmed_full_or_as_changes(
     assert imeis["items"] == []
     full = await get(client, tokens["jio"], "/v1/operator/blocklist")
     assert full["items"] == [{"kind": "msisdn", "value": B}]
+    # a page read after the unblock still belongs to the list as of its first page
+    await get(client, tokens["jio"], "/v1/operator/blocklist?after=bm90LWEtdG9rZW4", status=422)
+    later = await get(
+        client, tokens["jio"], f"/v1/operator/blocklist?limit=1&after={first['next']}"
+    )
+    assert later["items"] == [{"kind": "msisdn", "value": B}] and later["cursor"] == cursor
+    assert (later["more"], later["next"]) == (False, None)
     await get(client, tokens["investigator"], "/v1/operator/blocklist", status=403)
 
 
