@@ -196,6 +196,9 @@ class Lane:
         self.in_flight = []
         if state is not None and state != self.operator["breaker_state"]:
             log.info("breaker.changed", operator=self.code, state=state)
+            if state == "closed":  # the operator is back: what waits out a backoff goes now
+                due = await self.d.store.fetchval("orders_due_now", self.code)
+                log.info("breaker.backlog_due", operator=self.code, orders=due)
         if state is not None:
             self.operator = {**self.operator, "breaker_state": state}
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)

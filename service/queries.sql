@@ -58,6 +58,10 @@ UPDATE operators SET
     updated_at = now()
 WHERE code = $1 RETURNING code;
 
+-- name: operator_config_lock
+-- The stored adapter config, locked while a new one replaces it (secret rotation reads it).
+SELECT adapter_kind, adapter_config FROM operators WHERE code = $1 FOR UPDATE;
+
 -- name: operator_disable
 UPDATE operators SET active = false, updated_at = now() WHERE code = $1 RETURNING code;
 
@@ -535,6 +539,19 @@ WHERE code = $1
     OR breaker_state = 'half_open'
        AND breaker_opened_at + make_interval(secs => $2::double precision) <= now())
 RETURNING breaker_state;
+
+-- name: orders_due_now
+-- An operator's breaker closed: its queued orders waiting out a backoff are due at once (those
+-- in another transaction's hands are skipped: they are moving anyway). Returns how many.
+WITH due AS (
+    UPDATE orders SET next_attempt_at = now()
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM orders
+        WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at > now()
+        ORDER BY id FOR UPDATE SKIP LOCKED))
+    RETURNING id
+)
+SELECT count(*) FROM due;
 
 -- name: breaker_probe_unused
 -- A half-open breaker found nothing due to probe with: open again, ready to probe at once.
