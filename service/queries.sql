@@ -372,6 +372,16 @@ SELECT code, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
        breaker_opened_at, now() AS db_now
 FROM operators WHERE active ORDER BY code;
 
+-- name: operator_take_tokens
+-- Up to $2 sends of the operator's shared rate limit (sql/0020), and when none may go, how
+-- long until one may. Its own statement: the operator row is locked only for this moment.
+SELECT granted, wait_s FROM operator_take_tokens($1, $2);
+
+-- name: operator_return_tokens
+-- Tokens a claim took but did not use ($2) go back into the bucket.
+UPDATE operators SET rate_tokens = least(greatest(rate_limit_per_s, 1), rate_tokens + $2)
+WHERE code = $1 AND rate_limit_per_s > 0 AND rate_tokens IS NOT NULL;
+
 -- name: orders_claim
 -- Claim due orders of one operator: urgent first, oldest first, under a lease; the batch is
 -- returned in that order too. Only an order that may go now (its pair's latest decision, with

@@ -4,6 +4,7 @@ results answers, faster urgent retries, a closed breaker releasing the backlog."
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from adapters import signing
 from adapters.registry import build_adapter
-from service import operators
+from service import db, operators
 from service.delivery import retry_schedule
 from service.dispatcher import Dispatcher
 from service.errors import Invalid
@@ -215,3 +216,46 @@ async def test_the_simulator_verifies_either_signature_of_a_rotation() -> None:
                         assert r.status == expected, await r.text()
         finally:
             await server.close()
+
+
+async def test_the_rate_limit_holds_across_two_workers_together(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, db_url: str
+) -> None:
+    rate, orders = 30, 45
+    s = settings.model_copy(update={"claim_batch": 5})
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        await operators.set_limits(store, "vi", rate_limit_per_s=rate)
+        await file_request(client, tokens["investigator"], vi_numbers(orders))
+        pools = [await db.create_pool(db_url, 1, 3) for _ in range(2)]
+        try:
+            workers = [
+                Dispatcher(Store(pool), s, build_adapter, worker=f"w{i}", drain=True)
+                for i, pool in enumerate(pools, 1)
+            ]
+            start = time.monotonic()
+            await asyncio.gather(*(w.run() for w in workers))
+        finally:
+            for pool in pools:
+                await pool.close()
+    assert await statuses(store, "vi") == {"acked": orders}
+    # at every arrival, what the operator got so far is within the limit plus one burst
+    sent = 0
+    for batch in sorted(fake.batches, key=lambda b: b.started):
+        sent += len(batch.order_ids)
+        assert sent <= rate * (batch.started - start) + rate, (sent, batch.started - start)
+    workers_seen = await store.pool.fetchval("SELECT count(DISTINCT worker) FROM attempts")
+    assert workers_seen == 2
+
+
+async def test_the_shared_bucket_gives_a_burst_then_a_wait(store: Store) -> None:
+    await operators.set_limits(store, "vi", rate_limit_per_s=2)
+    first = await store.fetchrow("operator_take_tokens", "vi", 5)
+    assert first is not None and (first["granted"], first["wait_s"]) == (2, 0)
+    second = await store.fetchrow("operator_take_tokens", "vi", 5)
+    assert second is not None and second["granted"] == 0 and 0 < second["wait_s"] <= 0.5
+    await store.fetch("operator_return_tokens", "vi", 1)
+    third = await store.fetchrow("operator_take_tokens", "vi", 5)
+    assert third is not None and third["granted"] == 1
+    unlimited = await store.fetchrow("operator_take_tokens", "jio", 7)
+    assert unlimited is not None and unlimited["granted"] == 7
