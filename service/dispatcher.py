@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from service import authority, delivery, intake, settlement, stats
+from service import authority, blocklist_files, delivery, intake, settlement, stats
 from service.authority import Rank
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
@@ -317,7 +317,7 @@ class Dispatcher:
 
     async def upkeep(self) -> None:
         """Return expired leases, re-send unanswered orders, withdraw superseded ones, declare
-        the too old dead, fold counters, refresh operators."""
+        the too old dead, fold counters, refresh operators, write due blocklist files."""
         reaped = await self.store.fetch("orders_reap_expired")
         if reaped:
             log.warning("order.lease_expired", count=len(reaped))
@@ -340,6 +340,8 @@ class Dispatcher:
         if folded:
             log.info("counts.compacted", folded=folded, kept=kept)
         await self.refresh_operators()
+        adapters = {code: lane.adapter for code, lane in self.lanes.items()}
+        await blocklist_files.publish_due(self.store, adapters, self.settings)
         await intake.purge_idempotency_keys(self.store, self.settings.idempotency_window_s)
 
     async def run(self) -> None:

@@ -1503,6 +1503,18 @@ SELECT id AS seq, kind, value, change, at FROM blocklist_log
 WHERE operator_code = $1 AND id > $2 AND ($3::text IS NULL OR kind = $3)
 ORDER BY id LIMIT $4;
 
+-- name: blocklist_drop_init
+INSERT INTO blocklist_drops (operator_code) VALUES ($1) ON CONFLICT DO NOTHING;
+
+-- name: blocklist_drop_lock
+-- How far an operator's blocklist files have got, held while the next file is written; none
+-- when another worker is writing it.
+SELECT full_on, cursor FROM blocklist_drops WHERE operator_code = $1 FOR UPDATE SKIP LOCKED;
+
+-- name: blocklist_drop_done
+UPDATE blocklist_drops SET full_on = coalesce($2, full_on), cursor = $3, updated_at = now()
+WHERE operator_code = $1;
+
 -- name: pairs_outstanding
 -- Which of these identifiers have an order of this operator on its way (or awaiting approval):
 -- a reconciliation leaves them alone. $2 kinds and $3 values, pairwise.

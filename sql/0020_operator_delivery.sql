@@ -32,3 +32,12 @@ BEGIN
     UPDATE operators SET rate_tokens = level - granted, rate_tokens_at = at WHERE code = p_code;
 END
 $$;
+
+-- file_drop operators get a daily full blocklist file and delta files: how far each has got
+-- (the day of its last full file, the cursor its last file ended at).
+CREATE TABLE blocklist_drops (
+    operator_code text PRIMARY KEY REFERENCES operators (code),
+    full_on       date,
+    cursor        bigint NOT NULL DEFAULT 0,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
