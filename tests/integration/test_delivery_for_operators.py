@@ -106,6 +106,8 @@ def test_rotation_rules() -> None:
     rotated = operators.carry_rotation(old, {"secret": "whsec_b", "rotation_grace_s": 60}, now)
     assert rotated["previous_secret"] == "whsec_a"
     assert rotated["rotation_ends_at"] == "2026-01-01T00:01:00+00:00"
+    shown = operators.redact_config(rotated)  # what `operator list` prints
+    assert shown["previous_secret"] == "whsec_<redacted>" and "whsec_a" not in str(shown)
     later = now + timedelta(minutes=2)  # the grace is over: nothing carried
     assert "previous_secret" not in operators.carry_rotation(rotated, {"secret": "whsec_b"}, later)
 
