@@ -17,7 +17,13 @@ from typing import ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.ports import Accepted, DeliveryResult, OutboundOrder, TransientFailure
+from service.ports import (
+    Accepted,
+    BlocklistFile,
+    DeliveryResult,
+    OutboundOrder,
+    TransientFailure,
+)
 
 log = structlog.get_logger()
 
@@ -41,6 +47,10 @@ CSV_HEADER = (
     "officer_rank",
     "reason",
 )
+
+BLOCKLIST_FULL_HEADER = ("kind", "value")
+BLOCKLIST_DELTA_HEADER = ("seq", "kind", "value", "change", "at")
+CURSOR_DIGITS = 12  # cursors zero-padded in file names, so the names sort in cursor order
 
 
 class FileDropConfig(BaseModel):
@@ -110,6 +120,31 @@ def batch_file_name(first_order_id: int, created_at: datetime) -> str:
     """Return a unique, sortable file name for a batch."""
     stamp = created_at.strftime("%Y%m%dT%H%M%S%fZ")
     return f"orders-{stamp}-{first_order_id}-{uuid.uuid4().hex[:8]}.csv"
+
+
+def render_blocklist(file: BlocklistFile) -> bytes:
+    """Return a blocklist file as CSV bytes: `kind,value` rows for a full list, one row per
+    change (`seq,kind,value,change,at`) for a delta."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if file.full:
+        writer.writerow(BLOCKLIST_FULL_HEADER)
+        writer.writerows((line.kind, line.value) for line in file.lines)
+    else:
+        writer.writerow(BLOCKLIST_DELTA_HEADER)
+        writer.writerows(
+            (line.seq, line.kind, line.value, line.change, line.at.isoformat() if line.at else "")
+            for line in file.lines
+        )
+    return buffer.getvalue().encode("utf-8")
+
+
+def blocklist_file_name(file: BlocklistFile) -> str:
+    """`blocklist-full-<day>-<cursor>.csv` or `blocklist-delta-<since>-<cursor>.csv`."""
+    cursor = f"{file.cursor:0{CURSOR_DIGITS}d}"
+    if file.full:
+        return f"blocklist-full-{file.day}-{cursor}.csv"
+    return f"blocklist-delta-{file.since or 0:0{CURSOR_DIGITS}d}-{cursor}.csv"
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -195,6 +230,16 @@ class FileDropAdapter:
             log.warning("file_drop.write_failed", operator=self.operator_code, error=error)
             return [TransientFailure(o.order_id, error) for o in orders]
         return [Accepted(o.order_id, operator_ref=name) for o in orders]
+
+    async def publish_blocklist(self, file: BlocklistFile) -> str:
+        """Write a full or delta blocklist file with its checksum, like a batch; its name.
+        OSError (the outbox is missing or full) reaches the caller, which tries again later."""
+        name = blocklist_file_name(file)
+        c = self.config
+        await asyncio.to_thread(
+            drop_batch, c.outbox, name, render_blocklist(file), c.file_mode, c.dir_mode
+        )
+        return name
 
     async def close(self) -> None:
         """Nothing to release: files are closed after every batch."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import aiohttp
@@ -48,12 +50,26 @@ class HttpJsonConfig(BaseModel):
     secret: str
     timeout_s: float = Field(default=10, gt=0, le=300)
     max_batch: int = Field(default=100, ge=1, le=1000)
+    # a 2xx whose body holds no `results`: every order accepted (acks follow), or an error
+    accept_without_results: bool = True
+    # secret rotation (service.operators keeps the replaced secret): until `rotation_ends_at`
+    # every batch is signed with both secrets
+    previous_secret: str | None = None
+    rotation_ends_at: datetime | None = None
+    rotation_grace_s: float | None = Field(default=None, ge=0, le=90 * 86400)
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
-    def _secret_is_usable(cls, value: str) -> str:
-        signing.secret_key(value)
+    def _secret_is_usable(cls, value: str | None) -> str | None:
+        if value is not None:
+            signing.secret_key(value)
         return value
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a batch sent now is signed with: the previous one during its grace."""
+        if self.previous_secret and self.rotation_ends_at and now < self.rotation_ends_at:
+            return [self.previous_secret, self.secret]
+        return [self.secret]
 
 
 class _ItemBase(BaseModel):
@@ -104,6 +120,13 @@ def order_payload(order: OutboundOrder) -> dict[str, Any]:
     }
 
 
+def batch_webhook_id(orders: Sequence[OutboundOrder]) -> str:
+    """The `webhook-id` of a batch: the same for the same orders on every try, so an
+    operator can drop a re-sent batch it already has (attempt numbers are left out)."""
+    ids = ",".join(str(i) for i in sorted(o.order_id for o in orders))
+    return "msg_" + hashlib.sha256(f"{orders[0].operator}:{ids}".encode()).hexdigest()[:32]
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Return the seconds a `Retry-After` header asks for (delta-seconds or HTTP-date)."""
     if not value:
@@ -142,14 +165,20 @@ def _item_result(
     return PermanentFailure(order_id, f"operator error: {item.error}", http_status=status)
 
 
-def map_success(orders: Sequence[OutboundOrder], status: int, body: bytes) -> list[DeliveryResult]:
-    """Translate a 2xx answer into one result per order."""
-    if not body.strip():
-        return [Accepted(o.order_id, http_status=status) for o in orders]
+def map_success(
+    orders: Sequence[OutboundOrder], status: int, body: bytes, *, accept_without_results: bool
+) -> list[DeliveryResult]:
+    """Translate a 2xx answer into one result per order. A body with no `results` (empty, or
+    a JSON object without the key) accepts every order when `accept_without_results`."""
     try:
-        document = orjson.loads(body)
+        document: Any = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError:
         document = None
+    if isinstance(document, dict) and "results" not in document:
+        if accept_without_results:
+            return [Accepted(o.order_id, http_status=status) for o in orders]
+        error = f"no results in the response body: {_excerpt(body)}".rstrip(": ")
+        return [TransientFailure(o.order_id, error, http_status=status) for o in orders]
     raw_items = document.get("results") if isinstance(document, dict) else None
     if not isinstance(raw_items, list):
         error = f"unparsable response body: {_excerpt(body)}"
@@ -222,7 +251,9 @@ class HttpJsonAdapter:
         if not orders:
             return []
         body = orjson.dumps({"orders": [order_payload(o) for o in orders]})
-        headers = signing.webhook_headers(self.config.secret, body)
+        headers = signing.webhook_headers(
+            self.config.signing_secrets(datetime.now(UTC)), body, msg_id=batch_webhook_id(orders)
+        )
         headers["Content-Type"] = "application/json"
         try:
             async with self._client().post(
@@ -238,7 +269,9 @@ class HttpJsonAdapter:
         except OSError as exc:
             return self._transient(orders, f"network error: {exc.strerror or exc}")
         if 200 <= status < 300:
-            return map_success(orders, status, answer)
+            return map_success(
+                orders, status, answer, accept_without_results=self.config.accept_without_results
+            )
         return map_failure(orders, status, answer, response_headers)
 
     def _transient(self, orders: Sequence[OutboundOrder], error: str) -> list[DeliveryResult]:

@@ -9,7 +9,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
@@ -55,15 +55,21 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_headers(
-    secret: str, body: bytes, *, msg_id: str | None = None, now: float | None = None
+    secrets: str | Sequence[str],
+    body: bytes,
+    *,
+    msg_id: str | None = None,
+    now: float | None = None,
 ) -> dict[str, str]:
-    """Return the three Standard Webhooks headers for a body sent now."""
+    """Return the three Standard Webhooks headers for a body sent now; with several secrets
+    (a rotation), one signature each, space-separated, so either secret verifies."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time() if now is None else now)
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(sign(k, msg_id, timestamp, body) for k in keys),
     }
 
 

@@ -173,6 +173,16 @@ async def deliver(
     return tried
 
 
+def retry_schedule(settings: Settings, *, urgent: bool) -> tuple[float, float]:
+    """The backoff base and cap of an order: urgent ones retry faster, never slower."""
+    if urgent:
+        return (
+            min(settings.urgent_retry_base_s, settings.retry_base_s),
+            min(settings.urgent_retry_cap_s, settings.retry_cap_s),
+        )
+    return settings.retry_base_s, settings.retry_cap_s
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What one batch's recording did: counts per outcome and the breaker's new state."""
@@ -219,12 +229,13 @@ async def record(
             refused.append(result)
             later.append((oid, now, result.error, n))
         elif isinstance(result, TransientFailure):
+            base_s, cap_s = retry_schedule(settings, urgent=by_id[oid]["urgent"])
             when = next_attempt(
                 now=now,
                 created_at=by_id[oid]["created_at"],
                 attempts=n,
-                base_s=settings.retry_base_s,
-                cap_s=settings.retry_cap_s,
+                base_s=base_s,
+                cap_s=cap_s,
                 max_age_s=settings.max_order_age_s,
                 retry_after_s=result.retry_after,
             )

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from service import authority, delivery, intake, settlement, stats
+from service import authority, blocklist_files, delivery, intake, settlement, stats
 from service.authority import Rank
 from service.ports import OperatorAdapter, OutboundOrder
 from service.settings import Settings
@@ -30,28 +30,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class RateLimiter:
-    """A token bucket: at most `rate` orders per second (0 = unlimited), in this process."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._tokens = rate
-        self._at = time.monotonic()
-
-    def allowance(self, want: int) -> tuple[int, float]:
-        """How many orders may go now, and how long to wait when none may."""
-        if self.rate <= 0:
-            return want, 0.0
-        now = time.monotonic()
-        self._tokens = min(max(self.rate, 1.0), self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        n = min(want, int(self._tokens))
-        if n <= 0:
-            return 0, (1 - self._tokens) / self.rate
-        self._tokens -= n
-        return n, 0.0
-
-
 class Lane:
     """Delivers one operator's orders, one batch at a time."""
 
@@ -61,7 +39,6 @@ class Lane:
         self.code: str = operator["code"]
         self.adapter = adapter
         self.wake = asyncio.Event()
-        self.limiter = RateLimiter(operator["rate_limit_per_s"])
         self.in_flight: list[int] = []
         self.claimed_at = datetime.now(UTC)
         self.asked = 0  # orders the last claim asked for
@@ -72,8 +49,6 @@ class Lane:
     def update(self, operator: Row) -> None:
         """Take new limits and breaker state from the operators table."""
         self.operator = operator
-        if operator["rate_limit_per_s"] != self.limiter.rate:
-            self.limiter = RateLimiter(operator["rate_limit_per_s"])
         if operator["breaker_state"] == "closed":
             self.wake.set()
 
@@ -148,13 +123,26 @@ class Lane:
         return False, False
 
     async def _claim(self) -> list[Row] | None:
-        """A batch; None when the rate limit says wait. The claim itself honours a closed
-        breaker; only when it finds nothing is the breaker asked about a half-open probe."""
-        s = self.d.settings
-        n, wait = self.limiter.allowance(min(self.adapter.max_batch, s.claim_batch))
+        """A batch; None when the rate limit says wait. The limit is the operator's, shared
+        by every worker (its token bucket is in Postgres); unused tokens go back."""
+        want = min(self.adapter.max_batch, self.d.settings.claim_batch)
+        if self.operator["rate_limit_per_s"] <= 0:
+            return await self._claim_up_to(want)
+        tokens = await self.d.store.fetchrow("operator_take_tokens", self.code, want)
+        assert tokens is not None
+        n = tokens["granted"]
         if n == 0:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(tokens["wait_s"])
             return None
+        claimed = await self._claim_up_to(n)
+        if len(claimed) < n:
+            await self.d.store.fetch("operator_return_tokens", self.code, n - len(claimed))
+        return claimed
+
+    async def _claim_up_to(self, n: int) -> list[Row]:
+        """Up to `n` due orders. The claim itself honours a closed breaker; only when it finds
+        nothing is the breaker asked about a half-open probe."""
+        s = self.d.settings
         self.claimed_at = datetime.now(UTC)
         self.asked = n
         claimed = await self.d.store.fetch(
@@ -196,6 +184,9 @@ class Lane:
         self.in_flight = []
         if state is not None and state != self.operator["breaker_state"]:
             log.info("breaker.changed", operator=self.code, state=state)
+            if state == "closed":  # the operator is back: what waits out a backoff goes now
+                due = await self.d.store.fetchval("orders_due_now", self.code)
+                log.info("breaker.backlog_due", operator=self.code, orders=due)
         if state is not None:
             self.operator = {**self.operator, "breaker_state": state}
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
@@ -326,7 +317,7 @@ class Dispatcher:
 
     async def upkeep(self) -> None:
         """Return expired leases, re-send unanswered orders, withdraw superseded ones, declare
-        the too old dead, fold counters, refresh operators."""
+        the too old dead, fold counters, refresh operators, write due blocklist files."""
         reaped = await self.store.fetch("orders_reap_expired")
         if reaped:
             log.warning("order.lease_expired", count=len(reaped))
@@ -349,6 +340,8 @@ class Dispatcher:
         if folded:
             log.info("counts.compacted", folded=folded, kept=kept)
         await self.refresh_operators()
+        adapters = {code: lane.adapter for code, lane in self.lanes.items()}
+        await blocklist_files.publish_due(self.store, adapters, self.settings)
         await intake.purge_idempotency_keys(self.store, self.settings.idempotency_window_s)
 
     async def run(self) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service import audit
@@ -16,6 +17,9 @@ DEMO_OPERATORS = ("jio", "airtel", "vi", "bsnl")
 # adapter settings whose values are credentials: never printed, never taken on a command line
 _SECRET_KEY = re.compile(r"secret|token|password|passwd|api_?key|authorization|credential", re.I)
 REDACTED = "<redacted>"
+# how long a replaced webhook secret still signs (beside the new one), unless the adapter
+# config says otherwise (`rotation_grace_s`)
+DEFAULT_ROTATION_GRACE_S = 86400.0
 
 
 def secret_keys(config: dict[str, Any]) -> list[str]:
@@ -33,6 +37,25 @@ def redact_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def carry_rotation(
+    old: Mapping[str, Any] | None, new: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The new adapter config with the secret it replaces kept as `previous_secret` until
+    `rotation_ends_at` (a grace of `rotation_grace_s`), or a rotation still running carried
+    over; a config that names its own `previous_secret` is taken as it is."""
+    if old is None or "secret" not in new or new.get("previous_secret"):
+        return new
+    if old.get("secret") and old["secret"] != new["secret"]:
+        grace = new.get("rotation_grace_s")
+        grace_s = DEFAULT_ROTATION_GRACE_S if grace is None else float(grace)
+        ends = now + timedelta(seconds=grace_s)
+        return {**new, "previous_secret": old["secret"], "rotation_ends_at": ends.isoformat()}
+    ends_at = old.get("rotation_ends_at")
+    if old.get("previous_secret") and ends_at and datetime.fromisoformat(ends_at) > now:
+        return {**new, "previous_secret": old["previous_secret"], "rotation_ends_at": ends_at}
+    return new
+
+
 async def set_operator(
     store: Store,
     code: str,
@@ -43,14 +66,18 @@ async def set_operator(
     name: str | None = None,
     actor: str = "system",
 ) -> dict[str, Any]:
-    """Create or reconfigure an operator; a bad adapter config is refused here."""
-    try:
-        clean = validate(kind, config)
-    except ValueError as exc:
-        raise Invalid(f"adapter config refused: {exc}", [{"field": "config"}]) from None
+    """Create or reconfigure an operator; a bad adapter config is refused here. A new
+    webhook secret starts a rotation: the replaced one signs too for a grace period."""
     if not re.match(r"^[a-z0-9][a-z0-9-]{1,31}$", code):
         raise Invalid(f"operator code {code!r} must be 2-32 lowercase letters, digits or -")
     async with store.transaction() as tx:
+        old = await tx.fetchrow("operator_config_lock", code)
+        stored = None if old is None else old["adapter_config"]
+        config = carry_rotation(stored, config, datetime.now(UTC))
+        try:
+            clean = validate(kind, config)
+        except ValueError as exc:
+            raise Invalid(f"adapter config refused: {exc}", [{"field": "config"}]) from None
         await tx.fetchval("operator_upsert", code, name, kind, clean)
         await audit.record(
             tx,

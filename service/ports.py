@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from datetime import datetime
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 Action = Literal["block", "unblock"]
 TargetKind = Literal["msisdn", "imei"]
@@ -132,4 +133,36 @@ class OperatorAdapter(Protocol):
 
     async def close(self) -> None:
         """Release sockets, files and tasks."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistLine:
+    """One identifier of an operator's expected blocklist, or one change to it."""
+
+    kind: TargetKind
+    value: str
+    change: Literal["added", "removed"] = "added"
+    seq: int | None = None  # a change's cursor; None in a full list
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistFile:
+    """What an operator is expected to block: all of it (`full`), or the changes after
+    `since` up to `cursor` (the same content as `GET /v1/operator/blocklist`)."""
+
+    full: bool
+    cursor: int
+    since: int | None
+    day: str  # the day it was made, YYYYMMDD in the report time zone
+    lines: Sequence[BlocklistLine]
+
+
+@runtime_checkable
+class BlocklistPublisher(Protocol):
+    """An adapter that also hands its operator blocklist files (file_drop)."""
+
+    async def publish_blocklist(self, file: BlocklistFile) -> str:
+        """Write the file where the operator collects it; its name."""
         ...

@@ -58,6 +58,10 @@ UPDATE operators SET
     updated_at = now()
 WHERE code = $1 RETURNING code;
 
+-- name: operator_config_lock
+-- The stored adapter config, locked while a new one replaces it (secret rotation reads it).
+SELECT adapter_kind, adapter_config FROM operators WHERE code = $1 FOR UPDATE;
+
 -- name: operator_disable
 UPDATE operators SET active = false, updated_at = now() WHERE code = $1 RETURNING code;
 
@@ -368,6 +372,16 @@ SELECT code, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
        breaker_opened_at, now() AS db_now
 FROM operators WHERE active ORDER BY code;
 
+-- name: operator_take_tokens
+-- Up to $2 sends of the operator's shared rate limit (sql/0020), and when none may go, how
+-- long until one may. Its own statement: the operator row is locked only for this moment.
+SELECT granted, wait_s FROM operator_take_tokens($1, $2);
+
+-- name: operator_return_tokens
+-- Tokens a claim took but did not use ($2) go back into the bucket.
+UPDATE operators SET rate_tokens = least(greatest(rate_limit_per_s, 1), rate_tokens + $2)
+WHERE code = $1 AND rate_limit_per_s > 0 AND rate_tokens IS NOT NULL;
+
 -- name: orders_claim
 -- Claim due orders of one operator: urgent first, oldest first, under a lease; the batch is
 -- returned in that order too. Only an order that may go now (its pair's latest decision, with
@@ -535,6 +549,19 @@ WHERE code = $1
     OR breaker_state = 'half_open'
        AND breaker_opened_at + make_interval(secs => $2::double precision) <= now())
 RETURNING breaker_state;
+
+-- name: orders_due_now
+-- An operator's breaker closed: its queued orders waiting out a backoff are due at once (those
+-- in another transaction's hands are skipped: they are moving anyway). Returns how many.
+WITH due AS (
+    UPDATE orders SET next_attempt_at = now()
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM orders
+        WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at > now()
+        ORDER BY id FOR UPDATE SKIP LOCKED))
+    RETURNING id
+)
+SELECT count(*) FROM due;
 
 -- name: breaker_probe_unused
 -- A half-open breaker found nothing due to probe with: open again, ready to probe at once.
@@ -1528,6 +1555,18 @@ ORDER BY kind, value LIMIT $6;
 SELECT id AS seq, kind, value, change, at FROM blocklist_log
 WHERE operator_code = $1 AND id > $2 AND ($3::text IS NULL OR kind = $3)
 ORDER BY id LIMIT $4;
+
+-- name: blocklist_drop_init
+INSERT INTO blocklist_drops (operator_code) VALUES ($1) ON CONFLICT DO NOTHING;
+
+-- name: blocklist_drop_lock
+-- How far an operator's blocklist files have got, held while the next file is written; none
+-- when another worker is writing it.
+SELECT full_on, cursor FROM blocklist_drops WHERE operator_code = $1 FOR UPDATE SKIP LOCKED;
+
+-- name: blocklist_drop_done
+UPDATE blocklist_drops SET full_on = coalesce($2, full_on), cursor = $3, updated_at = now()
+WHERE operator_code = $1;
 
 -- name: pairs_outstanding
 -- Which of these identifiers have an order of this operator on its way (or awaiting approval):

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     inline_retry_max_s: float = Field(default=5.0, gt=0)
     retry_base_s: float = Field(default=10.0, gt=0)
     retry_cap_s: float = Field(default=900.0, gt=0)
+    urgent_retry_base_s: float = Field(
+        default=2.0, gt=0, description="Backoff base of urgent orders (normal: retry_base_s)."
+    )
+    urgent_retry_cap_s: float = Field(
+        default=120.0, gt=0, description="Longest backoff of urgent orders (normal: retry_cap_s)."
+    )
     max_order_age_s: float = Field(
         default=259_200.0,
         gt=0,

@@ -76,6 +76,8 @@ class Batch:
     attempts: list[int]
     started: float
     finished: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 @dataclass
@@ -120,6 +122,8 @@ class FakeOperator:
             [int(o["order_id"]) for o in orders],
             [int(o["attempt"]) for o in orders],
             time.monotonic(),
+            headers=dict(request.headers),
+            body=body,
         )
         self.batches.append(batch)
         try:

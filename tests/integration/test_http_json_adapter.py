@@ -310,3 +310,24 @@ async def test_empty_success_body_accepts_all(
     operator[0].script.append(status_answer(status))
     results = await adapter.send(make_orders(3))
     assert results == [Accepted(i, http_status=status) for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("body", ["", '{"received": 3}'])
+@pytest.mark.parametrize("accept", [True, False])
+async def test_a_success_without_results_is_accepted_only_when_configured(
+    operator: tuple[FakeOperator, str], body: str, accept: bool
+) -> None:
+    fake, url = operator
+    config = HttpJsonConfig.model_validate(
+        {"url": url, "secret": SECRET, "accept_without_results": accept}
+    )
+    adapter = HttpJsonAdapter("op-a", config)
+    try:
+        fake.script.append(status_answer(202, body))
+        results = await adapter.send(make_orders(2))
+    finally:
+        await adapter.close()
+    if accept:
+        assert results == [Accepted(i, http_status=202) for i in (1, 2)]
+    else:
+        assert all(isinstance(r, TransientFailure) and "no results" in r.error for r in results)

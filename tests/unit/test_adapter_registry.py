@@ -47,7 +47,15 @@ def test_good_configs_are_normalised_and_build(kind: str) -> None:
 
 
 def test_defaults_are_filled_in() -> None:
-    assert validate_config("http_json", HTTP) == {**HTTP, "timeout_s": 10, "max_batch": 100}
+    assert validate_config("http_json", HTTP) == {
+        **HTTP,
+        "timeout_s": 10,
+        "max_batch": 100,
+        "accept_without_results": True,
+        "previous_secret": None,
+        "rotation_ends_at": None,
+        "rotation_grace_s": None,
+    }
     assert validate_config("file_drop", {"outbox": "/srv/x"}) == {
         "outbox": "/srv/x",
         "max_batch": 500,
