@@ -364,7 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sp.add_argument("--no-stream", action="store_true", help="file nothing; only serve")
             sp.add_argument("--seed", type=int, help="the same seed files the same stream")
-    add("worker", cmd_worker, "run only the dispatcher (several may share one Postgres)")
+    wp = add("worker", cmd_worker, "run only the dispatcher (several may share one Postgres)")
+    wp.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port (127.0.0.1 unless FRAUDBLOCK_HOST)",
+    )
     add("migrate", cmd_migrate, "apply pending SQL migrations")
     add("seed", cmd_migrate, "seed units, operators and sample number series (via migrations)")
 
@@ -628,6 +633,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ("host", "host"),
         ("port", "port"),
         ("approval_policy", "approval_policy"),
+        ("metrics_port", "worker_metrics_port"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -590,7 +590,8 @@ SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.r
        o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
        order_superseded(o.target_id, o.operator_code, o.seq) AS superseded,
        ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages,
-       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent
+       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent,
+       coalesce(o.first_sent_at, o.created_at) AS offered_at  -- since when the ack was awaited
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
   AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;
