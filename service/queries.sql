@@ -28,6 +28,19 @@ RETURNING id, name, role;
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;
 
+-- name: unit_add
+-- A new unit; no row when the code exists.
+INSERT INTO units (code, name, kind) VALUES ($1, $2, $3)
+ON CONFLICT (code) DO NOTHING RETURNING code, name, kind;
+
+-- name: unit_lock
+SELECT code, name, kind FROM units WHERE code = $1 FOR UPDATE;
+
+-- name: unit_update
+-- $2 name, $3 kind: NULL keeps the value.
+UPDATE units SET name = coalesce($2, name), kind = coalesce($3, kind)
+WHERE code = $1 RETURNING code, name, kind;
+
 -- name: operator_list
 SELECT code, name, active, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
        breaker_cooldown_s, ack_deadline_s, urgent_ack_deadline_s, breaker_state,
