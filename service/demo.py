@@ -32,6 +32,7 @@ log = structlog.get_logger()
 TOKENS_FILE = "demo-tokens.json"
 VI_ACK_DELAY_S = 4.0  # Vi answers "accepted" at once and acknowledges this much later
 AIRTEL_FAILURE_RATE = 0.35
+VI_ACK_DEADLINE_S = 60
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,15 @@ async def configure_operators(store: Store, vi_url: str, vi_secret: str, seed: i
         await operators.set_operator(store, code, kind, config, validate_config, actor="demo")
     # a low threshold, so Airtel's breaker opens now and then and the dashboard shows it
     await operators.set_limits(store, "airtel", actor="demo", breaker_threshold=2)
+    # Vi's fake system forgets what it owed when the demo stops: a minute later the orders it
+    # never acknowledged are sent again, to the one the next start runs
+    await operators.set_limits(
+        store,
+        "vi",
+        actor="demo",
+        ack_deadline_s=VI_ACK_DEADLINE_S,
+        urgent_ack_deadline_s=VI_ACK_DEADLINE_S,
+    )
 
 
 @asynccontextmanager
