@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,6 +33,7 @@ log = structlog.get_logger()
 TOKENS_FILE = "demo-tokens.json"
 VI_ACK_DELAY_S = 4.0  # Vi answers "accepted" at once and acknowledges this much later
 AIRTEL_FAILURE_RATE = 0.35
+AIRTEL_OUTAGE_S = (50, 80)  # seconds after the start (scaled): its breaker opens, then closes
 VI_ACK_DEADLINE_S = 60
 
 
@@ -152,17 +154,26 @@ async def demo_credentials(store: Store, path: Path) -> DemoCredentials:
     return DemoCredentials(tokens, secret, created)
 
 
-async def configure_operators(store: Store, vi_url: str, vi_secret: str, seed: int) -> None:
-    """Jio answers at once; Airtel fails about a third of its batches; Vi (over http_json)
-    acknowledges seconds later through the ack API; BSNL pulls: its nodal officer acks on
-    the console."""
+async def configure_operators(
+    store: Store, vi_url: str, vi_secret: str, seed: int, time_scale: float = 1.0
+) -> None:
+    """Jio answers at once; Airtel fails about a third of its batches and is down for half a
+    minute a minute in; Vi (over http_json) acknowledges seconds later through the ack API;
+    BSNL pulls: its nodal officer acks on the console."""
+    now = datetime.now(UTC)
+    outage = {
+        "start": (now + timedelta(seconds=AIRTEL_OUTAGE_S[0] / time_scale)).isoformat(),
+        "end": (now + timedelta(seconds=AIRTEL_OUTAGE_S[1] / time_scale)).isoformat(),
+    }
+    airtel = {
+        "latency_ms": 60,
+        "failure_rate": AIRTEL_FAILURE_RATE,
+        "outages": [outage],
+        "seed": seed,
+    }
     setups: list[tuple[str, str, dict[str, Any]]] = [
         ("jio", "simulator", {"latency_ms": 20, "seed": seed}),
-        (
-            "airtel",
-            "simulator",
-            {"latency_ms": 60, "failure_rate": AIRTEL_FAILURE_RATE, "seed": seed},
-        ),
+        ("airtel", "simulator", airtel),
         ("vi", "http_json", {"url": vi_url, "secret": vi_secret, "timeout_s": 5}),
         ("bsnl", "pull", {}),
     ]
@@ -238,7 +249,8 @@ def banner(base: str, creds: DemoCredentials, path: Path, options: DemoOptions) 
     lines += [
         "",
         f" Tokens {reused} {path} (0600).",
-        " Operators: Jio acks at once; Airtel fails ~1 batch in 3 (retries, breaker);",
+        " Operators: Jio acks at once; Airtel fails ~1 batch in 3 and is down for 30 s",
+        " a minute in (retries, its breaker opens and closes);",
         " Vi acks a few seconds late; BSNL waits for you: sign in as the operator, Orders.",
         f" {stream}. Ctrl-C stops. Logs (warnings) go to stderr.",
         "=" * 72,
@@ -280,7 +292,7 @@ async def run_demo(
         settings.host, ack_url, vi_token, secret, options.time_scale, seed
     ) as vi_url:
         async with _store(settings) as store:
-            await configure_operators(store, vi_url, secret, seed)
+            await configure_operators(store, vi_url, secret, seed, options.time_scale)
         runner = await start(settings)
         try:
             out.write(banner(base, creds, path, options) + "\n")
