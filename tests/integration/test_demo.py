@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import unused_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from service import auth
 from service.demo import TOKEN_SPECS, DemoOptions, demo_credentials, run_demo, tokens_path
@@ -18,6 +22,7 @@ from service.demo_stream import script
 from service.settings import Settings
 from service.store import Store
 from tests.integration.dispatch_kit import eventually
+from tests.integration.test_console import csrf_of, sign_in
 
 SEED = 4  # Airtel's simulator fails its first two batches with this seed
 FAST = 200.0  # the three-minute stream in about a second
@@ -103,6 +108,35 @@ async def test_demo_streams_through_every_kind_of_operator(
         assert bsnl["n"] > 0 and bsnl["acked"] == 0 and bsnl["sent"] == 0  # nobody pushed them
         on_console = await store.fetch("console_operator_orders", "bsnl", 1000)
         assert len(on_console) > 0  # waiting on the nodal officer's Orders page
+        await bsnl_officer_acks_one(s, banner, on_console[0]["id"])
+        assert (
+            await store.pool.fetchval(
+                "SELECT ack_status FROM orders WHERE id = $1", on_console[0]["id"]
+            )
+            == "blocked"
+        )
+
+
+async def bsnl_officer_acks_one(s: Settings, banner: str, order_id: int) -> None:
+    """Sign in on the console with the printed operator token and acknowledge one order."""
+    token = re.search(r"operator \(bsnl\)\s+(fb_\S+)", banner)
+    assert token is not None
+    base = f"http://127.0.0.1:{s.port}"
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address
+    async with aiohttp.ClientSession(base, cookie_jar=jar) as browser:
+        await sign_in(browser, token.group(1))  # type: ignore[arg-type]
+        html = await (await browser.get("/orders")).text()
+        assert f'name="order" value="{order_id}"' in html
+        form = {"csrf": csrf_of(html), "order": str(order_id), "status": "blocked"}
+        assert (await browser.post("/orders/ack", data=form)).status == 200
+        metrics = await (await browser.get("/metrics")).text()
+    timed = {
+        s.labels["operator"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "fraudblock_ack_latency_seconds_count"
+    }
+    assert timed["bsnl"] == 1 and timed["jio"] >= 1
 
 
 async def test_demo_reuses_its_tokens_and_replaces_a_revoked_one(
@@ -144,3 +178,10 @@ async def test_demo_listens_on_loopback_only(settings: Settings) -> None:
         assert "loopback" in exc.detail
     else:
         raise AssertionError("the demo served on every interface")
+
+
+def test_the_time_scale_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli import main
+
+    assert main(["demo", "--time-scale", "0"]) == 2
+    assert "--time-scale must be more than 0" in capsys.readouterr().err
