@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service import auth
 from service.demo import TOKEN_SPECS, DemoOptions, demo_credentials, run_demo, tokens_path
 from service.demo_stream import script
+from service.errors import DomainError
 from service.settings import Settings
 from service.store import Store
 from tests.integration.dispatch_kit import eventually
@@ -169,8 +170,6 @@ async def test_demo_reuses_its_tokens_and_replaces_a_revoked_one(
 
 
 async def test_demo_listens_on_loopback_only(settings: Settings) -> None:
-    from service.errors import DomainError
-
     s = settings.model_copy(update={"host": "0.0.0.0", "port": unused_port()})
     try:
         await run_demo(s, DemoOptions(stream=False), asyncio.Event(), out=io.StringIO())
@@ -180,8 +179,9 @@ async def test_demo_listens_on_loopback_only(settings: Settings) -> None:
         raise AssertionError("the demo served on every interface")
 
 
-def test_the_time_scale_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
-    from service.cli import main
+def test_the_time_scale_must_be_positive(settings: Settings) -> None:
+    from service.cli import build_parser, cmd_demo
 
-    assert main(["demo", "--time-scale", "0"]) == 2
-    assert "--time-scale must be more than 0" in capsys.readouterr().err
+    args = build_parser().parse_args(["demo", "--time-scale", "0"])
+    with pytest.raises(DomainError, match="--time-scale must be more than 0"):
+        cmd_demo(settings, args)
