@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import orjson
@@ -47,6 +47,7 @@ class AckResult:
     order_id: int
     result: AckOutcome
     reason: str | None = None
+    waited_s: float | None = None  # an applied final answer: from the order's first send
 
 
 def invalid_answer(action: str, status: str, reason: str | None) -> str | None:
@@ -152,7 +153,8 @@ async def apply_acks(
             )
         elif refusal is None:
             applied[item.order_id] = item
-            results.append(AckResult(item.order_id, "applied"))
+            waited = (datetime.now(UTC) - row["offered_at"]).total_seconds()
+            results.append(AckResult(item.order_id, "applied", waited_s=max(waited, 0.0)))
         else:
             results.append(AckResult(item.order_id, refusal))
     if late:

@@ -21,7 +21,7 @@ from service.authority import RANKS
 from service.churn import ChurnEvent
 from service.errors import DomainError
 from service.logs import configure_logging
-from service.models import ROLES, Role
+from service.models import ROLES
 from service.settings import Settings
 from service.store import Store
 
@@ -72,35 +72,18 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Seed, create one token per role, print them, and serve."""
-    from service.http.server import serve
+    """Serve the demo: simulated operators, reused tokens, a stream of filings."""
+    from service.demo import DemoOptions, run_demo
+    from service.http.server import stop_event
 
-    async def prepare() -> int:
-        async with open_store(settings, migrate=True) as store:
-            await operators.use_simulators(store, validate_config)
-            base = f"http://{settings.host}:{settings.port}"
-            print(f"fraudblock demo on {base}  (API docs: {base}/docs)")
-            demo: list[tuple[Role, str | None, str | None]] = [
-                ("investigator", "jammu", None),
-                ("supervisor", None, None),
-                ("operator", None, "jio"),
-                ("admin", None, None),
-            ]
-            for role, unit, op in demo:
-                _, token = await auth.create_token(
-                    store,
-                    role=role,
-                    name=f"demo-{role}",
-                    unit=unit,
-                    operator=op,
-                )
-                scope = f" ({unit or op})" if unit or op else ""
-                print(f"  {role:<12}{scope:<10} {token}")
-            print(f"\n  curl -H 'Authorization: Bearer <token>' {base}/v1/units\n", flush=True)
-        return 0
+    if args.time_scale <= 0:
+        raise DomainError("--time-scale must be more than 0")
+    options = DemoOptions(time_scale=args.time_scale, stream=not args.no_stream, seed=args.seed)
 
-    _run(prepare())
-    return _run(serve(settings))
+    async def go() -> int:
+        return await run_demo(settings, options, stop_event())
+
+    return _run(go())
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -357,7 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, fn, help_ in (
         ("serve", cmd_serve, "serve the HTTP API and run the dispatcher"),
-        ("demo", cmd_demo, "seed demo operators, print one token per role, and serve"),
+        (
+            "demo",
+            cmd_demo,
+            "serve with four simulated operators, a stream of filings and one token per role",
+        ),
     ):
         sp = add(name, fn, help_)
         sp.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -368,7 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
             help="serve the API only; run `fraudblock worker` separately",
         )
         sp.add_argument("--approval-policy", choices=["none", "supervisor"])
-    add("worker", cmd_worker, "run only the dispatcher (several may share one Postgres)")
+        if name == "demo":
+            sp.add_argument(
+                "--time-scale",
+                type=float,
+                default=1.0,
+                help="play the stream of filings this many times faster (default 1: ~3 minutes)",
+            )
+            sp.add_argument("--no-stream", action="store_true", help="file nothing; only serve")
+            sp.add_argument("--seed", type=int, help="the same seed files the same stream")
+    wp = add("worker", cmd_worker, "run only the dispatcher (several may share one Postgres)")
+    wp.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port (127.0.0.1 unless FRAUDBLOCK_HOST)",
+    )
     add("migrate", cmd_migrate, "apply pending SQL migrations")
     add("seed", cmd_migrate, "seed units, operators and sample number series (via migrations)")
 
@@ -632,6 +633,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ("host", "host"),
         ("port", "port"),
         ("approval_policy", "approval_policy"),
+        ("metrics_port", "worker_metrics_port"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -644,6 +646,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fraudblock` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "demo" and args.log_level is None:
+        args.log_level = "warning"  # the banner on stdout stays readable
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
     try:

@@ -175,6 +175,7 @@ class Lane:
         orders = [outbound(r, self.code, s.direct_block_min_rank) for r in claimed]
         self.in_flight = [o.order_id for o in orders]
         renew = asyncio.create_task(self._renew_leases())
+        sending = time.monotonic()
         try:
             tried = await delivery.deliver(self.adapter, orders, s)
         finally:
@@ -191,7 +192,7 @@ class Lane:
             self.operator = {**self.operator, "breaker_state": state}
         log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
         if self.d.on_batch is not None:
-            self.d.on_batch(self.code, len(orders), counts)
+            self.d.on_batch(self.code, len(orders), counts, time.monotonic() - sending)
         self.d.delivered += len(orders)
         self.emptied = len(claimed) < self.asked
         return not failed
@@ -231,7 +232,8 @@ class Lane:
                 log.warning("order.lease_renew_failed", operator=self.code, error=str(exc))
 
 
-BatchObserver = Callable[[str, int, Mapping[str, int]], None]
+# a batch's operator, size, outcomes, and seconds from sending it to its outcome being recorded
+BatchObserver = Callable[[str, int, Mapping[str, int], float], None]
 
 
 def outbound(r: Row, operator: str, min_rank: Rank | None) -> OutboundOrder:
@@ -272,7 +274,7 @@ class Dispatcher:
         on_batch: BatchObserver | None = None,
     ) -> None:
         self.store = store
-        self.on_batch = on_batch  # told each batch's operator, size and outcomes (metrics)
+        self.on_batch = on_batch  # told each batch's operator, size, outcomes, time (metrics)
         self.settings = settings
         self.build_adapter = build_adapter
         self.worker = worker or settings.worker_id or default_worker_id()

@@ -315,6 +315,29 @@ class UnitOut(BaseModel):
     kind: Literal["district", "zone"]
 
 
+UnitKind = Literal["district", "zone"]
+UnitName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), LINE
+]
+
+
+class UnitIn(BaseModel):
+    """A new police unit (admin)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: Code = Field(description="Lower-case code, e.g. `kathua-2`; never changes.")
+    name: UnitName
+    kind: UnitKind = Field(description="A district cyber cell, or the zone's police station.")
+
+
+class UnitPatch(BaseModel):
+    """A unit's new name or kind (admin); a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: UnitName | None = None
+    kind: UnitKind | None = None
+
+
 class UnitList(BaseModel):
     """All units."""
 

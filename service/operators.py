@@ -134,12 +134,6 @@ async def disable_operator(store: Store, code: str, actor: str = "system") -> No
         )
 
 
-async def use_simulators(store: Store, validate: ConfigValidator) -> None:
-    """Point the demo operators at the in-process simulator (acks synchronously)."""
-    for code in DEMO_OPERATORS:
-        await set_operator(store, code, "simulator", {"latency_ms": 5}, validate)
-
-
 async def load_series(store: Store, rows: Sequence[tuple[str, str, str]]) -> int:
     """Upsert number-series prefixes; refuses the whole file on any bad row."""
     bad = [f"{p!r}" for p, _, _ in rows if not _PREFIX.match(p)]

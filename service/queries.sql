@@ -28,6 +28,19 @@ RETURNING id, name, role;
 -- name: unit_list
 SELECT code, name, kind FROM units ORDER BY kind DESC, code;
 
+-- name: unit_add
+-- A new unit; no row when the code exists.
+INSERT INTO units (code, name, kind) VALUES ($1, $2, $3)
+ON CONFLICT (code) DO NOTHING RETURNING code, name, kind;
+
+-- name: unit_lock
+SELECT code, name, kind FROM units WHERE code = $1 FOR UPDATE;
+
+-- name: unit_update
+-- $2 name, $3 kind: NULL keeps the value.
+UPDATE units SET name = coalesce($2, name), kind = coalesce($3, kind)
+WHERE code = $1 RETURNING code, name, kind;
+
 -- name: operator_list
 SELECT code, name, active, adapter_kind, adapter_config, rate_limit_per_s, breaker_threshold,
        breaker_cooldown_s, ack_deadline_s, urgent_ack_deadline_s, breaker_state,
@@ -617,7 +630,8 @@ SELECT o.id, o.target_id, o.kind, o.value, o.action, o.status, o.ack_status, o.r
        o.unit_code, o.category, o.urgent, o.operator_ref, o.seq,
        order_superseded(o.target_id, o.operator_code, o.seq) AS superseded,
        ARRAY(SELECT s.stage FROM order_stages s WHERE s.order_id = o.id) AS stages,
-       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent
+       o.first_sent_at IS NULL AND o.attempts = 0 AND o.status = 'queued' AS never_sent,
+       coalesce(o.first_sent_at, o.created_at) AS offered_at  -- since when the ack was awaited
 FROM orders o WHERE o.id = ANY($1::bigint[]) AND o.operator_code = $2
   AND (SELECT count(*) FROM locked) >= 0
 ORDER BY o.id FOR UPDATE;

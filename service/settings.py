@@ -103,6 +103,12 @@ class Settings(BaseSettings):
 
     # dispatcher
     run_dispatcher: bool = True
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`fraudblock worker` serves /metrics on this port (on `host`) when set.",
+    )
     worker_id: str | None = None
     poll_interval_s: float = Field(default=2.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)

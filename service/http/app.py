@@ -43,7 +43,7 @@ from service.http.problems import BODY_READ_TIMEOUT, json_response
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
-from service.web.metrics import METRICS
+from service.web.metrics import METRICS, worker_metrics_app
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
@@ -140,8 +140,15 @@ async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
     pool = await db.open_migrated_pool(db.database_url(settings), 1, 4, stop)
     if pool is None:  # stopped before the database could be reached
         return
+    store = Store(pool)
+    metrics = worker_metrics_app(store)
+    runner = web.AppRunner(metrics, access_log=None)
     try:
-        dispatcher = Dispatcher(Store(pool), settings, build_adapter)
+        if settings.worker_metrics_port is not None:
+            await runner.setup()
+            await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+            log.info("worker.metrics", url=f"http://{settings.host}:{settings.worker_metrics_port}")
+        dispatcher = Dispatcher(store, settings, build_adapter, on_batch=metrics[METRICS].batch)
         task = asyncio.create_task(dispatcher.run(), name="dispatcher")
         log.info("worker.started", worker=dispatcher.worker)
         await stop.wait()
@@ -149,6 +156,7 @@ async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
         await task
         log.info("worker.stopped", worker=dispatcher.worker)
     finally:
+        await runner.cleanup()
         await pool.close()
 
 

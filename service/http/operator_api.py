@@ -26,6 +26,7 @@ from service.operator_models import (
     UnackedQuery,
 )
 from service.store import Row, Tx
+from service.web.metrics import METRICS
 
 routes = web.RouteTableDef()
 OPERATIONS = [
@@ -105,6 +106,7 @@ async def post_acks(request: web.Request) -> web.Response:
             )
 
         outcome = await request.app[STORE].retrying(apply, what="acks")
+        request.app[METRICS].acks(operator, outcome)
         for (i, _), r in zip(parsed, outcome, strict=True):
             results[i] = AckResultOut(
                 index=i, order_id=r.order_id, result=r.result, reason=r.reason

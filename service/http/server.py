@@ -204,7 +204,8 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _stop_event() -> asyncio.Event:
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -214,7 +215,7 @@ def _stop_event() -> asyncio.Event:
 
 async def serve(settings: Settings) -> int:
     """Serve HTTP until SIGTERM/SIGINT, then shut down within the grace period."""
-    stop = _stop_event()
+    stop = stop_event()
     runner = await start(settings)
     _freeze_startup_objects()
     log.info("service.listening", url=f"http://{settings.host}:{settings.port}")
@@ -228,7 +229,7 @@ async def run_worker(settings: Settings) -> int:
     """Run the dispatcher only, until SIGTERM/SIGINT."""
     from service.http.app import run_dispatcher_only
 
-    stop = _stop_event()
+    stop = stop_event()
     _freeze_startup_objects()
     await run_dispatcher_only(settings, stop)
     return 0

@@ -1,4 +1,4 @@
-"""The audit log (supervisors, admins); tokens and operators (admins)."""
+"""The audit log (supervisors, admins); tokens, operators and units (admins)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import auth, operators, stats
+from service import auth, operators, stats, units
 from service.auth import require
 from service.errors import Invalid
 from service.http.context import STORE
 from service.http.problems import validation_errors
-from service.models import ROLES
+from service.models import ROLES, UnitIn, UnitPatch
 from service.report_models import AuditQuery
 from service.sessions import Session
 from service.web.pages import Form, page, render, see_other
@@ -162,3 +162,42 @@ async def operator_disable(
         request.app[STORE], request.match_info["code"], session.principal.actor
     )
     return see_other("/admin/operators")
+
+
+@routes.get("/admin/units")
+@page
+async def unit_list(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Units: add one, rename one or change its kind (its code stays)."""
+    require(session.principal, "admin")
+    listed = await units.list_units(request.app[STORE])
+    return render(request, session, "units.html", {"units": listed.items})
+
+
+def _unit_fields(form: Form, *names: str) -> dict[str, str]:
+    return {n: v for n in names if (v := _field(form, n)) is not None}
+
+
+@routes.post("/admin/units")
+@page
+async def unit_add(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Add a unit, as POST /v1/units does."""
+    require(session.principal, "admin")
+    try:
+        body = UnitIn.model_validate(_unit_fields(form, "code", "name", "kind"))
+    except ValidationError as exc:
+        raise Invalid("check the new unit", validation_errors(exc)) from None
+    await units.add_unit(request.app[STORE], session.principal, body)
+    return see_other("/admin/units")
+
+
+@routes.post("/admin/units/{code}")
+@page
+async def unit_update(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    """Rename a unit or change its kind, as PATCH /v1/units/{code} does."""
+    require(session.principal, "admin")
+    try:
+        body = UnitPatch.model_validate(_unit_fields(form, "name", "kind"))
+    except ValidationError as exc:
+        raise Invalid("check the unit's name and kind", validation_errors(exc)) from None
+    await units.update_unit(request.app[STORE], session.principal, request.match_info["code"], body)
+    return see_other("/admin/units")

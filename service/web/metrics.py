@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from service.acks import AckResult
 from service.http.context import STORE
 from service.http.middleware import Handler
+from service.store import Store
 
 BREAKER_STATES = ("closed", "open", "half_open")
 
@@ -62,6 +64,13 @@ class Metrics:
             ["operator", "outcome"],
             registry=r,
         )
+        self.ack_latency = Histogram(
+            "fraudblock_ack_latency_seconds",
+            "From an order's first send (or, never sent, its creation) to its final ack recorded",
+            ["operator"],
+            registry=r,
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400),
+        )
         self.pool_in_use = Gauge(
             "fraudblock_db_pool_connections_in_use", "Database connections in use", registry=r
         )
@@ -71,12 +80,23 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def batch(self, operator: str, size: int, outcomes: Mapping[str, int]) -> None:
-        """Count one dispatched batch (the dispatcher calls this after recording it)."""
+    def batch(self, operator: str, size: int, outcomes: Mapping[str, int], seconds: float) -> None:
+        """Count one dispatched batch (the dispatcher calls this after recording it); the
+        orders its operator acknowledged in its answer waited `seconds` for their acks."""
         self.batch_orders.labels(operator).observe(size)
         for outcome, n in outcomes.items():
             if n:
                 self.batch_outcomes.labels(operator, outcome).inc(n)
+        latency = self.ack_latency.labels(operator)
+        for _ in range(outcomes.get("acked", 0)):
+            latency.observe(seconds)
+
+    def acks(self, operator: str, results: Iterable[AckResult]) -> None:
+        """Time the acks an operator posted (API or console) that were applied."""
+        latency = self.ack_latency.labels(operator)
+        for r in results:
+            if r.waited_s is not None:
+                latency.observe(r.waited_s)
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -104,6 +124,15 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.app[METRICS].observe(
             request.method, _route(request), status, time.perf_counter() - started
         )
+
+
+def worker_metrics_app(store: Store) -> web.Application:
+    """A worker's own /metrics: the same figures as the service's, its batches and acks."""
+    app = web.Application()
+    app[STORE] = store
+    app[METRICS] = Metrics()
+    app.router.add_get("/metrics", scrape)
+    return app
 
 
 async def scrape(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from service.http.context import STORE
 from service.ports import AckStatus
 from service.sessions import Session
 from service.store import Tx
+from service.web.metrics import METRICS
 from service.web.pages import Form, page, render
 
 routes = web.RouteTableDef()
@@ -94,4 +95,5 @@ async def acknowledge(request: web.Request, session: Session, form: Form) -> web
         )
 
     results = await request.app[STORE].retrying(apply, what="acks")
+    request.app[METRICS].acks(operator, results)
     return await _page(request, session, {"results": results})

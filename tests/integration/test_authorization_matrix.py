@@ -43,6 +43,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/docs/static/swagger-initializer.js"): OPEN,
     ("GET", "/docs/static/{name}"):               OPEN,
     ("GET", "/v1/units"):                         "401 401 401 200 200 200 200 200 200",
+    ("POST", "/v1/units"):                        "401 401 401 403 403 403 403 403 201",
+    ("PATCH", "/v1/units/{code}"):                "401 401 401 403 403 403 403 403 200",
     ("POST", "/v1/block-requests"):               "401 401 401 201 403 201 403 403 403",
     ("GET", "/v1/block-requests"):                "401 401 401 200 200 200 403 403 403",
     ("GET", "/v1/block-requests.csv"):            "401 401 401 200 200 200 403 403 403",
@@ -64,6 +66,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/"): CONSOLE,
     ("GET", "/admin/operators"): CONSOLE,
     ("GET", "/admin/tokens"): CONSOLE,
+    ("GET", "/admin/units"): CONSOLE,
     ("GET", "/audit"): CONSOLE,
     ("GET", "/dashboard"): CONSOLE,
     ("GET", "/dashboard/live"): CONSOLE,
@@ -98,6 +101,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/admin/operators/{code}/limits"): CONSOLE,
     ("POST", "/admin/tokens"): CONSOLE,
     ("POST", "/admin/tokens/{id}/revoke"): CONSOLE,
+    ("POST", "/admin/units"): CONSOLE,
+    ("POST", "/admin/units/{code}"): CONSOLE,
     ("POST", "/dead/requeue"): CONSOLE,
     ("POST", "/orders/ack"): CONSOLE,
     ("POST", "/orders/{id}/retry"): CONSOLE,
@@ -245,6 +250,10 @@ async def _console_request_live(w: World) -> Call:
     return Call(f"/requests/{w.request_a}/live")
 
 
+async def _new_unit(w: World) -> Call:
+    return Call("/v1/units", {"code": f"unit-{_fresh()}", "name": "New Cell", "kind": "district"})
+
+
 async def _target(w: World) -> Call:
     kind, value = w.target
     return Call(f"/v1/targets/{kind}/{value}")
@@ -292,6 +301,9 @@ CALLS: dict[tuple[str, str], Prepare] = {
     ("POST", "/admin/operators/{code}/disable"): _fixed("/admin/operators/bsnl/disable"),
     ("POST", "/admin/operators/{code}/limits"): _fixed("/admin/operators/bsnl/limits"),
     ("POST", "/admin/tokens/{id}/revoke"): _fixed("/admin/tokens/1/revoke"),
+    ("POST", "/admin/units/{code}"): _fixed("/admin/units/kathua"),
+    ("POST", "/v1/units"): _new_unit,
+    ("PATCH", "/v1/units/{code}"): _fixed("/v1/units/kathua", {"name": "Kathua Cyber Cell"}),
     ("GET", "/static"): _fixed("/static/console.css"),
 }
 
