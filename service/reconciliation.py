@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import structlog
 
-from service import audit, settlement
+from service import audit, escalations, settlement
 from service.auth import Principal, require
 from service.identifiers import InvalidTarget, normalize_target
 from service.models import TargetIn
@@ -146,6 +146,8 @@ async def reconcile(
             requeued=requeued,
             created_at=row["created_at"],
         )
+        if out.missing or out.unexpected:
+            await escalations.raise_events(tx, "reconciliation.mismatch", [_mismatch(out)])
         await audit.record_and_commit(tx, [_entry(principal, out)])
         return out
 
@@ -170,6 +172,19 @@ async def _requeue(tx: Tx, operator: str, missing: Sequence[Key]) -> list[int]:
         await settlement.settle(tx, {c["target_id"] for c in created})
         await tx.execute("notify_orders", operator)
     return [c["id"] for c in created]
+
+
+def _mismatch(out: ReconciliationOut) -> dict[str, Any]:
+    """The `reconciliation.mismatch` escalation of a run that found differences."""
+    return {
+        "reconciliation_id": out.id,
+        "operator": out.operator,
+        "kind": out.kind,
+        "matched": out.matched,
+        "missing": [i.model_dump() for i in out.missing],
+        "unexpected": [i.model_dump() for i in out.unexpected],
+        "requeued": out.requeued,
+    }
 
 
 def _entry(principal: Principal, out: ReconciliationOut) -> audit.AuditEntry:
