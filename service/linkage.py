@@ -97,14 +97,12 @@ async def apply_sightings(
         new = {a["n"] for a in applied if a["applied"]}
         fresh = [{"imei": r["imei"], "seen_at": r["seen_at"]} for r in rows if r["n"] in new]
         flagged = []
-        by_n = {r["n"]: r for r in rows}
+        seen_at = {r["n"]: r["seen_at"] for r in rows}
         alerted = [
             {
                 "alert_id": a["alert_id"],
-                "imei": by_n[a["n"]]["imei"],
-                "msisdn": by_n[a["n"]]["msisdn"],
                 "operator": operator,
-                "seen_at": by_n[a["n"]]["seen_at"].astimezone(UTC),
+                "seen_at": seen_at[a["n"]].astimezone(UTC),
             }
             for a in applied
             if a["alert_id"] is not None

@@ -1638,8 +1638,8 @@ SELECT escalation_raise($1, $2::json::jsonb);
 -- Orders that became overdue (order_overdue, sql/0006) and were not raised yet: each raises
 -- `order.overdue` once. At most $1 per call.
 WITH due AS (
-    SELECT o.id, o.request_id, o.operator_code, o.action, o.kind, o.value, o.status,
-           o.attempts, o.created_at, o.due_at, o.ack_due_at, o.overdue_at, o.last_error
+    SELECT o.id, o.request_id, o.operator_code, o.action, o.kind, o.status, o.attempts,
+           o.created_at, o.due_at, o.ack_due_at
     FROM orders o
     WHERE o.status IN ('queued', 'in_flight', 'sent')
       AND order_overdue(o.status, o.due_at, o.ack_due_at, o.overdue_at)
@@ -1655,10 +1655,10 @@ WITH due AS (
 SELECT count(*) AS raised, escalation_raise('order.overdue', coalesce(jsonb_agg(
            jsonb_build_object('order_id', d.id, 'request_id', d.request_id,
                               'operator', d.operator_code, 'action', d.action, 'kind', d.kind,
-                              'value', d.value, 'status', d.status, 'attempts', d.attempts,
+                              'status', d.status, 'attempts', d.attempts,
                               'created_at', escalation_time(d.created_at),
                               'due_at', escalation_time(d.due_at),
-                              'ack_due_at', escalation_time(d.ack_due_at), 'last_error', d.last_error)
+                              'ack_due_at', escalation_time(d.ack_due_at))
            ORDER BY d.id), '[]'::jsonb)) AS events
 FROM due d JOIN marked m ON m.subject_id = d.id;
 
@@ -1666,7 +1666,7 @@ FROM due d JOIN marked m ON m.subject_id = d.id;
 -- Open grievances past their decision deadline not raised yet: each raises `grievance.overdue`
 -- once. At most $1 per call.
 WITH due AS (
-    SELECT g.id, g.operator_code, g.due_at, g.created_at, t.kind, t.value,
+    SELECT g.id, g.operator_code, g.due_at, g.created_at, t.kind,
            (SELECT count(*) FROM grievance_cases c
             WHERE c.grievance_id = g.id AND c.decision = 'pending') AS undecided
     FROM grievances g JOIN targets t ON t.id = g.target_id
@@ -1682,7 +1682,7 @@ WITH due AS (
 )
 SELECT count(*) AS raised, escalation_raise('grievance.overdue', coalesce(jsonb_agg(
            jsonb_build_object('grievance_id', d.id, 'operator', d.operator_code,
-                              'kind', d.kind, 'value', d.value,
+                              'kind', d.kind,
                               'created_at', escalation_time(d.created_at),
                               'due_at', escalation_time(d.due_at), 'undecided_cases', d.undecided)
            ORDER BY d.id), '[]'::jsonb)) AS events

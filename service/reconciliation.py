@@ -180,9 +180,10 @@ def _mismatch(out: ReconciliationOut) -> dict[str, Any]:
         "reconciliation_id": out.id,
         "operator": out.operator,
         "kind": out.kind,
+        "listed": out.listed,
         "matched": out.matched,
-        "missing": [i.model_dump() for i in out.missing],
-        "unexpected": [i.model_dump() for i in out.unexpected],
+        "missing": len(out.missing),
+        "unexpected": len(out.unexpected),
         "requeued": out.requeued,
     }
 

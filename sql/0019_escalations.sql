@@ -62,6 +62,10 @@ CREATE FUNCTION escalation_time(at timestamptz) RETURNS text LANGUAGE sql STABLE
     SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
+-- Events carry references (ids, operator, kinds, counts, times), never the numbers, handsets or
+-- case references themselves: endpoints are an admin's configuration, and admins read no case
+-- data; the receiver looks the details up with a token of its own.
+
 -- The one way an event is raised: one event per document of `docs` (a JSON array), each with
 -- a delivery to every active endpoint subscribed to its type. Nothing is stored when nobody
 -- subscribed. Returns the number of events stored.
@@ -97,8 +101,8 @@ CREATE FUNCTION orders_escalate_dead() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM escalation_raise('order.dead', jsonb_build_array(jsonb_build_object(
         'order_id', NEW.id, 'request_id', NEW.request_id, 'operator', NEW.operator_code,
-        'action', NEW.action, 'kind', NEW.kind, 'value', NEW.value, 'attempts', NEW.attempts,
-        'reason', NEW.last_error, 'created_at', escalation_time(NEW.created_at),
+        'action', NEW.action, 'kind', NEW.kind, 'attempts', NEW.attempts,
+        'created_at', escalation_time(NEW.created_at),
         'dead_at', escalation_time(NEW.dead_at))));
     RETURN NULL;
 END $$;

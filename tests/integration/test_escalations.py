@@ -20,6 +20,7 @@ from adapters.webhook_sender import WebhookSender
 from service import operators, settlement
 from service.dispatcher import Dispatcher
 from service.escalation_delivery import EscalationWorker
+from service.http.app import create_app
 from service.settings import Settings
 from service.store import Store
 from tests.conftest import Tokens
@@ -246,7 +247,7 @@ async def test_an_order_dead_at_delivery_escalates_with_its_reason(
     assert event["type"] == "order.dead"
     assert event["data"]["request_id"] == request["id"]
     assert event["data"]["operator"] == "jio"
-    assert event["data"]["reason"].startswith("HTTP 400")
+    assert "value" not in event["data"] and "reason" not in event["data"]  # no case data
     assert event["data"]["dead_at"].endswith("Z")
 
 
@@ -315,9 +316,9 @@ async def test_a_reconciliation_mismatch_escalates_and_a_clean_one_does_not(
     assert event["type"] == "reconciliation.mismatch"
     data = event["data"]
     assert (data["reconciliation_id"], data["operator"], data["matched"]) == (run["id"], "jio", 1)
-    assert data["missing"] == [{"kind": "msisdn", "value": "+917006012342"}]
-    assert data["unexpected"] == [{"kind": "msisdn", "value": "+917006012399"}]
+    assert (data["listed"], data["missing"], data["unexpected"]) == (2, 1, 1)
     assert data["requeued"] == run["requeued"] and len(data["requeued"]) == 1
+    assert [i["value"] for i in run["missing"]] == ["+917006012342"]
 
 
 async def test_a_new_sim_in_a_blocked_handset_escalates(
@@ -348,10 +349,9 @@ async def test_a_new_sim_in_a_blocked_handset_escalates(
     [got] = receiver.of("alerts")
     event = verified(endpoint["secret"], got)
     assert event["type"] == "alert.sim_in_blocked_handset"
+    # references only: the numbers and handsets are for those who may read them
     assert event["data"] == {
         "alert_id": alert_id,
-        "imei": HANDSET,
-        "msisdn": AIRTEL,
         "operator": "airtel",
         "seen_at": "2026-11-30T04:35:00Z",
     }
@@ -419,3 +419,40 @@ async def test_only_admins_manage_endpoints(client: Client, tokens: Tokens) -> N
         assert resp.content_type == "application/problem+json"
     missing = await client.get("/v1/escalation-endpoints/999/deliveries", headers=tokens["admin"])
     assert missing.status == 404
+
+
+async def test_the_service_delivers_escalations_where_its_dispatcher_runs(
+    settings: Settings, store: Store, tokens: Tokens, receiver: Receiver
+) -> None:
+    served = settings.model_copy(update={"run_dispatcher": True, "maintenance_interval_s": 0.1})
+    async with TestClient(TestServer(create_app(served), host="127.0.0.1")) as client:
+        endpoint = await subscribe(client, tokens, receiver.url("served"), "order.overdue")
+        request = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+        await store.pool.execute(
+            "UPDATE orders SET due_at = now() - interval '1 minute' WHERE request_id = $1",
+            request["id"],
+        )
+
+        async def arrived() -> bool:
+            return len(receiver.of("served")) == 1
+
+        await eventually(arrived, "the overdue escalation")
+    assert verified(endpoint["secret"], receiver.of("served")[0])["type"] == "order.overdue"
+
+
+async def test_a_delivery_left_by_a_stopped_worker_goes_again_with_its_webhook_id(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, receiver: Receiver
+) -> None:
+    endpoint = await subscribe(client, tokens, receiver.url("again"), "order.dead")
+    await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    await settlement.expire(store, 0)
+    # a worker claims it under a lease that has already run out, and never records it
+    [lost] = await store.fetch("escalation_deliveries_claim", 10, 0.0, "crashed")
+    assert [d["status"] for d in await deliveries(client, tokens, endpoint["id"])] == ["in_flight"]
+    async with escalation_worker(store, settings) as worker:
+        assert await worker.drain() == 1
+    [got] = receiver.of("again")
+    assert got.headers["webhook-id"] == f"esc_{lost['id']}"
+    verified(endpoint["secret"], got)
+    [delivery] = await deliveries(client, tokens, endpoint["id"])
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
