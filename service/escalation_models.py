@@ -40,6 +40,13 @@ class EndpointIn(BaseModel):
                 raise ValueError(f"must not contain a {found}")
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _short_enough(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if len(str(value)) > 2000:  # international names and escapes lengthen it
+            raise ValueError("must be at most 2000 characters once encoded")
+        return value
+
     @field_validator("event_types")
     @classmethod
     def _distinct(cls, value: list[EventType]) -> list[EventType]:

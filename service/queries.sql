@@ -1636,7 +1636,8 @@ SELECT escalation_raise($1, $2::json::jsonb);
 
 -- name: escalations_raise_overdue_orders
 -- Orders that became overdue (order_overdue, sql/0006) and were not raised yet: each raises
--- `order.overdue` once. At most $1 per call.
+-- `order.overdue` once. At most $1 per call; nothing is read while nobody subscribed (a new
+-- subscriber hears of the orders overdue at the time).
 WITH due AS (
     SELECT o.id, o.request_id, o.operator_code, o.action, o.kind, o.status, o.attempts,
            o.created_at, o.due_at, o.ack_due_at
@@ -1645,6 +1646,8 @@ WITH due AS (
       AND order_overdue(o.status, o.due_at, o.ack_due_at, o.overdue_at)
       AND NOT EXISTS (SELECT 1 FROM escalations_raised r
                       WHERE r.type = 'order.overdue' AND r.subject_id = o.id)
+      AND EXISTS (SELECT 1 FROM escalation_endpoints
+                  WHERE active AND 'order.overdue' = ANY(event_types))
     ORDER BY o.id LIMIT $1
 ), marked AS (
     INSERT INTO escalations_raised (type, subject_id)
@@ -1664,7 +1667,7 @@ FROM due d JOIN marked m ON m.subject_id = d.id;
 
 -- name: escalations_raise_overdue_grievances
 -- Open grievances past their decision deadline not raised yet: each raises `grievance.overdue`
--- once. At most $1 per call.
+-- once. At most $1 per call, and only while someone subscribed.
 WITH due AS (
     SELECT g.id, g.operator_code, g.due_at, g.created_at, t.kind,
            (SELECT count(*) FROM grievance_cases c
@@ -1673,6 +1676,8 @@ WITH due AS (
     WHERE g.status = 'open' AND g.due_at < now()
       AND NOT EXISTS (SELECT 1 FROM escalations_raised r
                       WHERE r.type = 'grievance.overdue' AND r.subject_id = g.id)
+      AND EXISTS (SELECT 1 FROM escalation_endpoints
+                  WHERE active AND 'grievance.overdue' = ANY(event_types))
     ORDER BY g.id LIMIT $1
 ), marked AS (
     INSERT INTO escalations_raised (type, subject_id)

@@ -49,7 +49,7 @@ CREATE INDEX escalation_deliveries_lease_idx ON escalation_deliveries (lease_exp
 CREATE INDEX escalation_deliveries_endpoint_idx ON escalation_deliveries (endpoint_id, id);
 
 -- Conditions that arise by the clock (an order or a grievance past its deadline) are found by
--- the workers' sweeps; each is raised once per subject, whether anyone subscribed then or not.
+-- the workers' sweeps (while someone subscribed to them); each is raised once per subject.
 CREATE TABLE escalations_raised (
     type       text NOT NULL,
     subject_id bigint NOT NULL,

@@ -456,3 +456,20 @@ async def test_a_delivery_left_by_a_stopped_worker_goes_again_with_its_webhook_i
     verified(endpoint["secret"], got)
     [delivery] = await deliveries(client, tokens, endpoint["id"])
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+
+
+async def test_a_new_subscriber_hears_of_the_orders_overdue_at_the_time(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, receiver: Receiver
+) -> None:
+    request = await file(client, tokens["investigator"], ("msisdn", JIO_NUMBER))
+    await store.pool.execute(
+        "UPDATE orders SET due_at = now() - interval '1 minute' WHERE request_id = $1",
+        request["id"],
+    )
+    async with escalation_worker(store, settings) as worker:
+        assert await worker.drain() == 0  # nobody listens: nothing is raised, nothing marked
+        endpoint = await subscribe(client, tokens, receiver.url("late"), "order.overdue")
+        assert await worker.drain() == 1
+        assert await worker.drain() == 0
+    [got] = receiver.of("late")
+    assert verified(endpoint["secret"], got)["data"]["request_id"] == request["id"]
