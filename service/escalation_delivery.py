@@ -98,6 +98,9 @@ class EscalationWorker:
     async def step(self) -> int:
         """Claim a batch of due deliveries, send them at once, record them; how many."""
         s = self.settings
+        if self.in_flight:  # a batch whose outcome could not be recorded goes again
+            await self.store.fetch("escalation_deliveries_release", self.in_flight, self.worker)
+            self.in_flight = []
         claimed = await self.store.fetch(
             "escalation_deliveries_claim", s.escalation_batch, s.lease_s, self.worker
         )
@@ -153,6 +156,8 @@ class EscalationWorker:
                     busy = await self.step() >= s.escalation_batch
                 except StoreError as exc:
                     log.warning("escalation.store_error", error=str(exc))
+                except Exception as exc:  # a bug must not stop escalations for good
+                    log.error("escalation.loop_failed", error=repr(exc), exc_info=exc)
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stopping.wait(), s.poll_interval_s)
