@@ -1,5 +1,5 @@
-"""Delivering escalations: the loop that claims due deliveries, sends
-them, and records each outcome (again later with backoff, or dead after the last attempt)."""
+"""Delivering escalations: the loop that claims due deliveries, sends them and records each
+outcome (again later with backoff, or dead after the last attempt)."""
 
 from __future__ import annotations
 
