@@ -12,7 +12,7 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
-from service import audit
+from service import audit, escalations
 from service.auth import Principal, require
 from service.errors import Invalid, NotFound
 from service.identifiers import InvalidTarget, normalize_target
@@ -97,6 +97,17 @@ async def apply_sightings(
         new = {a["n"] for a in applied if a["applied"]}
         fresh = [{"imei": r["imei"], "seen_at": r["seen_at"]} for r in rows if r["n"] in new]
         flagged = []
+        seen_at = {r["n"]: r["seen_at"] for r in rows}
+        alerted = [
+            {
+                "alert_id": a["alert_id"],
+                "operator": operator,
+                "seen_at": seen_at[a["n"]].astimezone(UTC),
+            }
+            for a in applied
+            if a["alert_id"] is not None
+        ]
+        await escalations.raise_events(tx, "alert.sim_in_blocked_handset", alerted)
         if fresh:
             days = orjson.dumps(fresh, option=orjson.OPT_UTC_Z).decode()
             flagged = await tx.fetch("handsets_flag", days, numbers_per_day)

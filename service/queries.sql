@@ -1691,3 +1691,155 @@ SELECT id, kind, retired_value AS value, state, action, state_changed_at, create
        retired_at, retired_as
 FROM targets WHERE kind = $1 AND retired_value = $2
 ORDER BY retired_at DESC, id DESC;
+
+-- name: escalation_endpoint_insert
+INSERT INTO escalation_endpoints (url, secret, event_types, description, created_by)
+VALUES ($1, $2, $3::text[], $4, $5)
+RETURNING id, url, event_types, description, active, created_at, disabled_at;
+
+-- name: escalation_endpoint_list
+-- Every endpoint with how many of its deliveries are in each state, newest first.
+SELECT p.id, p.url, p.event_types, p.description, p.active, p.created_at, p.disabled_at,
+       count(d.id) FILTER (WHERE d.status IN ('queued', 'in_flight')) AS pending,
+       count(d.id) FILTER (WHERE d.status = 'delivered') AS delivered,
+       count(d.id) FILTER (WHERE d.status = 'dead') AS dead,
+       (SELECT d2.last_error FROM escalation_deliveries d2
+        WHERE d2.endpoint_id = p.id AND d2.last_error IS NOT NULL
+        ORDER BY d2.id DESC LIMIT 1) AS last_error
+FROM escalation_endpoints p LEFT JOIN escalation_deliveries d ON d.endpoint_id = p.id
+GROUP BY p.id ORDER BY p.id DESC;
+
+-- name: escalation_endpoint_get
+SELECT id, url, event_types, description, active, created_at, disabled_at
+FROM escalation_endpoints WHERE id = $1;
+
+-- name: escalation_endpoint_disable
+-- Stop sending to an endpoint: it gets no new events, and its queued deliveries are cancelled
+-- (one in a worker's hands finishes).
+WITH disabled AS (
+    UPDATE escalation_endpoints SET active = false, disabled_at = now()
+    WHERE id = $1 AND active
+    RETURNING id, url, event_types, description, active, created_at, disabled_at
+), cancelled AS (
+    UPDATE escalation_deliveries SET status = 'cancelled', last_error = 'endpoint disabled'
+    WHERE endpoint_id = (SELECT id FROM disabled) AND status = 'queued'
+    RETURNING id
+)
+SELECT d.*, (SELECT count(*) FROM cancelled) AS cancelled FROM disabled d;
+
+-- name: escalation_deliveries_page
+-- An endpoint's deliveries, newest first ($2: one status, $3: before this id).
+SELECT d.id, d.event_id, e.type, d.status, d.attempts, d.next_attempt_at, d.last_error,
+       d.last_http_status, d.created_at, d.delivered_at, d.dead_at
+FROM escalation_deliveries d JOIN escalation_events e ON e.id = d.event_id
+WHERE d.endpoint_id = $1 AND ($2::text IS NULL OR d.status = $2)
+  AND ($3::bigint IS NULL OR d.id < $3)
+ORDER BY d.id DESC LIMIT $4;
+
+-- name: escalation_raise
+-- Raise events of type $1, one per document of $2 (a JSON array): escalation_raise, sql/0019.
+SELECT escalation_raise($1, $2::json::jsonb);
+
+-- name: escalations_raise_overdue_orders
+-- Orders that became overdue (order_overdue, sql/0006) and were not raised yet: each raises
+-- `order.overdue` once. At most $1 per call; nothing is read while nobody subscribed (a new
+-- subscriber hears of the orders overdue at the time).
+WITH due AS (
+    SELECT o.id, o.request_id, o.operator_code, o.action, o.kind, o.status, o.attempts,
+           o.created_at, o.due_at, o.ack_due_at
+    FROM orders o
+    WHERE o.status IN ('queued', 'in_flight', 'sent')
+      AND order_overdue(o.status, o.due_at, o.ack_due_at, o.overdue_at)
+      AND NOT EXISTS (SELECT 1 FROM escalations_raised r
+                      WHERE r.type = 'order.overdue' AND r.subject_id = o.id)
+      AND EXISTS (SELECT 1 FROM escalation_endpoints
+                  WHERE active AND 'order.overdue' = ANY(event_types))
+    ORDER BY o.id LIMIT $1
+), marked AS (
+    INSERT INTO escalations_raised (type, subject_id)
+    SELECT 'order.overdue', id FROM due ORDER BY id
+    ON CONFLICT DO NOTHING
+    RETURNING subject_id
+)
+SELECT count(*) AS raised, escalation_raise('order.overdue', coalesce(jsonb_agg(
+           jsonb_build_object('order_id', d.id, 'request_id', d.request_id,
+                              'operator', d.operator_code, 'action', d.action, 'kind', d.kind,
+                              'status', d.status, 'attempts', d.attempts,
+                              'created_at', escalation_time(d.created_at),
+                              'due_at', escalation_time(d.due_at),
+                              'ack_due_at', escalation_time(d.ack_due_at))
+           ORDER BY d.id), '[]'::jsonb)) AS events
+FROM due d JOIN marked m ON m.subject_id = d.id;
+
+-- name: escalations_raise_overdue_grievances
+-- Open grievances past their decision deadline not raised yet: each raises `grievance.overdue`
+-- once. At most $1 per call, and only while someone subscribed.
+WITH due AS (
+    SELECT g.id, g.operator_code, g.due_at, g.created_at, t.kind,
+           (SELECT count(*) FROM grievance_cases c
+            WHERE c.grievance_id = g.id AND c.decision = 'pending') AS undecided
+    FROM grievances g JOIN targets t ON t.id = g.target_id
+    WHERE g.status = 'open' AND g.due_at < now()
+      AND NOT EXISTS (SELECT 1 FROM escalations_raised r
+                      WHERE r.type = 'grievance.overdue' AND r.subject_id = g.id)
+      AND EXISTS (SELECT 1 FROM escalation_endpoints
+                  WHERE active AND 'grievance.overdue' = ANY(event_types))
+    ORDER BY g.id LIMIT $1
+), marked AS (
+    INSERT INTO escalations_raised (type, subject_id)
+    SELECT 'grievance.overdue', id FROM due ORDER BY id
+    ON CONFLICT DO NOTHING
+    RETURNING subject_id
+)
+SELECT count(*) AS raised, escalation_raise('grievance.overdue', coalesce(jsonb_agg(
+           jsonb_build_object('grievance_id', d.id, 'operator', d.operator_code,
+                              'kind', d.kind,
+                              'created_at', escalation_time(d.created_at),
+                              'due_at', escalation_time(d.due_at), 'undecided_cases', d.undecided)
+           ORDER BY d.id), '[]'::jsonb)) AS events
+FROM due d JOIN marked m ON m.subject_id = d.id;
+
+-- name: escalation_deliveries_claim
+-- Up to $1 due deliveries, leased to worker $3 for $2 seconds, with their event and endpoint.
+WITH claimed AS (
+    UPDATE escalation_deliveries d SET status = 'in_flight', leased_by = $3,
+           lease_expires_at = now() + make_interval(secs => $2::double precision)
+    WHERE d.id IN (SELECT id FROM escalation_deliveries
+                   WHERE status = 'queued' AND next_attempt_at <= now()
+                   ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.created_at
+)
+SELECT c.id, c.attempts, c.created_at, e.type, e.data, e.created_at AS occurred_at,
+       p.url, p.secret
+FROM claimed c JOIN escalation_events e ON e.id = c.event_id
+JOIN escalation_endpoints p ON p.id = c.endpoint_id
+ORDER BY c.id;
+
+-- name: escalation_deliveries_record
+-- What became of claimed deliveries ($1: JSON [{id, status, next_attempt_at, error,
+-- http_status}]; status 'delivered', 'queued' (again later) or 'dead'), for worker $2.
+UPDATE escalation_deliveries d SET status = u.status, attempts = d.attempts + 1,
+       next_attempt_at = coalesce(u.next_attempt_at, d.next_attempt_at),
+       last_error = u.error, last_http_status = u.http_status,
+       lease_expires_at = NULL, leased_by = NULL,
+       delivered_at = CASE WHEN u.status = 'delivered' THEN now() END,
+       dead_at = CASE WHEN u.status = 'dead' THEN now() END
+FROM json_to_recordset($1::json) AS u(id bigint, status text, next_attempt_at timestamptz,
+                                       error text, http_status int)
+WHERE d.id = u.id AND d.status = 'in_flight' AND d.leased_by = $2
+RETURNING d.id, d.status;
+
+-- name: escalation_deliveries_reap
+-- Deliveries whose worker stopped before recording them go back to the queue.
+UPDATE escalation_deliveries SET status = 'queued', next_attempt_at = now(),
+       lease_expires_at = NULL, leased_by = NULL,
+       last_error = 'lease expired: worker ' || coalesce(leased_by, '?') || ' stopped'
+WHERE id IN (SELECT id FROM escalation_deliveries
+             WHERE status = 'in_flight' AND lease_expires_at < now()
+             ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: escalation_deliveries_release
+-- A stopping worker gives back the deliveries it holds and did not record.
+UPDATE escalation_deliveries SET status = 'queued', lease_expires_at = NULL, leased_by = NULL
+WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND leased_by = $2;

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import structlog
 
-from service import audit, settlement
+from service import audit, escalations, settlement
 from service.auth import Principal, require
 from service.errors import Invalid
 from service.identifiers import InvalidTarget, normalize_target
@@ -180,6 +180,8 @@ async def reconcile(
             requeued=requeued,
             created_at=row["created_at"],
         )
+        if out.missing or out.unexpected:
+            await escalations.raise_events(tx, "reconciliation.mismatch", [_mismatch(out)])
         await audit.record_and_commit(tx, [_entry(principal, out)])
         return out
 
@@ -204,6 +206,20 @@ async def _requeue(tx: Tx, operator: str, missing: Sequence[Key]) -> list[int]:
         await settlement.settle(tx, {c["target_id"] for c in created})
         await tx.execute("notify_orders", operator)
     return [c["id"] for c in created]
+
+
+def _mismatch(out: ReconciliationOut) -> dict[str, Any]:
+    """The `reconciliation.mismatch` escalation of a run that found differences."""
+    return {
+        "reconciliation_id": out.id,
+        "operator": out.operator,
+        "kind": out.kind,
+        "listed": out.listed,
+        "matched": out.matched,
+        "missing": len(out.missing),
+        "unexpected": len(out.unexpected),
+        "requeued": out.requeued,
+    }
 
 
 def _entry(principal: Principal, out: ReconciliationOut) -> audit.AuditEntry:

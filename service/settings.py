@@ -129,6 +129,18 @@ class Settings(BaseSettings):
         description="An order not final this long after its decision (or retry) is dead.",
     )
     shutdown_grace_s: float = Field(default=10.0, gt=0)
+    escalation_max_attempts: int = Field(
+        default=10, ge=1, description="An escalation not delivered after this many tries is dead."
+    )
+    escalation_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long an escalation endpoint may take to answer.",
+    )
+    escalation_batch: int = Field(
+        default=20, gt=0, le=1000, description="Escalations a worker sends at once."
+    )
     maintenance_interval_s: float = Field(default=5.0, gt=0)
 
     @field_validator("report_tz")

@@ -311,7 +311,7 @@ async def attention(
     return AttentionPage(items=items, next_after=next_after)
 
 
-CONFIGURATION_ENTITIES = ("operator", "token", "unit", "series")
+CONFIGURATION_ENTITIES = ("operator", "token", "unit", "series", "escalation_endpoint")
 
 
 async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> AuditPage:

@@ -9,14 +9,17 @@ import structlog
 from aiohttp import web
 
 from adapters.registry import build_adapter
+from adapters.webhook_sender import WebhookSender
 from service import db
 from service import web as console
 from service.auth import TokenCache
-from service.dispatcher import Dispatcher
+from service.dispatcher import Dispatcher, default_worker_id
+from service.escalation_delivery import EscalationWorker
 from service.http import (
     block_requests,
     cases_api,
     churn_api,
+    escalations_api,
     grievances_api,
     linkage_api,
     operator_api,
@@ -30,6 +33,7 @@ from service.http import (
 from service.http.context import (
     BULK_GATE,
     DISPATCHER,
+    ESCALATION_SENDER,
     INTAKE,
     OPENAPI,
     SETTINGS,
@@ -60,6 +64,7 @@ RESOURCES = (
     linkage_api,
     reconciliation_api,
     churn_api,
+    escalations_api,
 )
 
 
@@ -82,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     app[DISPATCHER] = []
     app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)
     app[TOKENS] = TokenCache()
+    app[ESCALATION_SENDER] = WebhookSender(settings.escalation_timeout_s)
     app[INTAKE] = IntakeBatcher(
         app[STORE], lanes=settings.intake_lanes, max_targets=settings.intake_batch_targets
     )
@@ -102,6 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_intake)
     if settings.run_dispatcher:
         app.cleanup_ctx.append(_dispatcher)
+        app.cleanup_ctx.append(_escalations)
     return app
 
 
@@ -134,6 +141,22 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def escalation_worker(store: Store, settings: Settings) -> EscalationWorker:
+    """The loop that delivers escalations; it runs wherever the dispatcher runs."""
+    worker = settings.worker_id or default_worker_id()
+    return EscalationWorker(store, settings, WebhookSender(settings.escalation_timeout_s), worker)
+
+
+async def _escalations(app: web.Application) -> AsyncIterator[None]:
+    worker = escalation_worker(app[STORE], app[SETTINGS])
+    task = asyncio.create_task(worker.run(), name="escalations")
+    try:
+        yield
+    finally:
+        worker.stop()
+        await task
+
+
 async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
     """A worker process: migrate, then dispatch until `stop` is set; a database that cannot
     be reached at start is waited for."""
@@ -149,11 +172,15 @@ async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
             await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
             log.info("worker.metrics", url=f"http://{settings.host}:{settings.worker_metrics_port}")
         dispatcher = Dispatcher(store, settings, build_adapter, on_batch=metrics[METRICS].batch)
+        escalating = escalation_worker(store, settings)
         task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+        escalations = asyncio.create_task(escalating.run(), name="escalations")
         log.info("worker.started", worker=dispatcher.worker)
         await stop.wait()
         dispatcher.stop()
+        escalating.stop()
         await task
+        await escalations
         log.info("worker.stopped", worker=dispatcher.worker)
     finally:
         await runner.cleanup()

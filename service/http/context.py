@@ -9,6 +9,7 @@ from aiohttp import web
 
 from service.auth import Principal, TokenCache, authenticate
 from service.dispatcher import Dispatcher
+from service.escalation_ports import EscalationSender
 from service.intake_batcher import IntakeBatcher
 from service.settings import Settings
 from service.store import Store
@@ -20,6 +21,7 @@ DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
 BULK_GATE = web.AppKey("bulk_gate", asyncio.Semaphore)
 INTAKE = web.AppKey("intake", IntakeBatcher)
 TOKENS = web.AppKey("tokens", TokenCache)
+ESCALATION_SENDER = web.AppKey("escalation_sender", EscalationSender)
 
 
 async def principal_of(request: web.Request) -> Principal:

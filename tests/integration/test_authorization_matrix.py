@@ -122,6 +122,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/operator/reconciliation"): "401 401 401 403 403 403 400 400 403",
     ("POST", "/v1/operator/sightings"): "401 401 401 403 403 403 400 400 403",
     ("PUT", "/v1/cases/{unit}/{case_ref}"): "401 401 401 200 404 200 403 403 403",
+    ("POST", "/v1/escalation-endpoints"): "401 401 401 403 403 403 403 403 201",
+    ("GET", "/v1/escalation-endpoints"): "401 401 401 403 403 403 403 403 200",
+    ("DELETE", "/v1/escalation-endpoints/{id}"): "401 401 401 403 403 403 403 403 200",
+    ("GET", "/v1/escalation-endpoints/{id}/deliveries"): "401 401 401 403 403 403 403 403 200",
 }
 # fmt: on
 NO_HEAD = {"/v1/operator/orders"}  # a HEAD would take orders and throw their list away
@@ -242,6 +246,26 @@ async def _ack(w: World) -> Call:
     return Call("/v1/operator/acks", {"acks": [{"order_id": order, "status": "blocked"}]})
 
 
+_ENDPOINT = {"url": "http://127.0.0.1:9/hook", "event_types": ["order.dead"]}
+
+
+async def _escalation_endpoint(w: World) -> int:
+    """A fresh escalation endpoint, subscribed by the admin."""
+    resp = await w.client.post(
+        "/v1/escalation-endpoints", headers=w.headers["admin"], json=_ENDPOINT
+    )
+    assert resp.status == 201, await resp.text()
+    return int((await resp.json())["id"])
+
+
+async def _disable_endpoint(w: World) -> Call:
+    return Call(f"/v1/escalation-endpoints/{await _escalation_endpoint(w)}")
+
+
+async def _endpoint_deliveries(w: World) -> Call:
+    return Call(f"/v1/escalation-endpoints/{await _escalation_endpoint(w)}/deliveries")
+
+
 async def _console_request(w: World) -> Call:
     return Call(f"/requests/{w.request_a}")
 
@@ -305,6 +329,9 @@ CALLS: dict[tuple[str, str], Prepare] = {
     ("POST", "/v1/units"): _new_unit,
     ("PATCH", "/v1/units/{code}"): _fixed("/v1/units/kathua", {"name": "Kathua Cyber Cell"}),
     ("GET", "/static"): _fixed("/static/console.css"),
+    ("POST", "/v1/escalation-endpoints"): _fixed("/v1/escalation-endpoints", _ENDPOINT),
+    ("DELETE", "/v1/escalation-endpoints/{id}"): _disable_endpoint,
+    ("GET", "/v1/escalation-endpoints/{id}/deliveries"): _endpoint_deliveries,
 }
 
 
