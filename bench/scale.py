@@ -272,9 +272,10 @@ async def export_memory(base: str, tok: str, pid: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     rows = 0
     size = 0
-    async with common.http_session() as s, s.get(
-        f"{base}/v1/block-requests.csv", headers={"Authorization": f"Bearer {tok}"}
-    ) as r:
+    async with (
+        common.http_session() as s,
+        s.get(f"{base}/v1/block-requests.csv", headers={"Authorization": f"Bearer {tok}"}) as r,
+    ):
         async for line in r.content:
             rows += 1
             size += len(line)

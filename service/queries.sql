@@ -312,9 +312,20 @@ SELECT id, unit_code, case_ref, category, action, priority, legal_basis, note, r
 FROM block_requests WHERE id = $1;
 
 -- name: request_targets_of
+-- A page of request $1's targets in submitted order: after position $2 (null: from the
+-- first), at most $3.
 SELECT rt.position, rt.submitted_value, rt.outcome, rt.target_id, t.kind, t.value, t.state
 FROM request_targets rt JOIN targets t ON t.id = rt.target_id
-WHERE rt.request_id = $1 ORDER BY rt.position;
+WHERE rt.request_id = $1 AND ($2::integer IS NULL OR rt.position > $2)
+ORDER BY rt.position LIMIT $3;
+
+-- name: request_targets_named
+-- Those of the targets ($2 kinds, $3 values) that request $1 named.
+SELECT t.kind, t.value
+FROM request_targets rt JOIN targets t ON t.id = rt.target_id
+WHERE rt.request_id = $1
+  AND (t.kind, t.value) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ORDER BY rt.position;
 
 -- name: request_list
 SELECT id, unit_code, case_ref, category, action, priority, status, target_count, created_at,

@@ -17,6 +17,7 @@ from service.models import (
     BlockRequestSummary,
     OrderOut,
     RequestTargetOut,
+    RequestTargetsQuery,
     TargetCaseOut,
     TargetOut,
 )
@@ -59,10 +60,18 @@ async def _visible_head(store: Store, principal: Principal, request_id: int) -> 
     return head
 
 
-async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
-    """One request with its targets and their latest order per operator."""
+async def get_request(
+    store: Store,
+    principal: Principal,
+    request_id: int,
+    page: RequestTargetsQuery | None = None,
+) -> BlockRequestOut:
+    """One request with a page of its targets and their latest order per operator."""
+    page = page or RequestTargetsQuery()
     head = await _visible_head(store, principal, request_id)
-    rows = await store.fetch("request_targets_of", request_id)
+    rows = await store.fetch("request_targets_of", request_id, page.after, page.limit + 1)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
     orders: dict[int, list[OrderOut]] = {}
     if rows:
         latest = await store.fetch("orders_latest_for_targets", [r["target_id"] for r in rows])
@@ -97,7 +106,19 @@ async def get_request(store: Store, principal: Principal, request_id: int) -> Bl
             )
             for r in rows
         ],
+        next_after=rows[-1]["position"] if more else None,
     )
+
+
+async def targets_named(
+    store: Store, principal: Principal, request_id: int, named: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Those of the (kind, value) pairs that the request named, in its order."""
+    await _visible_head(store, principal, request_id)
+    rows = await store.fetch(
+        "request_targets_named", request_id, [k for k, _ in named], [v for _, v in named]
+    )
+    return [(r["kind"], r["value"]) for r in rows]
 
 
 async def list_requests(

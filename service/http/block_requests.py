@@ -20,7 +20,13 @@ from service.http.problems import (
     read_body,
     validation_errors,
 )
-from service.models import BlockRequestIn, BlockRequestOut, BlockRequestPage, BlockRequestQuery
+from service.models import (
+    BlockRequestIn,
+    BlockRequestOut,
+    BlockRequestPage,
+    BlockRequestQuery,
+    RequestTargetsQuery,
+)
 
 routes = web.RouteTableDef()
 _TARGET_FIELD = re.compile(r"^targets\[(\d+)\]")
@@ -55,10 +61,11 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/block-requests/{id}",
-        "One block request with targets and orders",
+        "One block request with a page of its targets and their orders",
         "block-requests",
         response_model=BlockRequestOut,
-        errors=(401, 403, 404),
+        query_model=RequestTargetsQuery,
+        errors=(401, 403, 404, 422),
     ),
 ]
 
@@ -139,9 +146,10 @@ async def list_block_requests(request: web.Request) -> web.Response:
 
 @routes.get(r"/v1/block-requests/{id:\d+}")
 async def get_block_request(request: web.Request) -> web.Response:
-    """One request by id."""
+    """One request by id, with a page of its targets (`after`, `limit`)."""
     principal = await principal_of(request)
     request_id = int(request.match_info["id"])
     if request_id > 2**63 - 1:
         raise NotFound(f"no block request {request_id}")
-    return json_response(await views.get_request(request.app[STORE], principal, request_id))
+    page = query_model(request, RequestTargetsQuery)
+    return json_response(await views.get_request(request.app[STORE], principal, request_id, page))
