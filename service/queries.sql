@@ -306,6 +306,16 @@ WHERE o.id IN (SELECT id FROM orders WHERE status = 'queued' AND attempts > 0
                LIMIT 5000 FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.target_id;
 
+-- name: replica_freshness
+-- Asked of the read replica (service.read_store.replica_fresh decides): whether it is a
+-- standby, whether it has replayed all it received while still streaming, and the age of the
+-- last transaction it replayed.
+SELECT pg_is_in_recovery() AS standby,
+       coalesce(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+                AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+                false) AS caught_up,
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag_s;
+
 -- name: request_get
 SELECT id, unit_code, case_ref, category, action, priority, legal_basis, note, reason, force,
        status, target_count, created_at, updated_at, decided_at, decision_reason

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from service import grievances, stats, views
 from service.auth import require
-from service.http.context import STORE, principal_of
+from service.http.context import SETTINGS, STORE, principal_of
+from service.http.exports import csv_stream, csv_text
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
 from service.models import BlockRequestQuery
@@ -116,24 +117,17 @@ async def get_stats(request: web.Request) -> web.Response:
 async def get_stats_csv(request: web.Request) -> web.Response:
     """Counts as CSV."""
     report = await _report(request)
-    return _csv(stats.to_csv(report), "stats.csv")
+    return csv_text(stats.to_csv(report), "stats.csv")
 
 
 @routes.get("/v1/block-requests.csv")
-async def get_requests_csv(request: web.Request) -> web.Response:
-    """Every request matching the filters, as CSV (all pages)."""
+async def get_requests_csv(request: web.Request) -> web.StreamResponse:
+    """Every request matching the filters, as CSV (all pages), streamed."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    return _csv(await views.requests_csv(request.app[STORE], principal, q), "block-requests.csv")
-
-
-def _csv(text: str, name: str) -> web.Response:
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    chunk_rows = request.app[SETTINGS].export_chunk_rows
+    rows = views.request_csv_rows(request.app[STORE], principal, q, chunk_rows)
+    return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
 @routes.get("/v1/operators")

@@ -16,6 +16,7 @@ from service import cases, intake, target_lines, views
 from service.errors import DomainError, Invalid
 from service.http.block_requests import submit
 from service.http.context import SETTINGS, STORE
+from service.http.exports import csv_stream
 from service.http.problems import validation_errors
 from service.models import (
     REQUEST_STATUSES,
@@ -86,13 +87,9 @@ async def request_list_csv(
 ) -> web.StreamResponse:
     """The listed requests (all pages, same filters) as a CSV download."""
     q = _query(request, with_cursor=False)
-    text = await views.requests_csv(request.app[STORE], session.principal, q)
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="block-requests.csv"'},
-    )
+    chunk_rows = request.app[SETTINGS].export_chunk_rows
+    rows = views.request_csv_rows(request.app[STORE], session.principal, q, chunk_rows)
+    return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
 async def _categories(request: web.Request) -> list[str]:
