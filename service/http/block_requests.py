@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from service import intake, linkage, views
 from service.errors import Invalid, NotFound
-from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
+from service.http.context import BULK_GATE, INTAKE, READS, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import (
     json_response,
@@ -141,7 +141,7 @@ async def list_block_requests(request: web.Request) -> web.Response:
     """A page of requests matching the filters."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    return json_response(await views.list_requests(request.app[STORE], principal, q))
+    return json_response(await views.list_requests(request.app[READS], principal, q))
 
 
 @routes.get(r"/v1/block-requests/{id:\d+}")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from service import sla, zone_report
 from service.case_models import SlaQuery, SlaReport, ZoneQuery, ZoneReport
-from service.http.context import STORE, principal_of
+from service.http.context import READS, principal_of
 from service.http.exports import csv_text
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
@@ -65,7 +65,7 @@ OPERATIONS = [
 async def _zone(request: web.Request) -> ZoneReport:
     principal = await principal_of(request)
     q = query_model(request, ZoneQuery)
-    return await zone_report.zone_report(request.app[STORE], principal, start=q.start, end=q.end)
+    return await zone_report.zone_report(request.app[READS], principal, start=q.start, end=q.end)
 
 
 @routes.get("/v1/reports/zone")
@@ -97,7 +97,7 @@ async def _sla(request: web.Request) -> SlaReport:
     principal = await principal_of(request)
     q = query_model(request, SlaQuery)
     return await sla.sla_report(
-        request.app[STORE],
+        request.app[READS],
         principal,
         start=q.start,
         end=q.end,

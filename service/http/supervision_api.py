@@ -8,7 +8,7 @@ from aiohttp import web
 
 from service import grievances, stats, views
 from service.auth import require
-from service.http.context import SETTINGS, STORE, principal_of
+from service.http.context import READS, SETTINGS, principal_of
 from service.http.exports import csv_stream, csv_text
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
@@ -96,7 +96,7 @@ async def _report(request: web.Request) -> dict[str, Any]:
     principal = await principal_of(request)
     q = query_model(request, StatsQuery)
     return await stats.blocking_counts(
-        request.app[STORE],
+        request.app[READS],
         principal,
         start=q.start,
         end=q.end,
@@ -126,7 +126,7 @@ async def get_requests_csv(request: web.Request) -> web.StreamResponse:
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
     chunk_rows = request.app[SETTINGS].export_chunk_rows
-    rows = views.request_csv_rows(request.app[STORE], principal, q, chunk_rows)
+    rows = views.request_csv_rows(request.app[READS], principal, q, chunk_rows)
     return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
@@ -134,16 +134,16 @@ async def get_requests_csv(request: web.Request) -> web.StreamResponse:
 async def get_operators(request: web.Request) -> web.Response:
     """Per operator: breaker, backlog, failures and time to acknowledge."""
     principal = await principal_of(request)
-    return json_response(await stats.operator_health(request.app[STORE], principal))
+    return json_response(await stats.operator_health(request.app[READS], principal))
 
 
 async def _attention(request: web.Request, which: stats.Attention) -> web.Response:
     principal = await principal_of(request)
     require(principal, "supervisor")  # case data: targets and their requests
     q = query_model(request, AttentionQuery)
-    page = await stats.attention(request.app[STORE], principal, which, q)
+    page = await stats.attention(request.app[READS], principal, which, q)
     if which == "overdue" and q.after is None and principal.role == "supervisor":
-        page.grievances = await grievances.overdue(request.app[STORE], principal)
+        page.grievances = await grievances.overdue(request.app[READS], principal)
     return json_response(page)
 
 
@@ -165,4 +165,4 @@ async def get_audit(request: web.Request) -> web.Response:
     about configuration (operators, tokens), not those about cases."""
     principal = await principal_of(request)
     q = query_model(request, AuditQuery)
-    return json_response(await stats.audit_page(request.app[STORE], principal, q))
+    return json_response(await stats.audit_page(request.app[READS], principal, q))

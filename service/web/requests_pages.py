@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from service import cases, intake, target_lines, views
 from service.errors import DomainError, Invalid
 from service.http.block_requests import submit
-from service.http.context import SETTINGS, STORE
+from service.http.context import READS, SETTINGS, STORE
 from service.http.exports import csv_stream
 from service.http.problems import validation_errors
 from service.models import (
@@ -88,7 +88,7 @@ async def request_list_csv(
     """The listed requests (all pages, same filters) as a CSV download."""
     q = _query(request, with_cursor=False)
     chunk_rows = request.app[SETTINGS].export_chunk_rows
-    rows = views.request_csv_rows(request.app[STORE], session.principal, q, chunk_rows)
+    rows = views.request_csv_rows(request.app[READS], session.principal, q, chunk_rows)
     return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
