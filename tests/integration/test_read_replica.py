@@ -2,12 +2,14 @@
 
 A second database of the test server stands in for the replica, reached through a loopback
 proxy that can be stopped: its contents differ from the primary's, so every answer shows
-which of the two gave it.
+which of the two gave it. Then a real streaming standby (pg_basebackup of an embedded primary,
+as bench.failover makes it) is read from while it keeps up, and left alone while it lags.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,10 +18,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from bench.failover import primary_and_standby
+from service import auth, db
 from service.http.app import create_app
-from service.read_store import replica_fresh
+from service.http.context import READS
+from service.read_store import ReadStore, replica_fresh
 from service.settings import Settings
+from service.store import Store
 from tests.conftest import TEMPLATE, Tokens, _with_database, body
+from tests.integration.dispatch_kit import eventually
 from tests.integration.pg_proxy import pg_proxy
 
 Client = TestClient[Any, Any]
@@ -135,3 +142,72 @@ def test_which_replica_is_fresh_enough(
     standby: bool, caught_up: bool, lag_s: float | None, fresh: bool
 ) -> None:
     assert replica_fresh(standby=standby, caught_up=caught_up, lag_s=lag_s, max_lag_s=5.0) == fresh
+
+
+async def test_a_streaming_standby_is_read_while_it_keeps_up_and_not_once_it_lags(
+    tmp_path: Path,
+) -> None:
+    with primary_and_standby() as (both, server, standby_dir):
+        primary_url = f"postgresql://postgres@/postgres?host={server.pgdata}"
+        standby_url = f"postgresql://postgres@/postgres?host={standby_dir}"
+        settings = Settings(
+            database_url=both,  # several hosts, target_session_attrs=read-write
+            database_read_url=standby_url,
+            data_dir=tmp_path,
+            run_dispatcher=False,
+            log_format="console",
+            read_check_interval_s=0.1,
+            read_max_lag_s=0.3,
+        )
+        app = create_app(settings)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            pool = await db.create_pool(primary_url, 1, 2)
+            try:
+                _, secret = await auth.create_token(
+                    Store(pool), role="investigator", name="t", unit="jammu"
+                )
+            finally:
+                await pool.close()
+            headers = {"Authorization": f"Bearer {secret}"}
+            reads = app[READS]
+            assert isinstance(reads, ReadStore)
+
+            async def file(number: str) -> int:
+                resp = await client.post(
+                    "/v1/block-requests", headers=headers, json=body(("msisdn", number))
+                )
+                assert resp.status == 201, await resp.text()
+                return int((await resp.json())["id"])
+
+            first = await file(NUMBER)
+
+            async def replayed() -> bool:
+                return await _listed(client, headers) == [first]
+
+            # an idle standby that has replayed everything is fresh, however old its last replay
+            await eventually(reads.check, "the caught-up standby is read from")
+            await eventually(replayed, "the standby replays the first request")
+
+            standby = await asyncpg.connect(standby_url)
+            try:
+                await standby.execute("SELECT pg_wal_replay_pause()")
+                second = await file("9876543211")
+
+                async def stale() -> bool:
+                    return not reads.fresh
+
+                await eventually(stale, "a standby behind by more than the bound is left alone")
+                # the primary answers: the standby has not replayed the second request yet
+                assert await _listed(client, headers) == [second, first]
+                assert not await standby.fetchval(
+                    "SELECT count(*) FROM block_requests WHERE id = $1", second
+                )
+                await standby.execute("SELECT pg_wal_replay_resume()")
+
+                async def fresh() -> bool:
+                    return reads.fresh
+
+                await eventually(fresh, "the standby is read from again once it catches up")
+                assert await _listed(client, headers) == [second, first]
+            finally:
+                await standby.close()
