@@ -103,13 +103,19 @@ class ReadStore(Store):
         self._mark(fresh, lag_s=None if lag_s is None else round(lag_s, 3))
         return fresh
 
+    async def refresh(self) -> bool:
+        """`check`, with a replica that refuses the question (a permission, not a server away)
+        logged as an error and left unused."""
+        try:
+            return await self.check()
+        except StoreError as exc:
+            log.error("db.replica_check_failed", error=str(exc))
+            self._mark(False, error=str(exc))
+            return False
+
     async def watch(self, stop: asyncio.Event) -> None:
         """Check the replica every `check_every_s` until `stop` is set."""
         while not stop.is_set():
-            try:
-                await self.check()
-            except StoreError as exc:  # a query the replica refused: not a replica to use
-                log.error("db.replica_check_failed", error=str(exc))
-                self._mark(False, error=str(exc))
+            await self.refresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._check_every_s)

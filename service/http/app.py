@@ -123,7 +123,7 @@ async def _replica(app: web.Application) -> AsyncIterator[None]:
     assert isinstance(reads, ReadStore) and settings.database_read_url
     pool = await db.create_pool(settings.database_read_url, 0, settings.pool_max_size)
     reads.bind_replica(pool)
-    await reads.check()
+    await reads.refresh()
     stop = asyncio.Event()
     task = asyncio.create_task(reads.watch(stop), name="replica-watch")
     try:

@@ -14,6 +14,7 @@ from service.http.app import create_app
 from service.settings import Settings
 from service.store import Store
 from tests.conftest import Tokens
+from tests.integration.dispatch_kit import eventually
 
 Client = TestClient[Any, Any]
 ROWS = 3000
@@ -137,3 +138,24 @@ async def test_an_export_refused_before_its_first_byte_is_a_problem(
         assert resp.content_type == "application/problem+json"
     bad = await small_chunks.get("/v1/block-requests.csv?status=x", headers=tokens["supervisor"])
     assert bad.status == 422 and bad.content_type == "application/problem+json"
+
+
+async def test_a_client_leaving_mid_export_frees_the_database_session(
+    small_chunks: Client, tokens: Tokens, store: Store
+) -> None:
+    await _seed(store, ROWS)
+    resp = await small_chunks.get("/v1/block-requests.csv", headers=tokens["supervisor"])
+    assert resp.status == 200
+    await resp.content.readany()
+    resp.close()  # gone after the first bytes
+
+    async def cursor_closed() -> bool:
+        held = await store.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        )
+        return bool(held == 0)
+
+    await eventually(cursor_closed, "the export's transaction ends")
+    listed = await small_chunks.get("/v1/block-requests?limit=1", headers=tokens["supervisor"])
+    assert listed.status == 200
