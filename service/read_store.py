@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
-from service.store import Store, StoreError, unavailable
+from service.store import Row, Store, StoreError, StoreUnavailable, unavailable
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 def replica_fresh(*, standby: bool, caught_up: bool, lag_s: float | None, max_lag_s: float) -> bool:
@@ -67,6 +68,61 @@ class ReadStore(Store):
         finally:
             await self._replica.release(conn)
 
+    async def _on_replica(self, read: Callable[[Store], Awaitable[T]]) -> T:
+        """Run `read` here; when it went to the replica and lost it (a server stopped under a
+        pooled connection fails only when asked), once more on the primary."""
+        tried_replica = self.fresh
+        try:
+            return await read(self)
+        except StoreUnavailable as exc:
+            if not tried_replica:
+                raise
+            await self._lost(exc)
+        return await read(self._primary)
+
+    async def _lost(self, exc: BaseException) -> None:
+        """The replica stopped answering: unused until a check finds it fresh, and its pooled
+        connections dropped rather than each failing a read of its own."""
+        self._mark(False, error=str(exc) or type(exc).__name__)
+        if self._replica is not None:
+            await self._replica.expire_connections()
+
+    async def fetch(self, name: str, *args: Any) -> list[Row]:
+        """One named query on the replica (or the primary), all rows."""
+        return await self._on_replica(lambda store: Store.fetch(store, name, *args))
+
+    async def fetchrow(self, name: str, *args: Any) -> Row | None:
+        """One named query on the replica (or the primary), first row."""
+        return await self._on_replica(lambda store: Store.fetchrow(store, name, *args))
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        """One named query on the replica (or the primary), first value."""
+        return await self._on_replica(lambda store: Store.fetchval(store, name, *args))
+
+    async def stream(
+        self, name: str, *args: Any, chunk_rows: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """`Store.stream` on the replica; on the primary when the replica is lost before the
+        first chunk (after it, the export is cut short like any other failure)."""
+        tried_replica, started = self.fresh, False
+        try:
+            async with contextlib.aclosing(
+                Store.stream(self, name, *args, chunk_rows=chunk_rows)
+            ) as rows:
+                async for chunk in rows:
+                    started = True
+                    yield chunk
+            return
+        except StoreUnavailable as exc:
+            if started or not tried_replica:
+                raise
+            await self._lost(exc)
+        async with contextlib.aclosing(
+            self._primary.stream(name, *args, chunk_rows=chunk_rows)
+        ) as rows:
+            async for chunk in rows:
+                yield chunk
+
     async def _replica_connection(self) -> asyncpg.pool.PoolConnectionProxy[Any] | None:
         """A replica connection, or None (and the replica unused until a check finds it fresh
         again) when it cannot be had within one check interval."""
@@ -76,7 +132,7 @@ class ReadStore(Store):
         except Exception as exc:
             if not (isinstance(exc, TimeoutError) or unavailable(exc)):
                 raise
-            self._mark(False, error=str(exc) or type(exc).__name__)
+            await self._lost(exc)
             return None
 
     async def check(self) -> bool:
