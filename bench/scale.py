@@ -266,15 +266,17 @@ async def explain_pass(
     return rows
 
 
-async def export_memory(base: str, tok: str, pid: int) -> dict[str, Any]:
-    """Stream the whole request export; its rows, seconds, and the service's peak RSS."""
+async def export_memory(base: str, tok: str, pid: int, query: str = "") -> dict[str, Any]:
+    """Stream the request export (all of it, or as `query` filters it); its rows, seconds, and
+    the service's peak RSS."""
     before = common.peak_rss_mb(pid)
     t0 = time.perf_counter()
     rows = 0
     size = 0
+    path = f"{base}/v1/block-requests.csv{query}"
     async with (
         common.http_session() as s,
-        s.get(f"{base}/v1/block-requests.csv", headers={"Authorization": f"Bearer {tok}"}) as r,
+        s.get(path, headers={"Authorization": f"Bearer {tok}"}) as r,
     ):
         async for line in r.content:
             rows += 1

@@ -228,7 +228,15 @@ class BlockRequestOut(BaseModel):
     updated_at: datetime
     decided_at: datetime | None = None
     decision_reason: str | None = None
-    targets: list[RequestTargetOut]
+    targets: list[RequestTargetOut] = Field(
+        description="A page of the request's targets in the order they were submitted "
+        "(target_count counts them all); the filing's own answer carries every target."
+    )
+    next_after: int | None = Field(
+        default=None,
+        description="More targets follow: pass this as `after` for the next page (the last "
+        "target's index); null on the last page.",
+    )
 
 
 class BlockRequestSummary(BaseModel):
@@ -265,6 +273,16 @@ class BlockRequestQuery(BaseModel):
     created_to: Instant | None = Field(default=None, alias="to")
     limit: Integer = Field(default=50, ge=1, le=500)
     after: Id | None = Field(default=None, description="Cursor: the last id seen.")
+
+
+class RequestTargetsQuery(BaseModel):
+    """Which page of a request's targets to show, in the order they were submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: Integer | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="Cursor: the last target's index seen."
+    )
+    limit: Integer = Field(default=100, ge=1, le=1000)
 
 
 class TargetCaseOut(BaseModel):

@@ -323,15 +323,36 @@ WHERE o.id IN (SELECT id FROM orders WHERE status = 'queued' AND attempts > 0
                LIMIT 5000 FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.target_id;
 
+-- name: replica_freshness
+-- Asked of the read replica (service.read_store.replica_fresh decides): whether it is a
+-- standby, whether it has replayed all it received while still streaming, and the age of the
+-- last transaction it replayed.
+SELECT pg_is_in_recovery() AS standby,
+       coalesce(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+                AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+                false) AS caught_up,
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag_s;
+
 -- name: request_get
 SELECT id, unit_code, case_ref, category, action, priority, legal_basis, note, reason, force,
        status, target_count, created_at, updated_at, decided_at, decision_reason
 FROM block_requests WHERE id = $1;
 
 -- name: request_targets_of
+-- A page of request $1's targets in submitted order: after position $2 (null: from the
+-- first), at most $3.
 SELECT rt.position, rt.submitted_value, rt.outcome, rt.target_id, t.kind, t.value, t.state
 FROM request_targets rt JOIN targets t ON t.id = rt.target_id
-WHERE rt.request_id = $1 ORDER BY rt.position;
+WHERE rt.request_id = $1 AND ($2::integer IS NULL OR rt.position > $2)
+ORDER BY rt.position LIMIT $3;
+
+-- name: request_targets_named
+-- Those of the targets ($2 kinds, $3 values) that request $1 named.
+SELECT t.kind, t.value
+FROM request_targets rt JOIN targets t ON t.id = rt.target_id
+WHERE rt.request_id = $1
+  AND (t.kind, t.value) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ORDER BY rt.position;
 
 -- name: request_list
 SELECT id, unit_code, case_ref, category, action, priority, status, target_count, created_at,

@@ -30,6 +30,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FRAUDBLOCK_DATABASE_URL"),
         description="Postgres URL; without it an embedded Postgres is started.",
     )
+    database_read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_READ_URL", "FRAUDBLOCK_DATABASE_READ_URL"),
+        description="A streaming replica for read-only endpoints (stats, reports, exports, "
+        "audit, lists, target look-ups); the primary answers them while it is down or lagging.",
+    )
+    read_max_lag_s: float = Field(
+        default=5.0, gt=0, description="A replica further behind than this is not read from."
+    )
+    read_check_interval_s: float = Field(
+        default=2.0, gt=0, description="How often the replica's lag is checked."
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Embedded Postgres data.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -93,6 +105,11 @@ class Settings(BaseSettings):
         gt=0,
         description="A handset seen with more distinct numbers than this in one day is flagged "
         "(a possible SIM box or cloned IMEI): blocking it needs a supervisor's approval.",
+    )
+    export_chunk_rows: int = Field(
+        default=1000,
+        gt=0,
+        description="CSV exports read and send this many rows at a time (their memory bound).",
     )
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)

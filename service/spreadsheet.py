@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -31,3 +32,12 @@ class Writer:
     def writerow(self, row: Iterable[Any]) -> None:
         """Write one row."""
         self._w.writerow([neutral(v) for v in row])
+
+
+def text(rows: Iterable[Iterable[Any]]) -> str:
+    """Rows as CSV text, neutralised like `Writer`'s (a chunk of a streamed export)."""
+    out = io.StringIO()
+    w = Writer(out)
+    for row in rows:
+        w.writerow(row)
+    return out.getvalue()

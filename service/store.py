@@ -7,7 +7,7 @@ import contextlib
 import importlib.resources
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
@@ -181,11 +181,17 @@ class Store:
         return self._pool
 
     @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+        """A pooled connection for one unit of work (a read store may choose another pool)."""
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A transaction on a pooled connection; commits on success (unless `Tx.commit_with`
         already did), rolls back on any error."""
         try:
-            async with self.pool.acquire() as conn:
+            async with self._acquire() as conn:
                 await conn.execute("BEGIN")
                 try:
                     yield Tx(conn, self.queries)
@@ -218,8 +224,28 @@ class Store:
     async def connection(self) -> AsyncIterator[Tx]:
         """A pooled connection without an explicit transaction (autocommit)."""
         try:
-            async with self.pool.acquire() as conn:
+            async with self._acquire() as conn:
                 yield Tx(conn, self.queries)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def stream(
+        self, name: str, *args: Any, chunk_rows: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """A named query's rows, `chunk_rows` at a time, from a server-side cursor in one
+        read-only snapshot: memory stays one chunk whatever the number of rows. The connection
+        is held until the iteration ends (close it with `contextlib.aclosing`)."""
+        try:
+            async with self._acquire() as conn:
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    cursor = await conn.cursor(self.queries[name], *args)
+                    while rows := await cursor.fetch(chunk_rows):
+                        yield rows
+                finally:
+                    if _in_open_transaction(conn):
+                        with contextlib.suppress(*_DRIVER_ERRORS):
+                            await conn.execute("ROLLBACK")
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 

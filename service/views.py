@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
 
-from service import spreadsheet
 from service.auth import Principal
 from service.errors import Forbidden, NotFound
 from service.identifiers import InvalidTarget, normalize_target
@@ -17,6 +18,7 @@ from service.models import (
     BlockRequestSummary,
     OrderOut,
     RequestTargetOut,
+    RequestTargetsQuery,
     TargetCaseOut,
     TargetOut,
 )
@@ -59,10 +61,18 @@ async def _visible_head(store: Store, principal: Principal, request_id: int) -> 
     return head
 
 
-async def get_request(store: Store, principal: Principal, request_id: int) -> BlockRequestOut:
-    """One request with its targets and their latest order per operator."""
+async def get_request(
+    store: Store,
+    principal: Principal,
+    request_id: int,
+    page: RequestTargetsQuery | None = None,
+) -> BlockRequestOut:
+    """One request with a page of its targets and their latest order per operator."""
+    page = page or RequestTargetsQuery()
     head = await _visible_head(store, principal, request_id)
-    rows = await store.fetch("request_targets_of", request_id)
+    rows = await store.fetch("request_targets_of", request_id, page.after, page.limit + 1)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
     orders: dict[int, list[OrderOut]] = {}
     if rows:
         latest = await store.fetch("orders_latest_for_targets", [r["target_id"] for r in rows])
@@ -97,7 +107,19 @@ async def get_request(store: Store, principal: Principal, request_id: int) -> Bl
             )
             for r in rows
         ],
+        next_after=rows[-1]["position"] if more else None,
     )
+
+
+async def targets_named(
+    store: Store, principal: Principal, request_id: int, named: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Those of the (kind, value) pairs that the request named, in its order."""
+    await _visible_head(store, principal, request_id)
+    rows = await store.fetch(
+        "request_targets_named", request_id, [k for k, _ in named], [v for _, v in named]
+    )
+    return [(r["kind"], r["value"]) for r in rows]
 
 
 async def list_requests(
@@ -209,43 +231,54 @@ async def request_timeline(
     return await store.fetch("console_request_timeline", request_id, limit)
 
 
-async def requests_csv(store: Store, principal: Principal, q: BlockRequestQuery) -> str:
-    """Every request matching the filters (all pages), as CSV."""
-    out = io.StringIO()
-    w = spreadsheet.Writer(out)
-    w.writerow(
-        [
-            "id",
-            "unit",
-            "case_ref",
-            "category",
-            "action",
-            "priority",
-            "status",
-            "target_count",
-            "created_at",
-            "updated_at",
-        ]
+REQUEST_CSV_HEADER = (
+    "id",
+    "unit",
+    "case_ref",
+    "category",
+    "action",
+    "priority",
+    "status",
+    "target_count",
+    "created_at",
+    "updated_at",
+)
+
+
+async def request_csv_rows(
+    store: Store, principal: Principal, q: BlockRequestQuery, chunk_rows: int
+) -> AsyncGenerator[list[list[Any]], None]:
+    """Every request matching the filters (all pages, newest first), as CSV rows in chunks
+    (REQUEST_CSV_HEADER's columns), read through a cursor so none is held beyond its chunk."""
+    scope = _scope_unit(principal)
+    if scope is not None and q.unit is not None and q.unit != scope:
+        return
+    rows = store.stream(
+        "request_list",
+        scope or q.unit,
+        q.status,
+        q.category,
+        q.case_ref,
+        q.created_from,
+        q.created_to,
+        q.after,
+        None,  # no LIMIT
+        chunk_rows=chunk_rows,
     )
-    page = q.model_copy(update={"limit": 500})
-    while True:
-        result = await list_requests(store, principal, page)
-        for r in result.items:
-            w.writerow(
+    async with contextlib.aclosing(rows):
+        async for chunk in rows:
+            yield [
                 [
-                    r.id,
-                    r.unit,
-                    r.case_ref,
-                    r.category,
-                    r.action,
-                    r.priority,
-                    r.status,
-                    r.target_count,
-                    r.created_at.isoformat(),
-                    r.updated_at.isoformat(),
+                    r["id"],
+                    r["unit_code"],
+                    r["case_ref"],
+                    r["category"],
+                    r["action"],
+                    r["priority"],
+                    r["status"],
+                    r["target_count"],
+                    r["created_at"].isoformat(),
+                    r["updated_at"].isoformat(),
                 ]
-            )
-        if result.next_after is None:
-            break
-        page = page.model_copy(update={"after": result.next_after})
-    return out.getvalue()
+                for r in chunk
+            ]

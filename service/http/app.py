@@ -36,6 +36,7 @@ from service.http.context import (
     ESCALATION_SENDER,
     INTAKE,
     OPENAPI,
+    READS,
     SETTINGS,
     STORE,
     TOKENS,
@@ -45,6 +46,7 @@ from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
 from service.http.problems import BODY_READ_TIMEOUT, json_response
 from service.intake_batcher import IntakeBatcher
+from service.read_store import ReadStore
 from service.settings import Settings
 from service.store import Store
 from service.web.metrics import METRICS, worker_metrics_app
@@ -84,6 +86,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[BODY_READ_TIMEOUT] = settings.body_read_timeout_s
     app[STORE] = Store()
+    app[READS] = app[STORE]
+    if settings.database_read_url:
+        app[READS] = ReadStore(
+            app[STORE],
+            max_lag_s=settings.read_max_lag_s,
+            check_every_s=settings.read_check_interval_s,
+        )
     app[DISPATCHER] = []
     app[BULK_GATE] = asyncio.Semaphore(settings.concurrent_bulk_requests)
     app[TOKENS] = TokenCache()
@@ -104,12 +113,32 @@ def create_app(settings: Settings) -> web.Application:
     add_docs_routes(app, openapi_url="/openapi.json")
     console.setup(app)
     app.cleanup_ctx.append(_database)
+    if settings.database_read_url:
+        app.cleanup_ctx.append(_replica)
     app.cleanup_ctx.append(_tokens)
     app.cleanup_ctx.append(_intake)
     if settings.run_dispatcher:
         app.cleanup_ctx.append(_dispatcher)
         app.cleanup_ctx.append(_escalations)
     return app
+
+
+async def _replica(app: web.Application) -> AsyncIterator[None]:
+    """The read replica's pool (connecting when first used: a replica down at start-up is
+    used once it answers) and the watch on its lag."""
+    settings, reads = app[SETTINGS], app[READS]
+    assert isinstance(reads, ReadStore) and settings.database_read_url
+    pool = await db.create_pool(settings.database_read_url, 0, settings.pool_max_size)
+    reads.bind_replica(pool)
+    await reads.refresh()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reads.watch(stop), name="replica-watch")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await pool.close()
 
 
 async def _tokens(app: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from service import intake, linkage, views
 from service.errors import Invalid, NotFound
-from service.http.context import BULK_GATE, INTAKE, SETTINGS, STORE, principal_of
+from service.http.context import BULK_GATE, INTAKE, READS, SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
 from service.http.problems import (
     json_response,
@@ -20,7 +20,13 @@ from service.http.problems import (
     read_body,
     validation_errors,
 )
-from service.models import BlockRequestIn, BlockRequestOut, BlockRequestPage, BlockRequestQuery
+from service.models import (
+    BlockRequestIn,
+    BlockRequestOut,
+    BlockRequestPage,
+    BlockRequestQuery,
+    RequestTargetsQuery,
+)
 
 routes = web.RouteTableDef()
 _TARGET_FIELD = re.compile(r"^targets\[(\d+)\]")
@@ -55,10 +61,11 @@ OPERATIONS = [
     Operation(
         "GET",
         "/v1/block-requests/{id}",
-        "One block request with targets and orders",
+        "One block request with a page of its targets and their orders",
         "block-requests",
         response_model=BlockRequestOut,
-        errors=(401, 403, 404),
+        query_model=RequestTargetsQuery,
+        errors=(401, 403, 404, 422),
     ),
 ]
 
@@ -134,14 +141,15 @@ async def list_block_requests(request: web.Request) -> web.Response:
     """A page of requests matching the filters."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    return json_response(await views.list_requests(request.app[STORE], principal, q))
+    return json_response(await views.list_requests(request.app[READS], principal, q))
 
 
 @routes.get(r"/v1/block-requests/{id:\d+}")
 async def get_block_request(request: web.Request) -> web.Response:
-    """One request by id."""
+    """One request by id, with a page of its targets (`after`, `limit`)."""
     principal = await principal_of(request)
     request_id = int(request.match_info["id"])
     if request_id > 2**63 - 1:
         raise NotFound(f"no block request {request_id}")
-    return json_response(await views.get_request(request.app[STORE], principal, request_id))
+    page = query_model(request, RequestTargetsQuery)
+    return json_response(await views.get_request(request.app[STORE], principal, request_id, page))

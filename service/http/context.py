@@ -16,6 +16,8 @@ from service.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
+# where read-only endpoints query: the replica's ReadStore with DATABASE_READ_URL, else STORE
+READS = web.AppKey("reads", Store)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 DISPATCHER = web.AppKey("dispatcher", list[Dispatcher])
 BULK_GATE = web.AppKey("bulk_gate", asyncio.Semaphore)

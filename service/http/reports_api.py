@@ -6,7 +6,8 @@ from aiohttp import web
 
 from service import sla, zone_report
 from service.case_models import SlaQuery, SlaReport, ZoneQuery, ZoneReport
-from service.http.context import STORE, principal_of
+from service.http.context import READS, principal_of
+from service.http.exports import csv_text
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
 
@@ -61,19 +62,10 @@ OPERATIONS = [
 ]
 
 
-def _csv(text: str, name: str) -> web.Response:
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
 async def _zone(request: web.Request) -> ZoneReport:
     principal = await principal_of(request)
     q = query_model(request, ZoneQuery)
-    return await zone_report.zone_report(request.app[STORE], principal, start=q.start, end=q.end)
+    return await zone_report.zone_report(request.app[READS], principal, start=q.start, end=q.end)
 
 
 @routes.get("/v1/reports/zone")
@@ -86,7 +78,7 @@ async def get_zone(request: web.Request) -> web.Response:
 @routes.get("/v1/reports/zone.csv")
 async def get_zone_csv(request: web.Request) -> web.Response:
     """The zone report as CSV."""
-    return _csv(zone_report.to_csv(await _zone(request)), "zone-report.csv")
+    return csv_text(zone_report.to_csv(await _zone(request)), "zone-report.csv")
 
 
 @routes.get("/v1/reports/zone.html")
@@ -105,7 +97,7 @@ async def _sla(request: web.Request) -> SlaReport:
     principal = await principal_of(request)
     q = query_model(request, SlaQuery)
     return await sla.sla_report(
-        request.app[STORE],
+        request.app[READS],
         principal,
         start=q.start,
         end=q.end,
@@ -123,4 +115,4 @@ async def get_sla(request: web.Request) -> web.Response:
 @routes.get("/v1/sla.csv")
 async def get_sla_csv(request: web.Request) -> web.Response:
     """The SLA report as CSV."""
-    return _csv(sla.to_csv(await _sla(request)), "sla.csv")
+    return csv_text(sla.to_csv(await _sla(request)), "sla.csv")

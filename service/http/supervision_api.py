@@ -8,7 +8,8 @@ from aiohttp import web
 
 from service import grievances, stats, views
 from service.auth import require
-from service.http.context import STORE, principal_of
+from service.http.context import READS, SETTINGS, principal_of
+from service.http.exports import csv_stream, csv_text
 from service.http.openapi import Operation
 from service.http.problems import json_response, query_model
 from service.models import BlockRequestQuery
@@ -95,7 +96,7 @@ async def _report(request: web.Request) -> dict[str, Any]:
     principal = await principal_of(request)
     q = query_model(request, StatsQuery)
     return await stats.blocking_counts(
-        request.app[STORE],
+        request.app[READS],
         principal,
         start=q.start,
         end=q.end,
@@ -116,40 +117,33 @@ async def get_stats(request: web.Request) -> web.Response:
 async def get_stats_csv(request: web.Request) -> web.Response:
     """Counts as CSV."""
     report = await _report(request)
-    return _csv(stats.to_csv(report), "stats.csv")
+    return csv_text(stats.to_csv(report), "stats.csv")
 
 
 @routes.get("/v1/block-requests.csv")
-async def get_requests_csv(request: web.Request) -> web.Response:
-    """Every request matching the filters, as CSV (all pages)."""
+async def get_requests_csv(request: web.Request) -> web.StreamResponse:
+    """Every request matching the filters, as CSV (all pages), streamed."""
     principal = await principal_of(request)
     q = query_model(request, BlockRequestQuery)
-    return _csv(await views.requests_csv(request.app[STORE], principal, q), "block-requests.csv")
-
-
-def _csv(text: str, name: str) -> web.Response:
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    chunk_rows = request.app[SETTINGS].export_chunk_rows
+    rows = views.request_csv_rows(request.app[READS], principal, q, chunk_rows)
+    return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
 @routes.get("/v1/operators")
 async def get_operators(request: web.Request) -> web.Response:
     """Per operator: breaker, backlog, failures and time to acknowledge."""
     principal = await principal_of(request)
-    return json_response(await stats.operator_health(request.app[STORE], principal))
+    return json_response(await stats.operator_health(request.app[READS], principal))
 
 
 async def _attention(request: web.Request, which: stats.Attention) -> web.Response:
     principal = await principal_of(request)
     require(principal, "supervisor")  # case data: targets and their requests
     q = query_model(request, AttentionQuery)
-    page = await stats.attention(request.app[STORE], principal, which, q)
+    page = await stats.attention(request.app[READS], principal, which, q)
     if which == "overdue" and q.after is None and principal.role == "supervisor":
-        page.grievances = await grievances.overdue(request.app[STORE], principal)
+        page.grievances = await grievances.overdue(request.app[READS], principal)
     return json_response(page)
 
 
@@ -171,4 +165,4 @@ async def get_audit(request: web.Request) -> web.Response:
     about configuration (operators, tokens), not those about cases."""
     principal = await principal_of(request)
     q = query_model(request, AuditQuery)
-    return json_response(await stats.audit_page(request.app[STORE], principal, q))
+    return json_response(await stats.audit_page(request.app[READS], principal, q))

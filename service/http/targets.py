@@ -6,7 +6,7 @@ from aiohttp import web
 
 from service import views
 from service.errors import NotFound
-from service.http.context import SETTINGS, STORE, principal_of
+from service.http.context import READS, SETTINGS, principal_of
 from service.http.openapi import Operation
 from service.http.problems import json_response
 from service.models import TargetOut
@@ -32,7 +32,7 @@ async def get_target(request: web.Request) -> web.Response:
     if kind not in ("msisdn", "imei"):
         raise NotFound(f"unknown target kind {kind!r}; use msisdn or imei")
     target = await views.get_target(
-        request.app[STORE],
+        request.app[READS],
         principal,
         kind,
         request.match_info["value"],

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any, get_args
 
 from aiohttp import web
 
-from service import acks, spreadsheet
+from service import acks
 from service.auth import require
 from service.errors import Invalid
-from service.http.context import STORE
+from service.http.context import SETTINGS, STORE
+from service.http.exports import csv_stream
 from service.ports import AckStatus
 from service.sessions import Session
 from service.store import Tx
@@ -19,7 +21,7 @@ from service.web.pages import Form, page, render
 
 routes = web.RouteTableDef()
 PAGE_ROWS = 200
-CSV_ROWS = 50_000
+ORDER_CSV_HEADER = ("order_id", "action", "kind", "value", "urgent", "status", "seq", "ack_due_at")
 ANSWERS = ("blocked", "already_blocked", "not_subscriber", "unblocked", "rejected")
 
 
@@ -50,21 +52,36 @@ async def orders(request: web.Request, session: Session, form: Form) -> web.Stre
 async def orders_csv(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """The orders waiting for this operator, as CSV (to work through them offline)."""
     operator = _operator(session)
-    rows = await request.app[STORE].fetch("console_operator_orders", operator, CSV_ROWS)
-    out = io.StringIO()
-    w = spreadsheet.Writer(out)
-    w.writerow(["order_id", "action", "kind", "value", "urgent", "status", "seq", "ack_due_at"])
-    for r in rows:
-        due = r["ack_due_at"].isoformat() if r["ack_due_at"] else ""
-        w.writerow(
-            [r["id"], r["action"], r["kind"], r["value"], r["urgent"], r["status"], r["seq"], due]
-        )
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{operator}-orders.csv"'},
+    chunk_rows = request.app[SETTINGS].export_chunk_rows
+    return await csv_stream(
+        request,
+        f"{operator}-orders.csv",
+        ORDER_CSV_HEADER,
+        _order_rows(request, operator, chunk_rows),
     )
+
+
+async def _order_rows(
+    request: web.Request, operator: str, chunk_rows: int
+) -> AsyncGenerator[list[list[Any]], None]:
+    rows = request.app[STORE].stream(
+        "console_operator_orders", operator, None, chunk_rows=chunk_rows
+    )
+    async with contextlib.aclosing(rows):
+        async for chunk in rows:
+            yield [
+                [
+                    r["id"],
+                    r["action"],
+                    r["kind"],
+                    r["value"],
+                    r["urgent"],
+                    r["status"],
+                    r["seq"],
+                    r["ack_due_at"].isoformat() if r["ack_due_at"] else "",
+                ]
+                for r in chunk
+            ]
 
 
 @routes.post("/orders/ack")

@@ -15,12 +15,14 @@ from pydantic import ValidationError
 from service import cases, intake, target_lines, views
 from service.errors import DomainError, Invalid
 from service.http.block_requests import submit
-from service.http.context import SETTINGS, STORE
+from service.http.context import READS, SETTINGS, STORE
+from service.http.exports import csv_stream
 from service.http.problems import validation_errors
 from service.models import (
     REQUEST_STATUSES,
     BlockRequestIn,
     BlockRequestQuery,
+    RequestTargetsQuery,
     TargetIn,
 )
 from service.sessions import Session
@@ -29,7 +31,7 @@ from service.web.pages import Form, page, render, see_other
 
 routes = web.RouteTableDef()
 MAX_UPLOAD_BYTES = 1024 * 1024
-SHOWN_TARGETS = 500
+SHOWN_TARGETS = 200  # a page of a request's targets
 _FIELDS = ("case_ref", "category", "priority", "legal_basis", "note", "unit")
 _FILTERS = ("status", "category", "case_ref")
 
@@ -85,13 +87,9 @@ async def request_list_csv(
 ) -> web.StreamResponse:
     """The listed requests (all pages, same filters) as a CSV download."""
     q = _query(request, with_cursor=False)
-    text = await views.requests_csv(request.app[STORE], session.principal, q)
-    return web.Response(
-        text=text,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="block-requests.csv"'},
-    )
+    chunk_rows = request.app[SETTINGS].export_chunk_rows
+    rows = views.request_csv_rows(request.app[READS], session.principal, q, chunk_rows)
+    return await csv_stream(request, "block-requests.csv", views.REQUEST_CSV_HEADER, rows)
 
 
 async def _categories(request: web.Request) -> list[str]:
@@ -236,18 +234,29 @@ async def file_request(request: web.Request, session: Session, form: Form) -> we
     return see_other(f"/requests/{result.body['id']}")
 
 
+def _targets_page(request: web.Request) -> RequestTargetsQuery:
+    after = request.query.get("after", "").strip() or None
+    try:
+        return RequestTargetsQuery.model_validate({"after": after, "limit": SHOWN_TARGETS})
+    except ValidationError as exc:
+        raise Invalid("check the page of targets", validation_errors(exc)) from None
+
+
 async def _detail(request: web.Request, session: Session) -> dict[str, Any]:
     rid = _request_id(request)
-    req = await views.get_request(request.app[STORE], session.principal, rid)
+    page = _targets_page(request)
+    req = await views.get_request(request.app[STORE], session.principal, rid, page)
     timeline = await views.request_timeline(request.app[STORE], session.principal, rid)
     operators = sorted({o.operator for t in req.targets for o in t.orders})
-    shown = req.targets[:SHOWN_TARGETS]
     # a big request's page refreshes less often: each refresh renders every row shown
     every = 2 if len(req.targets) <= 200 else 10
+    here = "" if page.after is None else f"?after={page.after}"
     return {
         "req": req,
-        "targets": shown,
-        "hidden": len(req.targets) - len(shown),
+        "targets": req.targets,
+        "live_href": f"/requests/{rid}/live{here}",
+        "next_href": None if req.next_after is None else f"/requests/{rid}?after={req.next_after}",
+        "first_href": None if page.after is None else f"/requests/{rid}",
         "timeline": timeline,
         "operators": operators,
         "every": every,
@@ -275,11 +284,14 @@ async def request_live(request: web.Request, session: Session, form: Form) -> we
 async def unblock(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     """File an unblock, for the same case, of the targets ticked on the request's page."""
     settings = request.app[SETTINGS]
-    req = await views.get_request(request.app[STORE], session.principal, _request_id(request))
-    chosen = {v for v in form.getall("target", []) if isinstance(v, str)}
-    targets = [
-        TargetIn(kind=t.kind, value=t.value) for t in req.targets if f"{t.kind}:{t.value}" in chosen
-    ]
+    rid = _request_id(request)
+    req = await views.get_request(
+        request.app[STORE], session.principal, rid, RequestTargetsQuery(limit=1)
+    )
+    ticked = [v.partition(":") for v in form.getall("target", []) if isinstance(v, str)]
+    chosen = [(kind, value) for kind, _, value in ticked]
+    named = await views.targets_named(request.app[STORE], session.principal, rid, chosen)
+    targets = [TargetIn(kind=kind, value=value) for kind, value in named]
     if not targets:
         raise Invalid("tick at least one target to unblock", [{"field": "target"}])
     try:

@@ -188,6 +188,40 @@ async def test_another_unit_sees_the_target_state_but_not_its_cases(
     assert hidden.status == 404
 
 
+async def test_a_requests_targets_come_in_pages_in_submitted_order(
+    client: Client, tokens: Tokens
+) -> None:
+    numbers = [f"98765{i:05d}" for i in range(250)]
+    filed = await file(client, tokens["investigator"], body(*(("msisdn", n) for n in numbers)))
+    path = f"/v1/block-requests/{filed['id']}"
+    first = await (await client.get(path, headers=tokens["investigator"])).json()
+    assert first["target_count"] == 250 and len(first["targets"]) == 100
+    assert first["next_after"] == 99
+    seen, after = [], None
+    while True:
+        query = "?limit=70" + ("" if after is None else f"&after={after}")
+        page = await (await client.get(path + query, headers=tokens["investigator"])).json()
+        assert page["target_count"] == 250 and len(page["targets"]) <= 70
+        seen += [(t["index"], t["submitted"]) for t in page["targets"]]
+        assert all(t["orders"] for t in page["targets"])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == list(enumerate(numbers))
+    # a small request still comes whole, with no next page
+    small = await file(client, tokens["investigator"], body(("msisdn", "9876512345")))
+    whole = await (
+        await client.get(f"/v1/block-requests/{small['id']}", headers=tokens["investigator"])
+    ).json()
+    assert [t["submitted"] for t in whole["targets"]] == ["9876512345"]
+    assert whole["next_after"] is None
+    for bad in ("limit=0", "limit=1001", "after=-1", "after=x", "after=2147483648", "page=2"):
+        resp = await client.get(f"{path}?{bad}", headers=tokens["investigator"])
+        assert await problem_fields(resp, 422), bad
+    hidden = await client.get(path + "?limit=5", headers=tokens["investigator_samba"])
+    assert hidden.status == 404
+
+
 async def test_unknown_or_invalid_target_is_a_404_problem(client: Client, tokens: Tokens) -> None:
     for path in (
         "/v1/targets/msisdn/9876543210",

@@ -13,6 +13,7 @@ from service import auth
 from service.http.app import create_app
 from service.settings import Settings
 from service.store import Store
+from service.web.requests_pages import SHOWN_TARGETS
 from tests.conftest import Tokens, body
 
 Client = TestClient[Any, Any]
@@ -233,6 +234,46 @@ async def test_unblock_a_target_of_the_case_from_its_page(client: Client, tokens
     ).json()
     assert unblock["action"] == "unblock" and unblock["case_ref"] == "FIR-12/2026"
     assert [t["value"] for t in unblock["targets"]] == [JIO_IMEI]
+
+
+async def test_a_big_requests_page_shows_its_targets_a_page_at_a_time(
+    client: Client, tokens: Tokens
+) -> None:
+    numbers = [f"98765{i:05d}" for i in range(SHOWN_TARGETS + 30)]
+    filed = await client.post(
+        "/v1/block-requests",
+        headers=tokens["investigator"],
+        json=body(*(("msisdn", n) for n in numbers)),
+    )
+    rid = (await filed.json())["id"]
+    await sign_in(client, token_of(tokens, "investigator"))
+    html = await (await client.get(f"/requests/{rid}")).text()
+    assert "9876500000" in html and f"98765{SHOWN_TARGETS - 1:05d}" in html
+    assert f"98765{SHOWN_TARGETS:05d}" not in html
+    found = re.search(r'href="(/requests/\d+\?after=(\d+))" rel="next"', html)
+    assert found is not None and int(found.group(2)) == SHOWN_TARGETS - 1
+    second = await (await client.get(found.group(1))).text()
+    assert f"98765{SHOWN_TARGETS:05d}" in second and "9876500000" not in second
+    assert 'rel="next"' not in second and f'href="/requests/{rid}">First page' in second
+    assert f'hx-get="/requests/{rid}/live?after={SHOWN_TARGETS - 1}"' in second
+    live = await (await client.get(f"/requests/{rid}/live?after={SHOWN_TARGETS - 1}")).text()
+    assert f"98765{SHOWN_TARGETS + 29:05d}" in live and "9876500000" not in live
+    assert (await client.get(f"/requests/{rid}?after=x")).status == 422
+    # a target ticked on the second page is unblocked too; one the request never named is not
+    last = f"98765{SHOWN_TARGETS + 29:05d}"
+    form = {
+        "csrf": csrf_of(second),
+        "target": [f"msisdn:+91{last}", "msisdn:+919999999999"],
+        "reason": "court order 13",
+        "idempotency_key": "k-2",
+    }
+    done = await client.post(f"/requests/{rid}/unblock", data=form, allow_redirects=False)
+    assert done.status == 303, await done.text()
+    new_id = done.headers["Location"].rsplit("/", 1)[1]
+    unblock = await (
+        await client.get(f"/v1/block-requests/{new_id}", headers=tokens["investigator"])
+    ).json()
+    assert [t["value"] for t in unblock["targets"]] == [f"+91{last}"]
 
 
 async def test_supervisor_approves_and_rejects_from_the_dashboard(
