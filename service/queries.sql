@@ -900,27 +900,33 @@ WHERE r.id = c.request_id AND r.id = ANY($1::bigint[]);
 UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2;
 
 -- name: stats_targets
--- Targets by state (target_state_days + target_state_counts).
--- The day rows are summed per group first (a state per column), then unpivoted, then the
--- deltas not folded yet are added.
+-- Targets by state (target_state_months, _days + target_state_counts).
+-- The month and day rows are summed per group first (a state per column), then unpivoted,
+-- then the deltas not folded yet are added.
 WITH d AS (
     SELECT CASE WHEN $3 THEN unit_code END AS unit,
            CASE WHEN $4 THEN category END AS category, kind,
            CASE $5::text WHEN 'day' THEN day
                          WHEN 'week' THEN date_trunc('week', day)::date
                          WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(pending) AS pending,
-           sum(blocked) AS blocked,
-           sum(partially_blocked) AS partially_blocked,
-           sum(unblocked) AS unblocked,
-           sum(rejected) AS rejected,
-           sum(dead) AS dead,
-           sum(unroutable) AS unroutable,
-           sum(cancelled) AS cancelled,
-           sum(retained) AS retained
-    FROM target_state_days
-    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
+           sum(pending)::bigint AS pending,
+           sum(blocked)::bigint AS blocked,
+           sum(partially_blocked)::bigint AS partially_blocked,
+           sum(unblocked)::bigint AS unblocked,
+           sum(rejected)::bigint AS rejected,
+           sum(dead)::bigint AS dead,
+           sum(unroutable)::bigint AS unroutable,
+           sum(cancelled)::bigint AS cancelled,
+           sum(retained)::bigint AS retained
+    FROM (  -- whole months from the month rows, the days around them from the day rows
+        SELECT t.* FROM target_state_days t, whole_months($1, $2, $5) w
+        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+          AND NOT (t.day >= w.lo AND t.day < w.hi)
+        UNION ALL
+        SELECT m.* FROM target_state_months m, whole_months($1, $2, $5) w
+        WHERE m.month >= w.lo AND m.month < w.hi
+    ) AS src
+    WHERE ($6::text IS NULL OR unit_code = $6)
       AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
     GROUP BY 1, 2, 3, 4
 )
@@ -945,26 +951,32 @@ SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_events
--- State changes by day (target_event_days + target_event_counts).
--- The day rows are summed per group first (a state per column), then unpivoted, then the
--- deltas not folded yet are added.
+-- State changes by day (target_event_months, _days + target_event_counts).
+-- The month and day rows are summed per group first (a state per column), then unpivoted,
+-- then the deltas not folded yet are added.
 WITH d AS (
     SELECT CASE WHEN $3 THEN unit_code END AS unit,
            CASE WHEN $4 THEN category END AS category, kind,
            CASE $5::text WHEN 'day' THEN day
                          WHEN 'week' THEN date_trunc('week', day)::date
                          WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(blocked) AS blocked,
-           sum(partially_blocked) AS partially_blocked,
-           sum(unblocked) AS unblocked,
-           sum(rejected) AS rejected,
-           sum(dead) AS dead,
-           sum(unroutable) AS unroutable,
-           sum(cancelled) AS cancelled,
-           sum(retained) AS retained
-    FROM target_event_days
-    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
+           sum(blocked)::bigint AS blocked,
+           sum(partially_blocked)::bigint AS partially_blocked,
+           sum(unblocked)::bigint AS unblocked,
+           sum(rejected)::bigint AS rejected,
+           sum(dead)::bigint AS dead,
+           sum(unroutable)::bigint AS unroutable,
+           sum(cancelled)::bigint AS cancelled,
+           sum(retained)::bigint AS retained
+    FROM (  -- whole months from the month rows, the days around them from the day rows
+        SELECT t.* FROM target_event_days t, whole_months($1, $2, $5) w
+        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+          AND NOT (t.day >= w.lo AND t.day < w.hi)
+        UNION ALL
+        SELECT m.* FROM target_event_months m, whole_months($1, $2, $5) w
+        WHERE m.month >= w.lo AND m.month < w.hi
+    ) AS src
+    WHERE ($6::text IS NULL OR unit_code = $6)
       AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
     GROUP BY 1, 2, 3, 4
 )
@@ -988,27 +1000,33 @@ SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
 
 -- name: stats_orders
--- Orders by operator and counted state (order_state_days + order_state_counts).
--- The day rows are summed per group first (a state per column), then unpivoted, then the
--- deltas not folded yet are added.
+-- Orders by operator and counted state (order_state_months, _days + order_state_counts).
+-- The month and day rows are summed per group first (a state per column), then unpivoted,
+-- then the deltas not folded yet are added.
 WITH d AS (
     SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
            CASE WHEN $4 THEN category END AS category, kind,
            CASE $5::text WHEN 'day' THEN day
                          WHEN 'week' THEN date_trunc('week', day)::date
                          WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(pending) AS pending,
-           sum(blocked) AS blocked,
-           sum(unblocked) AS unblocked,
-           sum(not_subscriber) AS not_subscriber,
-           sum(rejected) AS rejected,
-           sum(retained) AS retained,
-           sum(dead) AS dead,
-           sum(cancelled) AS cancelled,
-           sum(withdrawn) AS withdrawn
-    FROM order_state_days
-    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
+           sum(pending)::bigint AS pending,
+           sum(blocked)::bigint AS blocked,
+           sum(unblocked)::bigint AS unblocked,
+           sum(not_subscriber)::bigint AS not_subscriber,
+           sum(rejected)::bigint AS rejected,
+           sum(retained)::bigint AS retained,
+           sum(dead)::bigint AS dead,
+           sum(cancelled)::bigint AS cancelled,
+           sum(withdrawn)::bigint AS withdrawn
+    FROM (  -- whole months from the month rows, the days around them from the day rows
+        SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
+        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+          AND NOT (t.day >= w.lo AND t.day < w.hi)
+        UNION ALL
+        SELECT m.* FROM order_state_months m, whole_months($1, $2, $5) w
+        WHERE m.month >= w.lo AND m.month < w.hi
+    ) AS src
+    WHERE ($6::text IS NULL OR unit_code = $6)
       AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
     GROUP BY 1, 2, 3, 4, 5
 )

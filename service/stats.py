@@ -111,7 +111,7 @@ async def blocking_counts(
     for rows, suffix in ((state_rows, ""), (event_rows, "_in_period")):
         for r in rows:
             key = _key(r, group_by)
-            g = groups.setdefault(key, _group(key, group_by))
+            g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
             name = KIND_NAMES[r["kind"]]
             metric = r["state"] + suffix
             if suffix and metric not in ("blocked_in_period", "unblocked_in_period"):
@@ -122,7 +122,7 @@ async def blocking_counts(
     if "kind" not in group_by:
         for r in money_rows:
             key = _key(r, group_by)
-            g = groups.setdefault(key, _group(key, group_by))
+            g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
             g.setdefault("money", _money_totals([]))
             _add_money(g["money"], r)
         for g in groups.values():
@@ -171,7 +171,7 @@ async def _by_operator(
     totals = {name: _empty(ORDER_STATES) for name in KIND_NAMES.values()}
     for r in rows:
         key = _key(r, group_by)
-        g = groups.setdefault(key, _group(key, group_by, ORDER_STATES))
+        g = groups.get(key) or groups.setdefault(key, _group(key, group_by, ORDER_STATES))
         name = KIND_NAMES[r["kind"]]
         g[name][r["state"]] = g[name].get(r["state"], 0) + r["n"]
         totals[name][r["state"]] = totals[name].get(r["state"], 0) + r["n"]
