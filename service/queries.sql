@@ -900,156 +900,142 @@ WHERE r.id = c.request_id AND r.id = ANY($1::bigint[]);
 UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2;
 
 -- name: stats_targets
--- Targets by state (target_state_months, _days + target_state_counts).
--- The month and day rows are summed per group first (a state per column), then unpivoted,
--- then the deltas not folded yet are added.
-WITH d AS (
-    SELECT CASE WHEN $3 THEN unit_code END AS unit,
-           CASE WHEN $4 THEN category END AS category, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(pending)::bigint AS pending,
-           sum(blocked)::bigint AS blocked,
-           sum(partially_blocked)::bigint AS partially_blocked,
-           sum(unblocked)::bigint AS unblocked,
-           sum(rejected)::bigint AS rejected,
-           sum(dead)::bigint AS dead,
-           sum(unroutable)::bigint AS unroutable,
-           sum(cancelled)::bigint AS cancelled,
-           sum(retained)::bigint AS retained
-    FROM (  -- whole months from the month rows, the days around them from the day rows
-        SELECT t.* FROM target_state_days t, whole_months($1, $2, $5) w
-        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
-          AND NOT (t.day >= w.lo AND t.day < w.hi)
-        UNION ALL
-        SELECT m.* FROM target_state_months m, whole_months($1, $2, $5) w
-        WHERE m.month >= w.lo AND m.month < w.hi
-    ) AS src
-    WHERE ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-    GROUP BY 1, 2, 3, 4
-)
-SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
-    SELECT d.unit, d.category, d.kind, d.period, s.state, s.n
-    FROM d CROSS JOIN LATERAL (VALUES
-        ('pending', d.pending), ('blocked', d.blocked),
-        ('partially_blocked', d.partially_blocked), ('unblocked', d.unblocked),
-        ('rejected', d.rejected), ('dead', d.dead), ('unroutable', d.unroutable),
-        ('cancelled', d.cancelled), ('retained', d.retained)
-    ) AS s(state, n)
+-- plan: custom
+-- Targets by state, a column per state, per group: whole months from target_state_months, the
+-- days around them from target_state_days, and the deltas not folded yet from
+-- target_state_counts. Groups whose every count is zero are left out.
+SELECT CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category, kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       sum(pending)::bigint AS pending,
+       sum(blocked)::bigint AS blocked,
+       sum(partially_blocked)::bigint AS partially_blocked,
+       sum(unblocked)::bigint AS unblocked,
+       sum(rejected)::bigint AS rejected,
+       sum(dead)::bigint AS dead,
+       sum(unroutable)::bigint AS unroutable,
+       sum(cancelled)::bigint AS cancelled,
+       sum(retained)::bigint AS retained
+FROM (
+    SELECT t.* FROM target_state_days t, whole_months($1, $2, $5) w
+    WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+      AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
-    SELECT CASE WHEN $3 THEN unit_code END, CASE WHEN $4 THEN category END, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END, state, n
+    SELECT m.* FROM target_state_months m, whole_months($1, $2, $5) w
+    WHERE m.month >= w.lo AND m.month < w.hi
+    UNION ALL
+    SELECT unit_code, category, kind, day,
+           CASE state WHEN 'pending' THEN n ELSE 0 END,
+           CASE state WHEN 'blocked' THEN n ELSE 0 END,
+           CASE state WHEN 'partially_blocked' THEN n ELSE 0 END,
+           CASE state WHEN 'unblocked' THEN n ELSE 0 END,
+           CASE state WHEN 'rejected' THEN n ELSE 0 END,
+           CASE state WHEN 'dead' THEN n ELSE 0 END,
+           CASE state WHEN 'unroutable' THEN n ELSE 0 END,
+           CASE state WHEN 'cancelled' THEN n ELSE 0 END,
+           CASE state WHEN 'retained' THEN n ELSE 0 END
     FROM target_state_counts
     WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-) x
-GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+) AS src
+WHERE ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+GROUP BY 1, 2, 3, 4
+HAVING sum(pending) <> 0 OR sum(blocked) <> 0 OR sum(partially_blocked) <> 0 OR sum(unblocked)
+    <> 0 OR sum(rejected) <> 0 OR sum(dead) <> 0 OR sum(unroutable) <> 0 OR sum(cancelled) <> 0 OR
+    sum(retained) <> 0;
 
 -- name: stats_events
--- State changes by day (target_event_months, _days + target_event_counts).
--- The month and day rows are summed per group first (a state per column), then unpivoted,
--- then the deltas not folded yet are added.
-WITH d AS (
-    SELECT CASE WHEN $3 THEN unit_code END AS unit,
-           CASE WHEN $4 THEN category END AS category, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(blocked)::bigint AS blocked,
-           sum(partially_blocked)::bigint AS partially_blocked,
-           sum(unblocked)::bigint AS unblocked,
-           sum(rejected)::bigint AS rejected,
-           sum(dead)::bigint AS dead,
-           sum(unroutable)::bigint AS unroutable,
-           sum(cancelled)::bigint AS cancelled,
-           sum(retained)::bigint AS retained
-    FROM (  -- whole months from the month rows, the days around them from the day rows
-        SELECT t.* FROM target_event_days t, whole_months($1, $2, $5) w
-        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
-          AND NOT (t.day >= w.lo AND t.day < w.hi)
-        UNION ALL
-        SELECT m.* FROM target_event_months m, whole_months($1, $2, $5) w
-        WHERE m.month >= w.lo AND m.month < w.hi
-    ) AS src
-    WHERE ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-    GROUP BY 1, 2, 3, 4
-)
-SELECT unit, category, kind, period, state, sum(n)::bigint AS n FROM (
-    SELECT d.unit, d.category, d.kind, d.period, s.state, s.n
-    FROM d CROSS JOIN LATERAL (VALUES
-        ('blocked', d.blocked), ('partially_blocked', d.partially_blocked),
-        ('unblocked', d.unblocked), ('rejected', d.rejected), ('dead', d.dead),
-        ('unroutable', d.unroutable), ('cancelled', d.cancelled), ('retained', d.retained)
-    ) AS s(state, n)
+-- plan: custom
+-- State changes by day, a column per state, per group: whole months from target_event_months,
+-- the days around them from target_event_days, and the deltas not folded yet from
+-- target_event_counts. Groups whose every count is zero are left out.
+SELECT CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category, kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       sum(blocked)::bigint AS blocked,
+       sum(partially_blocked)::bigint AS partially_blocked,
+       sum(unblocked)::bigint AS unblocked,
+       sum(rejected)::bigint AS rejected,
+       sum(dead)::bigint AS dead,
+       sum(unroutable)::bigint AS unroutable,
+       sum(cancelled)::bigint AS cancelled,
+       sum(retained)::bigint AS retained
+FROM (
+    SELECT t.* FROM target_event_days t, whole_months($1, $2, $5) w
+    WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+      AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
-    SELECT CASE WHEN $3 THEN unit_code END, CASE WHEN $4 THEN category END, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END, event, n
+    SELECT m.* FROM target_event_months m, whole_months($1, $2, $5) w
+    WHERE m.month >= w.lo AND m.month < w.hi
+    UNION ALL
+    SELECT unit_code, category, kind, day,
+           CASE event WHEN 'blocked' THEN n ELSE 0 END,
+           CASE event WHEN 'partially_blocked' THEN n ELSE 0 END,
+           CASE event WHEN 'unblocked' THEN n ELSE 0 END,
+           CASE event WHEN 'rejected' THEN n ELSE 0 END,
+           CASE event WHEN 'dead' THEN n ELSE 0 END,
+           CASE event WHEN 'unroutable' THEN n ELSE 0 END,
+           CASE event WHEN 'cancelled' THEN n ELSE 0 END,
+           CASE event WHEN 'retained' THEN n ELSE 0 END
     FROM target_event_counts
     WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-) x
-GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0;
+) AS src
+WHERE ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+GROUP BY 1, 2, 3, 4
+HAVING sum(blocked) <> 0 OR sum(partially_blocked) <> 0 OR sum(unblocked) <> 0 OR sum(rejected)
+    <> 0 OR sum(dead) <> 0 OR sum(unroutable) <> 0 OR sum(cancelled) <> 0 OR sum(retained) <> 0;
 
 -- name: stats_orders
--- Orders by operator and counted state (order_state_months, _days + order_state_counts).
--- The month and day rows are summed per group first (a state per column), then unpivoted,
--- then the deltas not folded yet are added.
-WITH d AS (
-    SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
-           CASE WHEN $4 THEN category END AS category, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
-           sum(pending)::bigint AS pending,
-           sum(blocked)::bigint AS blocked,
-           sum(unblocked)::bigint AS unblocked,
-           sum(not_subscriber)::bigint AS not_subscriber,
-           sum(rejected)::bigint AS rejected,
-           sum(retained)::bigint AS retained,
-           sum(dead)::bigint AS dead,
-           sum(cancelled)::bigint AS cancelled,
-           sum(withdrawn)::bigint AS withdrawn
-    FROM (  -- whole months from the month rows, the days around them from the day rows
-        SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
-        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
-          AND NOT (t.day >= w.lo AND t.day < w.hi)
-        UNION ALL
-        SELECT m.* FROM order_state_months m, whole_months($1, $2, $5) w
-        WHERE m.month >= w.lo AND m.month < w.hi
-    ) AS src
-    WHERE ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-    GROUP BY 1, 2, 3, 4, 5
-)
-SELECT operator, unit, category, kind, period, state, sum(n)::bigint AS n FROM (
-    SELECT d.operator, d.unit, d.category, d.kind, d.period, s.state, s.n
-    FROM d CROSS JOIN LATERAL (VALUES
-        ('pending', d.pending), ('blocked', d.blocked), ('unblocked', d.unblocked),
-        ('not_subscriber', d.not_subscriber), ('rejected', d.rejected),
-        ('retained', d.retained), ('dead', d.dead), ('cancelled', d.cancelled),
-        ('withdrawn', d.withdrawn)
-    ) AS s(state, n)
+-- plan: custom
+-- Orders by operator and counted state, a column per state, per group: whole months from
+-- order_state_months, the days around them from order_state_days, and the deltas not folded yet
+-- from order_state_counts. Groups whose every count is zero are left out.
+SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
+       CASE WHEN $4 THEN category END AS category, kind,
+       CASE $5::text WHEN 'day' THEN day
+                     WHEN 'week' THEN date_trunc('week', day)::date
+                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       sum(pending)::bigint AS pending,
+       sum(blocked)::bigint AS blocked,
+       sum(unblocked)::bigint AS unblocked,
+       sum(not_subscriber)::bigint AS not_subscriber,
+       sum(rejected)::bigint AS rejected,
+       sum(retained)::bigint AS retained,
+       sum(dead)::bigint AS dead,
+       sum(cancelled)::bigint AS cancelled,
+       sum(withdrawn)::bigint AS withdrawn
+FROM (
+    SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
+    WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+      AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
-    SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END,
-           CASE WHEN $4 THEN category END, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END, state, n
+    SELECT m.* FROM order_state_months m, whole_months($1, $2, $5) w
+    WHERE m.month >= w.lo AND m.month < w.hi
+    UNION ALL
+    SELECT operator_code, unit_code, category, kind, day,
+           CASE state WHEN 'pending' THEN n ELSE 0 END,
+           CASE state WHEN 'blocked' THEN n ELSE 0 END,
+           CASE state WHEN 'unblocked' THEN n ELSE 0 END,
+           CASE state WHEN 'not_subscriber' THEN n ELSE 0 END,
+           CASE state WHEN 'rejected' THEN n ELSE 0 END,
+           CASE state WHEN 'retained' THEN n ELSE 0 END,
+           CASE state WHEN 'dead' THEN n ELSE 0 END,
+           CASE state WHEN 'cancelled' THEN n ELSE 0 END,
+           CASE state WHEN 'withdrawn' THEN n ELSE 0 END
     FROM order_state_counts
     WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-      AND ($6::text IS NULL OR unit_code = $6)
-      AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
-) x
-GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0;
+) AS src
+WHERE ($6::text IS NULL OR unit_code = $6)
+  AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
+GROUP BY 1, 2, 3, 4, 5
+HAVING sum(pending) <> 0 OR sum(blocked) <> 0 OR sum(unblocked) <> 0 OR sum(not_subscriber) <> 0
+    OR sum(rejected) <> 0 OR sum(retained) <> 0 OR sum(dead) <> 0 OR sum(cancelled) <> 0 OR
+    sum(withdrawn) <> 0;
 
 -- name: counts_compact
 -- Fold the counter deltas into their day rows (sql/0018: counts_fold); sums are unchanged, so

@@ -108,16 +108,13 @@ async def blocking_counts(
         name: {**_empty(TARGET_STATES), "blocked_in_period": 0, "unblocked_in_period": 0}
         for name in KIND_NAMES.values()
     }
-    for rows, suffix in ((state_rows, ""), (event_rows, "_in_period")):
+    # one row per group and kind, a column per state (the events: state changes in the period)
+    for rows, metrics in ((state_rows, _STATE_METRICS), (event_rows, _EVENT_METRICS)):
         for r in rows:
             key = _key(r, group_by)
             g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
             name = KIND_NAMES[r["kind"]]
-            metric = r["state"] + suffix
-            if suffix and metric not in ("blocked_in_period", "unblocked_in_period"):
-                continue
-            g[name][metric] = g[name].get(metric, 0) + r["n"]
-            totals[name][metric] = totals[name].get(metric, 0) + r["n"]
+            _add_counts(g[name], totals[name], r, metrics)
     money = _money_totals(money_rows)
     if "kind" not in group_by:
         for r in money_rows:
@@ -142,6 +139,25 @@ async def blocking_counts(
         + _retained(totals["numbers"]["retained"]),
         "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
     }
+
+
+# (column of a stats row, metric it adds to); a metric outside the defaults appears once counted
+_STATE_METRICS = tuple((s, s) for s in TARGET_STATES)
+_EVENT_METRICS = (("blocked", "blocked_in_period"), ("unblocked", "unblocked_in_period"))
+_ORDER_METRICS = tuple((s, s) for s in (*ORDER_STATES, "withdrawn"))
+
+
+def _add_counts(
+    group: dict[str, int],
+    totals: dict[str, int],
+    row: Row,
+    metrics: Sequence[tuple[str, str]],
+) -> None:
+    for column, metric in metrics:
+        n = row[column]
+        if n:
+            group[metric] = group.get(metric, 0) + n
+            totals[metric] = totals.get(metric, 0) + n
 
 
 def _money_totals(rows: Sequence[Row]) -> dict[str, int]:
@@ -173,8 +189,7 @@ async def _by_operator(
         key = _key(r, group_by)
         g = groups.get(key) or groups.setdefault(key, _group(key, group_by, ORDER_STATES))
         name = KIND_NAMES[r["kind"]]
-        g[name][r["state"]] = g[name].get(r["state"], 0) + r["n"]
-        totals[name][r["state"]] = totals[name].get(r["state"], 0) + r["n"]
+        _add_counts(g[name], totals[name], r, _ORDER_METRICS)
     return {
         "from": start,
         "to": end,

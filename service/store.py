@@ -41,6 +41,11 @@ class InvalidValue(StoreError):
     """The database refused a value itself (data exception, class 22): out of range, bad bytes."""
 
 
+# A statement whose best plan depends on its arguments (a period of a day or of years) says so:
+# Postgres then plans it for each call's arguments instead of settling on a generic plan.
+CUSTOM_PLAN = "-- plan: custom"
+
+
 def load_queries(text: str | None = None) -> dict[str, str]:
     """Parse `-- name: x` blocks into a dict of name -> SQL."""
     if text is None:
@@ -114,9 +119,18 @@ class Tx:
         return self._q[name]
 
     async def fetch(self, name: str, *args: Any) -> list[Row]:
-        """All rows of a named query."""
+        """All rows of a named query (planned for its arguments each time when it says
+        `-- plan: custom`)."""
+        sql = self._sql(name)
         try:
-            return list(await self._conn.fetch(self._sql(name), *args))
+            if CUSTOM_PLAN not in sql:
+                return list(await self._conn.fetch(sql, *args))
+            await self._conn.execute("SET plan_cache_mode = force_custom_plan")
+            try:
+                return list(await self._conn.fetch(sql, *args))
+            finally:  # (in a transaction that fails, its ROLLBACK undoes the SET too)
+                with contextlib.suppress(*_DRIVER_ERRORS):
+                    await self._conn.execute("RESET plan_cache_mode")
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 

@@ -51,8 +51,8 @@ async def zone_report(
     figures = {u["code"]: dict.fromkeys(_FIGURES, 0) for u in units}
     args = (start, end, True, False, None, None, None)
     for r in await store.fetch("stats_targets", *args):
-        if r["state"] == "blocked" and r["unit"] in figures:
-            figures[r["unit"]][_KIND[r["kind"]]] += r["n"]
+        if r["unit"] in figures:
+            figures[r["unit"]][_KIND[r["kind"]]] += r["blocked"]
     for r in await store.fetch("stats_money", *args):
         if r["unit"] in figures:
             figures[r["unit"]][_MONEY[r["kind"]]] += r["amount"]
