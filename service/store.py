@@ -7,7 +7,7 @@ import contextlib
 import importlib.resources
 import re
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
@@ -118,42 +118,36 @@ class Tx:
             raise StoreError(f"{name}: the transaction was already committed")
         return self._q[name]
 
-    async def fetch(self, name: str, *args: Any) -> list[Row]:
-        """All rows of a named query (planned for its arguments each time when it says
-        `-- plan: custom`)."""
+    async def _run(self, call: Callable[..., Awaitable[T]], name: str, args: Sequence[Any]) -> T:
+        """Run a named statement; one marked `-- plan: custom` is planned for its arguments."""
         sql = self._sql(name)
         try:
             if CUSTOM_PLAN not in sql:
-                return list(await self._conn.fetch(sql, *args))
+                return await call(sql, *args)
             await self._conn.execute("SET plan_cache_mode = force_custom_plan")
             try:
-                return list(await self._conn.fetch(sql, *args))
+                return await call(sql, *args)
             finally:  # (in a transaction that fails, its ROLLBACK undoes the SET too)
                 with contextlib.suppress(*_DRIVER_ERRORS):
                     await self._conn.execute("RESET plan_cache_mode")
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
+    async def fetch(self, name: str, *args: Any) -> list[Row]:
+        """All rows of a named query."""
+        return list(await self._run(self._conn.fetch, name, args))
+
     async def fetchrow(self, name: str, *args: Any) -> Row | None:
         """The first row of a named query, or None."""
-        try:
-            return await self._conn.fetchrow(self._sql(name), *args)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        return await self._run(self._conn.fetchrow, name, args)
 
     async def fetchval(self, name: str, *args: Any) -> Any:
         """The first column of the first row of a named query."""
-        try:
-            return await self._conn.fetchval(self._sql(name), *args)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        return await self._run(self._conn.fetchval, name, args)
 
     async def execute(self, name: str, *args: Any) -> str:
         """Run a named statement; returns the command tag."""
-        try:
-            return await self._conn.execute(self._sql(name), *args)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        return await self._run(self._conn.execute, name, args)
 
     async def commit_with(self, function: str, document: str) -> None:
         """Call a one-argument SQL function with a JSON document and COMMIT, in one round trip.
