@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from service.inputs import LINE, Id, Integer, hidden_character
+from service.inputs import LINE, STRIPPED, Id, Integer, hidden_character
 
 EventType = Literal[
     "order.overdue",
@@ -27,7 +27,7 @@ class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: AnyHttpUrl = Field(description="Where events are POSTed (http or https).")
     event_types: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), LINE] = ""
+    description: Annotated[str, StringConstraints(max_length=500), LINE, STRIPPED] = ""
 
     @field_validator("url", mode="before")
     @classmethod

@@ -334,9 +334,7 @@ class UnitOut(BaseModel):
 
 
 UnitKind = Literal["district", "zone"]
-UnitName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), LINE
-]
+UnitName = Annotated[str, StringConstraints(min_length=1, max_length=100), LINE, NONBLANK]
 
 
 class UnitIn(BaseModel):
