@@ -6,6 +6,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,10 +57,9 @@ async def template_url(server_url: str) -> AsyncIterator[str]:
     yield url
 
 
-@pytest.fixture
-async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of this test's own."""
-    name = f"fraudblock_test_{os.getpid()}_{next(_counter)}"
+@asynccontextmanager
+async def migrated_database(server_url: str, name: str) -> AsyncIterator[str]:
+    """A copy of the migrated template named `name`, dropped afterwards; its URL."""
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
@@ -71,6 +71,15 @@ async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    async with migrated_database(
+        server_url, f"fraudblock_test_{os.getpid()}_{next(_counter)}"
+    ) as url:
+        yield url
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from service.http.context import READS
 from service.read_store import ReadStore, replica_fresh
 from service.settings import Settings
 from service.store import Store
-from tests.conftest import TEMPLATE, Tokens, _with_database, body
+from tests.conftest import Tokens, body, migrated_database
 from tests.integration.dispatch_kit import eventually
 from tests.integration.pg_proxy import pg_proxy
 
@@ -37,17 +37,8 @@ NUMBER = "9876543210"
 async def replica_url(db_url: str, server_url: str, template_url: str) -> AsyncIterator[str]:
     """A second migrated database, empty of requests, standing in for the replica."""
     name = urlsplit(db_url).path.lstrip("/") + "_replica"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
-    finally:
-        await admin.close()
-    yield _with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with migrated_database(server_url, name) as url:
+        yield url
 
 
 async def _stop(server_url: str, replica_url: str) -> None:
