@@ -213,14 +213,15 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
     elif op.content_type != "application/json" and op.status != HTTPStatus.NO_CONTENT:
         success["content"] = {op.content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): success}
-    # What every operation of its kind can answer is documented without being listed: an
-    # authenticated one 401 (and 503 while the database is away); one with a body 400 (not
-    # JSON), 408 (too slow), 413 (too large) and 422 (invalid).
-    errors = set(op.errors)
+    # What every operation of its kind can answer is documented without being listed: any
+    # one 400 (a request the HTTP parser refuses, such as a request line or header over
+    # 8,190 bytes); an authenticated one 401 (and 503 while the database is away); one with
+    # a body 408 (too slow), 413 (too large) and 422 (invalid).
+    errors = set(op.errors) | {HTTPStatus.BAD_REQUEST}
     if op.auth:
         errors |= {HTTPStatus.UNAUTHORIZED, HTTPStatus.SERVICE_UNAVAILABLE}
     if op.request_model is not None:
-        errors |= {400, 408, 413, 422}
+        errors |= {408, 413, 422}
     for status in sorted(errors):
         response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,

@@ -178,6 +178,8 @@ async def test_a_client_leaving_mid_body_is_logged_cleanly(
         b"GET /v1/units HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n",
         b"GET /v1/units HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        # a URL longer than the parser takes: 9,000 bytes of percent-encoded Devanagari
+        b"GET /v1/cases?case_ref=" + b"%E0%A4%85" * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
 )
 async def test_parser_errors_are_problem_json_with_a_request_id(
@@ -198,3 +200,14 @@ async def test_parser_errors_are_problem_json_with_a_request_id(
     assert b'"status":400' in payload
     assert not any(e.get("exc_info") for e in logs)
     assert "http.bad_request" in [e["event"] for e in logs]
+
+
+async def test_every_operation_documents_the_parsers_400(
+    served: tuple[str, server.GuardedRunner],
+) -> None:
+    url, _ = served
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/openapi.json") as resp:
+        doc = await resp.json()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            assert "400" in operation["responses"], (method, path)
