@@ -337,9 +337,12 @@ async def test_every_page_works_by_keyboard_and_fits_a_phone(
         "admin": (("/admin/tokens", "tokens"), ("/admin/operators", "operators")),
     }
     for who, heading in (("supervisor", "Zone dashboard"), ("admin", "Tokens")):
+        await page.goto("about:blank")  # nothing of the last page fetches after sign-out
         await context.clear_cookies()
         await page.goto("/")
-        await page.keyboard.type(token_of(tokens, who))  # the token field has the focus
+        # the token field has the focus once the page is ready; typing before would be lost
+        await expect(page.get_by_label("Your token")).to_be_focused()
+        await page.keyboard.type(token_of(tokens, who))
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         await _check_pages(page, who, pages[who])
