@@ -309,7 +309,7 @@ def ms_percentiles(
     seconds: Sequence[float], qs: Sequence[float] = (0.5, 0.95, 0.99)
 ) -> dict[str, float]:
     """{'p50_ms': .., ...} from latencies in seconds."""
-    return {f"p{round(q * 100)}_ms": round(percentile(seconds, q) * 1000, 2) for q in qs}
+    return {f"p{q * 100:g}_ms": round(percentile(seconds, q) * 1000, 2) for q in qs}
 
 
 def _cell(v: Any) -> str:

@@ -96,6 +96,8 @@ async def main() -> None:
                     "explain:1",
                     False,
                     "jio",
+                    targets,
+                    False,
                 ),
                 "orders_for_ack": (ids, "jio"),
                 "orders_apply_ack": (ids, ["blocked"] * n, [None] * n, [None] * n, [None] * n,
@@ -115,7 +117,7 @@ async def main() -> None:
                 try:
                     async with conn.transaction():  # a savepoint: one failure spoils no other
                         timings[name] = await explain(conn, q[name], *params)
-                except asyncpg.PostgresError as exc:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     print(f"    skipped: {exc}")
             await tx.rollback()
         finally:
