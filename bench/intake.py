@@ -106,21 +106,16 @@ async def main() -> None:
             await pg.reset_statements(url)
         c = args.clients
         fsync_limit = pg.fsync_per_s()
-        results.append(
-            await phase(base, tok, name="1 target", per_request=1, requests=singles,
-                        concurrency=c, first=0, time_limit=limit, url=url)
-        )  # fmt: skip
-        results.append(
-            await phase(base, tok, name="1 target, key", per_request=1, requests=singles,
-                        concurrency=c, first=singles, time_limit=limit, url=url, keys="k")
-        )  # fmt: skip
-        results.append(
-            await phase(base, tok, name="1 target, replay", per_request=1, requests=singles,
-                        concurrency=c, first=singles, time_limit=limit, url=url, keys="k")
-        )  # fmt: skip
-        if args.pg_stats:
-            await pg.print_top_statements(url, "single-target intake: costliest statements")
-            await pg.reset_statements(url)
+        singles_phases = (("1 target", None), ("1 target, key", "k"), ("1 target, replay", "k"))
+        for name, keys in singles_phases:
+            results.append(
+                await phase(base, tok, name=name, per_request=1, requests=singles,
+                            concurrency=c, first=0 if keys is None else singles,
+                            time_limit=limit, url=url, keys=keys)
+            )  # fmt: skip
+            if args.pg_stats:  # each phase's own statements: what a key adds is seen apart
+                await pg.print_top_statements(url, f"{name}: costliest statements")
+                await pg.reset_statements(url)
         results.append(
             await phase(base, tok, name="100 targets", per_request=100,
                         requests=hundreds, concurrency=c, first=2 * singles, time_limit=limit,
