@@ -7,12 +7,13 @@ answers it as blocked. Sending and receiving share this process's clock, so late
 time - the moment the POST was sent, with no clock skew. The load is open-loop: request i is
 sent at start + i/rate whatever the earlier ones are doing.
 
-Each filing is also traced through four stages, from this process's wall clock and the
-timestamps the service stores (same machine, same clock): waiting before its intake
-transaction began (HTTP, token, validation, a free intake lane: the request's `created_at`),
-the transaction and the 201, from the 201 to the first send to an operator (NOTIFY, a lane
-waking, the claim: the first attempt's `started_at`), and the send itself. The stage table
-shows where the median filing's time goes and where the slowest 1%'s goes.
+Each filing is also traced through four stages, from this process's clock and the
+timestamps the service stores (same machine; the stored ones brought onto this clock):
+waiting before its intake transaction began (HTTP, token, validation, a free intake lane:
+the request's `created_at`), the transaction and the 201, from the 201 to the first send to
+an operator (NOTIFY, a lane waking, the claim: the first attempt's `started_at`), and the
+send itself. The stage table shows where the median filing's time goes and where the
+slowest 1%'s goes.
 """
 
 from __future__ import annotations
@@ -57,19 +58,17 @@ class Receiver:
 
     def __init__(self, expected: int) -> None:
         self.received: dict[str, float] = {}
-        self.received_wall: dict[str, float] = {}
         self.batches = 0
         self.expected = expected
         self.all_in = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
-        now, wall = time.perf_counter(), time.time()
+        now = time.perf_counter()
         doc = json.loads(await request.read())
         self.batches += 1
         results = []
         for o in doc["orders"]:
             self.received.setdefault(o["value"], now)
-            self.received_wall.setdefault(o["value"], wall)
             results.append({"order_id": o["order_id"], "status": "blocked"})
         if len(self.received) >= self.expected:
             self.all_in.set()
@@ -78,7 +77,6 @@ class Receiver:
     def reset(self, expected: int) -> None:
         """Forget the warm-up; expect the measured orders."""
         self.received.clear()
-        self.received_wall.clear()
         self.batches = 0
         self.expected = expected
         self.all_in.clear()
@@ -102,10 +100,8 @@ async def main() -> None:
     await runner.setup()
     rport = common.free_port()
     await web.TCPSite(runner, "127.0.0.1", rport).start()
-    sent: dict[str, float] = {}
-    sent_wall: dict[str, float] = {}
-    answered_wall: dict[str, float] = {}
-    http_lat: list[float] = []
+    sent: dict[str, float] = {}  # perf_counter times, by the target's stored value
+    answered: dict[str, float] = {}
     errors = 0
     try:
         server = pg.postgres(args.pg_stats)
@@ -131,9 +127,8 @@ async def main() -> None:
                     nonlocal errors
                     t = {"kind": "msisdn", "value": common.msisdn(i)}
                     body = common.request_body([t], f"FIR-lat-{i}/2026")
-                    t0 = time.perf_counter()
-                    sent["+91" + t["value"]] = t0
-                    sent_wall["+91" + t["value"]] = time.time()
+                    value = "+91" + t["value"]
+                    sent[value] = time.perf_counter()
                     try:
                         async with s.post(
                             f"{base}/v1/block-requests", data=body, headers=headers
@@ -142,8 +137,7 @@ async def main() -> None:
                             errors += r.status != 201
                     except (OSError, TimeoutError):
                         errors += 1
-                    http_lat.append(time.perf_counter() - t0)
-                    answered_wall["+91" + t["value"]] = time.time()
+                    answered[value] = time.perf_counter()
 
                 async def at_rate(first: int, count: int) -> float:
                     """Requests first..first+count-1, open loop at the rate; the rate achieved."""
@@ -163,9 +157,7 @@ async def main() -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(receiver.all_in.wait(), 10)
                 sent.clear()
-                sent_wall.clear()
-                answered_wall.clear()
-                http_lat.clear()
+                answered.clear()
                 errors = 0
                 receiver.reset(total)
                 cpu_before, cpu_t0 = common.cpu_seconds(), time.perf_counter()
@@ -179,14 +171,15 @@ async def main() -> None:
             conn = await asyncpg.connect(url)
             try:
                 row = await conn.fetchrow(DB_SQL)
-                traced = await conn.fetch(TRACE_SQL, list(sent_wall))
+                traced = await conn.fetch(TRACE_SQL, list(sent))
             finally:
                 await conn.close()
     finally:
         await runner.cleanup()
     assert row is not None
     lat = [receiver.received[v] - t0 for v, t0 in sent.items() if v in receiver.received]
-    stages = trace(traced, sent_wall, answered_wall, receiver.received_wall)
+    http_lat = [answered[v] - t0 for v, t0 in sent.items() if v in answered]
+    stages = trace(traced, sent, answered, receiver.received)
     busy = {
         k: round(100 * (cpu_after[k] - cpu_before[k]) / (cpu_t1 - cpu_t0), 1) for k in cpu_before
     }
@@ -242,13 +235,16 @@ async def main() -> None:
 def trace(
     rows: Any, sent: dict[str, float], answered: dict[str, float], received: dict[str, float]
 ) -> dict[str, Any]:
-    """Each filing's time split into STAGES (seconds from the wall clock), summarised."""
+    """Each filing's time split into STAGES, summarised. The times noted here are
+    perf_counter's; the stored ones are brought onto that clock by its offset from the wall
+    clock."""
+    offset = time.time() - time.perf_counter()
     per: list[tuple[float, ...]] = []
     for r in rows:
         v = r["value"]
         if v not in answered or v not in received or r["first_send"] is None:
             continue
-        began, first = r["began"].timestamp(), r["first_send"].timestamp()
+        began, first = r["began"].timestamp() - offset, r["first_send"].timestamp() - offset
         per.append((began - sent[v], answered[v] - began, first - answered[v], received[v] - first))
     totals = [sum(p) for p in per]
     cut = common.percentile(totals, 0.99)
