@@ -212,7 +212,9 @@ class Lane:
         give_up = time.monotonic() + self.d.settings.lease_s / 2
         while True:
             try:
-                return await self.d.store.retrying(record, what=f"dispatch.record:{self.code}")
+                return await self.d.store.retrying(
+                    record, what=f"dispatch.record:{self.code}", generic_plans=True
+                )
             except StoreUnavailable as exc:
                 if time.monotonic() > give_up or self.d.stopping.is_set():
                     raise

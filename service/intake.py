@@ -171,13 +171,15 @@ async def file_one(store: Store, filing: Filing) -> IntakeResult:
         (result,) = await file_in(tx, [filing])
         return result
 
-    return await store.retrying(file, attempts=_ATTEMPTS_ON_DEADLOCK, what="intake")
+    return await store.retrying(
+        file, attempts=_ATTEMPTS_ON_DEADLOCK, what="intake", generic_plans=True
+    )
 
 
 async def file_together(store: Store, filings: Sequence[Filing]) -> list[IntakeResult]:
     """File requests in one transaction, as if one after another, with one commit. Any
     failure rolls back all of them (service.intake_batcher then files them one by one)."""
-    async with store.transaction() as tx:
+    async with store.transaction(generic_plans=True) as tx:
         return await file_in(tx, filings)
 
 

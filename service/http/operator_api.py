@@ -105,7 +105,7 @@ async def post_acks(request: web.Request) -> web.Response:
                 skew_s=request.app[SETTINGS].ack_clock_skew_s,
             )
 
-        outcome = await request.app[STORE].retrying(apply, what="acks")
+        outcome = await request.app[STORE].retrying(apply, what="acks", generic_plans=True)
         request.app[METRICS].acks(operator, outcome)
         for (i, _), r in zip(parsed, outcome, strict=True):
             results[i] = AckResultOut(
