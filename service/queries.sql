@@ -127,8 +127,10 @@ WITH named AS (
     FROM (SELECT hashtextextended('target:' || k || ':' || v, 0) AS h FROM named ORDER BY h) s
 )
 SELECT count(*) FROM (
-    SELECT t.id FROM targets t JOIN named n ON t.kind = n.k AND t.value = n.v
-    WHERE (SELECT n FROM adv) >= 0
+    SELECT t.id FROM targets t
+    WHERE t.id = ANY(ARRAY(SELECT (SELECT x.id FROM targets x WHERE x.kind = n.k AND x.value = n.v)
+                           FROM named n))  -- one index lookup per name, whatever the plan
+      AND (SELECT n FROM adv) >= 0
     ORDER BY t.id FOR UPDATE OF t
 ) locked;
 
@@ -153,7 +155,11 @@ WITH heads AS MATERIALIZED (
 ), named AS (
     SELECT DISTINCT e->>0 AS kind, e->>1 AS value FROM heads h, json_array_elements(h.targets) e
 ), existing AS MATERIALIZED (  -- the lock order: targets by id, before any new one is inserted
-    SELECT t.id FROM targets t JOIN named n ON t.kind = n.kind AND t.value = n.value
+    -- one index lookup per name: a join may be planned as a scan of every target when the
+    -- statement's plan was made while the table was small
+    SELECT t.id FROM targets t
+    WHERE t.id = ANY(ARRAY(SELECT (SELECT x.id FROM targets x
+                                   WHERE x.kind = n.kind AND x.value = n.value) FROM named n))
     ORDER BY t.id FOR UPDATE OF t
 ), up AS (
     INSERT INTO targets AS t (kind, value, unit_code, category, first_request_id, action, state)
@@ -243,8 +249,11 @@ SELECT NULL, NULL, NULL, NULL, f.status, NULL, NULL, NULL, NULL, NULL, NULL, NUL
 FROM fin f;
 
 -- name: targets_lock_existing
+-- (one index lookup per name, as in intake_open_blocks)
 SELECT t.id, t.kind, t.value, t.action, t.state, false AS inserted
-FROM targets t JOIN unnest($1::text[], $2::text[]) AS u(k, v) ON t.kind = u.k AND t.value = u.v
+FROM targets t
+WHERE t.id = ANY(ARRAY(SELECT (SELECT x.id FROM targets x WHERE x.kind = u.k AND x.value = u.v)
+                       FROM unnest($1::text[], $2::text[]) AS u(k, v)))
 ORDER BY t.id FOR UPDATE OF t;
 
 -- name: orders_latest_for_targets

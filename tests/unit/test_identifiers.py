@@ -208,6 +208,13 @@ def test_any_formatting_of_an_indian_mobile_gives_the_same_e164(
     assert normalize_msisdn(lead + prefix + formatted) == expected
 
 
+def test_a_number_spaced_out_digit_by_digit_is_still_a_number() -> None:
+    # 41 characters: longer than a phone number's usual writing, within a value's 64
+    assert normalize_msisdn("+91 9 - 8 - 1 - 0 - 0 - 0 - 0 - 0 - 0 - 1") == "+919810000001"
+    with pytest.raises(InvalidTarget, match="too long"):
+        normalize_msisdn("9" + " - " * 22 + "8")
+
+
 def test_an_extension_is_refused_not_silently_dropped() -> None:
     with pytest.raises(InvalidTarget, match="extension"):
         normalize_msisdn("9876543210#5")
