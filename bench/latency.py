@@ -44,6 +44,13 @@ JOIN orders o ON o.target_id = t.id LEFT JOIN attempts a ON a.order_id = o.id
 WHERE t.value = ANY($1::text[])
 GROUP BY t.value
 """
+VACUUMS_SQL = """
+SELECT coalesce(sum(autovacuum_count), 0) AS autovacuums,
+       coalesce(sum(autoanalyze_count), 0) AS autoanalyzes,
+       string_agg(relname, ', ' ORDER BY relname)
+           FILTER (WHERE autovacuum_count + autoanalyze_count > 0) AS tables
+FROM pg_stat_user_tables
+"""
 STAGES = (
     "before its transaction",
     "transaction and 201",
@@ -124,6 +131,7 @@ async def main() -> None:
             if args.history:  # after a token: the seeded requests name their filer
                 took = await scale.seed(url, args.history, 50_000, settled=True)
                 print(f"seeded {args.history:,} targets of history in {took:.1f} s")
+                await pg.checkpoint(url)  # the seed's WAL is not the measured run's to flush
             port = common.free_port()
             base = f"http://127.0.0.1:{port}"
             env = {"DATABASE_URL": url}
@@ -186,6 +194,7 @@ async def main() -> None:
             try:
                 row = await conn.fetchrow(DB_SQL, list(sent))
                 traced = await conn.fetch(TRACE_SQL, list(sent))
+                vacuums = dict(await conn.fetchrow(VACUUMS_SQL) or {})
             finally:
                 await conn.close()
     finally:
@@ -212,6 +221,7 @@ async def main() -> None:
         "stages": stages,
         "cpu_percent_of_a_core": busy,
         "http_response": common.ms_percentiles(http_lat),
+        "autovacuum": vacuums,
         "db_created_to_send_ms": [round(x * 1000, 2) for x in row["created_to_send"] or []],
         "service_peak_rss_mb": round(rss, 1),
         "dispatcher": "worker process" if args.worker else "in the service process",
@@ -241,7 +251,9 @@ async def main() -> None:
     )
     print(
         f"\nachieved {achieved:.1f} req/s, {errors} errors, {len(lat)}/{total} received in "
-        f"{receiver.batches} batches; service peak RSS {rss:.1f} MB"
+        f"{receiver.batches} batches; service peak RSS {rss:.1f} MB; autovacuum since the seed: "
+        f"{vacuums['autovacuums']} vacuums, {vacuums['autoanalyzes']} analyses"
+        + (f" ({vacuums['tables']})" if vacuums["tables"] else "")
     )
     common.finish("latency", figures)
 
