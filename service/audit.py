@@ -62,10 +62,15 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
         await tx.execute("audit_append", encode(entries))
 
 
-async def record_and_commit(tx: Tx, entries: Sequence[AuditEntry]) -> None:
-    """Append entries and commit in one round trip: the transaction's last step."""
+async def record_and_commit(
+    tx: Tx, entries: Sequence[AuditEntry], *, before: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Append entries and commit in one round trip: the transaction's last step. `before`:
+    (SQL function, JSON document) calls to make first in the same round trip (Tx.commit_with)."""
     if entries:
-        await tx.commit_with("audit_append", encode(entries))
+        await tx.commit_with(*before, ("audit_append", encode(entries)))
+    elif before:
+        await tx.commit_with(*before)
 
 
 MAX_BREAKS = 100  # problems listed in a VerifyResult; the rest are only counted

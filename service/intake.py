@@ -188,10 +188,12 @@ async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
 
     They go in rounds of a few statements each: a round takes the block requests that name no
     target or Idempotency-Key in common (an unblock goes alone), so that it reads as a sequence;
-    the rest wait for the next round and see its effects."""
-    filings = await _hold_flagged(tx, filings)
+    the rest wait for the next round and see its effects. The responses stored under their
+    Idempotency-Keys go with the audit append that commits (a later round finds them in `keyed`).
+    """
     results: dict[int, IntakeResult] = {}
     entries: list[audit.AuditEntry] = []  # in the order the requests were stored
+    keyed: dict[tuple[int, str], dict[str, Any]] = {}  # stored by this transaction, by key
     rounds: list[list[int]] = []
     pending = list(range(len(filings)))
     while pending:
@@ -200,20 +202,21 @@ async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
     if len(rounds) > 1:
         await _lock_ahead(tx, filings)
     for round_ in rounds:
-        stored = await _file_round(tx, [filings[i] for i in round_])
+        stored = await _file_round(tx, [filings[i] for i in round_], keyed)
         for i, (result, entry) in zip(round_, stored, strict=True):
             results[i] = result
             if entry is not None:
                 entries.append(entry)
     # last: the chain's head stays locked from here until the commit
-    await audit.record_and_commit(tx, entries)
+    puts = list(keyed.values())
+    before = [("idempotency_put", orjson.dumps(puts, option=orjson.OPT_UTC_Z).decode())]
+    await audit.record_and_commit(tx, entries, before=before if puts else ())
     return [results[i] for i in range(len(filings))]
 
 
-async def _hold_flagged(tx: Tx, filings: Sequence[Filing]) -> Sequence[Filing]:
-    """A block naming a handset flagged as a possible SIM box or cloned IMEI (shared by
-    innocent phones) waits for a supervisor's approval, unless a supervisor filed it."""
-    asked = sorted(
+def _asked_handsets(filings: Sequence[Filing]) -> list[str]:
+    """The IMEIs named by blocks that a flag would hold for a supervisor's approval."""
+    return sorted(
         {
             t.value
             for f in filings
@@ -224,14 +227,14 @@ async def _hold_flagged(tx: Tx, filings: Sequence[Filing]) -> Sequence[Filing]:
             if t.kind == "imei"
         }
     )
-    if not asked:
-        return filings
-    flagged = {r["imei"] for r in await tx.fetch("handsets_flagged_among", asked)}
-    if not flagged:
-        return filings
+
+
+def _hold_flagged(filings: Sequence[Filing], flagged: Sequence[str]) -> list[Filing]:
+    """A block naming a handset flagged as a possible SIM box or cloned IMEI (shared by
+    innocent phones) waits for a supervisor's approval, unless a supervisor filed it."""
     out = []
     for f in filings:
-        mine = sorted(flagged & {t.value for t in f.targets if t.kind == "imei"})
+        mine = sorted(set(flagged) & {t.value for t in f.targets if t.kind == "imei"})
         if (
             mine
             and f.req.action == "block"
@@ -249,7 +252,7 @@ async def _lock_ahead(tx: Tx, filings: Sequence[Filing]) -> None:
     transactions could each hold what the other's next round waits for."""
     keys = sorted({k for f in filings if (k := _key(f)) is not None})
     if keys:
-        await tx.execute("idempotency_lock", [f"{t}:{k}" for t, k in keys])
+        await tx.execute("idempotency_lock", [t for t, _ in keys], [k for _, k in keys])
     named = sorted({(t.kind, t.value) for f in filings for t in f.targets})
     await tx.execute("intake_lock_named", [k for k, _ in named], [v for _, v in named])
 
@@ -288,9 +291,10 @@ class _Opened:
 
 
 async def _file_round(
-    tx: Tx, filings: list[Filing]
+    tx: Tx, filings: list[Filing], keyed: dict[tuple[int, str], dict[str, Any]]
 ) -> list[tuple[IntakeResult, audit.AuditEntry | None]]:
-    replays = await _replays(tx, filings)
+    """File one round; adds the responses to store under Idempotency-Keys to `keyed`."""
+    replays = await _replays(tx, filings, keyed)
     fresh = [f for f in filings if _key(f) not in replays]
     if not fresh:
         opened: list[_Opened] = []
@@ -300,20 +304,17 @@ async def _file_round(
         (only,) = fresh
         opened = [await _open_unblock(tx, only)]
     bodies = await _close(tx, opened)
-    keyed = [
-        {
-            "token_id": o.filing.principal.token_id,
-            "key": o.filing.idempotency_key,
-            "body_hash": o.filing.digest.hex(),
-            "request_id": o.request_id,
-            "response": body,
-        }
-        for o, body in zip(opened, bodies, strict=True)
-        if o.filing.idempotency_key is not None
-    ]
-    if keyed:
-        await tx.execute("idempotency_put", orjson.dumps(keyed, option=orjson.OPT_UTC_Z).decode())
-    stored = {id(o.filing): (o, body) for o, body in zip(opened, bodies, strict=True)}
+    # opened[i] is fresh[i], perhaps now held for approval (a flagged handset)
+    stored = {id(f): (o, body) for f, o, body in zip(fresh, opened, bodies, strict=True)}
+    for o, body in zip(opened, bodies, strict=True):
+        if (k := _key(o.filing)) is not None:
+            keyed[k] = {
+                "token_id": k[0],
+                "key": k[1],
+                "body_hash": o.filing.digest.hex(),
+                "request_id": o.request_id,
+                "response": body,
+            }
     out: list[tuple[IntakeResult, audit.AuditEntry | None]] = []
     for f in filings:
         if _key(f) in replays:
@@ -328,25 +329,29 @@ def _key(f: Filing) -> tuple[int, str] | None:
     return None if f.idempotency_key is None else (f.principal.token_id, f.idempotency_key)
 
 
-async def _replays(tx: Tx, filings: list[Filing]) -> dict[tuple[int, str] | None, Any]:
-    """Lock the filings' Idempotency-Keys; the stored responses of those already used."""
-    keyed = sorted({k for f in filings if (k := _key(f)) is not None})
-    if not keyed:
+async def _replays(
+    tx: Tx, filings: list[Filing], keyed: dict[tuple[int, str], dict[str, Any]]
+) -> dict[tuple[int, str] | None, Any]:
+    """Lock the filings' Idempotency-Keys; the responses of those already used, stored or
+    (`keyed`) stored by an earlier round of this transaction."""
+    asked = sorted({k for f in filings if (k := _key(f)) is not None})
+    if not asked:
         return {}
-    await tx.execute("idempotency_lock", [f"{t}:{k}" for t, k in keyed])
-    rows = await tx.fetch("idempotency_get", [t for t, _ in keyed], [k for _, k in keyed])
-    stored = {(r["token_id"], r["key"]): r for r in rows}
+    rows = await tx.fetch("idempotency_claim", [t for t, _ in asked], [k for _, k in asked])
+    stored = {(r["token_id"], r["key"]): (bytes(r["body_hash"]), r["response"]) for r in rows}
+    stored |= {k: (bytes.fromhex(v["body_hash"]), v["response"]) for k, v in keyed.items()}
     replays: dict[tuple[int, str] | None, Any] = {}
     for f in filings:
-        row = stored.get(k) if (k := _key(f)) is not None else None
-        if row is None:
+        found = stored.get(k) if (k := _key(f)) is not None else None
+        if found is None:
             continue
-        if bytes(row["body_hash"]) != f.digest:
+        digest, response = found
+        if digest != f.digest:
             raise Invalid(
                 "this Idempotency-Key was already used with a different request body",
                 [{"field": "Idempotency-Key", "message": "reused with a different body"}],
             )
-        replays[k] = row["response"]
+        replays[k] = response
     return replays
 
 
@@ -376,13 +381,17 @@ def _routing_lookups(filings: Sequence[Filing]) -> tuple[list[str], list[str]]:
 
 
 async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
-    """Store block requests' heads and targets in one statement, then plan each one."""
+    """Store block requests' heads and targets in one statement, then plan each one (in
+    the order given)."""
     heads = orjson.dumps([_head(n, f) for n, f in enumerate(filings)]).decode()
+    lookups = _routing_lookups(filings)
     try:
-        row = await tx.fetchrow("intake_open_blocks", heads, *_routing_lookups(filings))
+        row = await tx.fetchrow("intake_open_blocks", heads, *lookups, _asked_handsets(filings))
     except IntegrityConflict as exc:
         raise _refused(exc, filings) from None
     assert row is not None
+    if row["flagged"]:
+        filings = _hold_flagged(filings, row["flagged"])
     by_key = {(r["kind"], r["value"]): r for r in orjson.loads(row["targets"] or "[]")}
     ctx = RoutingContext.from_row(row)
     opened = [

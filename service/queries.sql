@@ -88,25 +88,13 @@ ON CONFLICT (prefix) DO UPDATE SET
 SELECT msisdn, operator_code, serves FROM msisdn_routes WHERE msisdn = ANY($1::text[]);
 
 -- name: idempotency_lock
--- Lock callers' keys until the transaction ends, in the order given (callers sort them, so
--- concurrent transactions do not deadlock). $1: 'token_id:key' texts. Read them afterwards, in
--- a statement of its own: this one's snapshot predates the locks.
-SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
-FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n);
+-- Lock callers' keys until the transaction ends (sql/0023: in the order given; callers sort).
+SELECT idempotency_lock($1::bigint[], $2::text[]);
 
--- name: idempotency_get
--- One primary-key lookup per key, whatever the plan: a join could be planned as a scan of the
--- whole table, and a generic plan made while it was small kept (intake runs on generic plans).
-SELECT i.token_id, i.key, i.body_hash, i.response
-FROM unnest($1::bigint[], $2::text[]) AS u(t, k)
-CROSS JOIN LATERAL (SELECT * FROM idempotency_keys x WHERE x.token_id = u.t AND x.key = u.k) i;
-
--- name: idempotency_put
--- $1: JSON array of {token_id, key, body_hash (hex), request_id, response}.
-INSERT INTO idempotency_keys (token_id, key, body_hash, request_id, response)
-SELECT u.token_id, u.key, decode(u.body_hash, 'hex'), u.request_id, u.response
-FROM json_to_recordset($1::json) AS u(token_id bigint, key text, body_hash text,
-                                      request_id bigint, response jsonb);
+-- name: idempotency_claim
+-- Lock callers' keys, then read the responses stored under them (sql/0023). Responses are
+-- stored by idempotency_put, called with the audit append that commits (Tx.commit_with).
+SELECT token_id, key, body_hash, response FROM idempotency_claim($1::bigint[], $2::text[]);
 
 -- name: intake_begin
 -- Store an unblock request's head (an unblock is routed by the orders it undoes, not by
@@ -137,8 +125,9 @@ SELECT count(*) FROM (
 -- name: intake_open_blocks
 -- Block requests' first round trip, for one request or several that name no target in common:
 -- store their heads, insert new targets and lock every named one (in a stable order, so
--- concurrent requests do not deadlock), and read what routing needs. $1: JSON array of heads,
--- each with its targets as [kind, value] pairs; $2 number-series prefixes, $3 MSISDNs.
+-- concurrent requests do not deadlock), and read what routing needs and which of the handsets
+-- asked about are flagged. $1: JSON array of heads, each with its targets as [kind, value]
+-- pairs; $2 number-series prefixes, $3 MSISDNs, $4 IMEIs.
 WITH heads AS MATERIALIZED (
     SELECT h.*, nextval('block_requests_id_seq') AS id
     FROM json_to_recordset($1::json) AS h(n int, unit text, case_ref text, category text,
@@ -175,7 +164,8 @@ SELECT (SELECT array_agg(r.id ORDER BY h.n) FROM heads h JOIN req r USING (id)) 
        (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
            AS active,
        s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves,
-       (SELECT json_agg(up) FROM up) AS targets
+       (SELECT json_agg(up) FROM up) AS targets,
+       ARRAY(SELECT imei FROM handset_flags WHERE imei = ANY($4::text[]) ORDER BY imei) AS flagged
 FROM (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_ops
       FROM number_series WHERE prefix = ANY($2::text[])) s,
      (SELECT array_agg(msisdn) AS msisdns, array_agg(operator_code) AS route_ops,
@@ -1539,9 +1529,6 @@ WITH days AS (
 )
 SELECT f.imei, f.day, f.numbers, r.id AS alert_id
 FROM flagged f JOIN raised r ON r.imei = f.imei ORDER BY f.imei;
-
--- name: handsets_flagged_among
-SELECT imei FROM handset_flags WHERE imei = ANY($1::text[]) ORDER BY imei;
 
 -- name: handset_flag_get
 SELECT imei, day, numbers, flagged_at FROM handset_flags WHERE imei = $1;

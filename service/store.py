@@ -163,20 +163,26 @@ class Tx:
         """Run a named statement; returns the command tag."""
         return await self._run(self._conn.execute, name, args)
 
-    async def commit_with(self, function: str, document: str) -> None:
-        """Call a one-argument SQL function with a JSON document and COMMIT, in one round trip.
+    async def commit_with(self, *calls: tuple[str, str]) -> None:
+        """Call one-argument SQL functions, each with a JSON document, in order, and COMMIT, in
+        one round trip.
 
         The last statement of a transaction often takes a lock held until the commit (the
         audit chain's head); sending both together keeps the client's own latency out of that
-        window. The document travels dollar-quoted under a random tag it does not contain.
+        window. The documents travel dollar-quoted under a random tag none of them contains.
         """
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", function) or self._committed:
-            raise StoreError(f"cannot commit with {function!r} here")
+        if (
+            not calls
+            or self._committed
+            or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", function) for function, _ in calls)
+        ):
+            raise StoreError(f"cannot commit with {[f for f, _ in calls]!r} here")
         tag = "j" + secrets.token_hex(8)
-        while f"${tag}$" in document:
+        while any(f"${tag}$" in document for _, document in calls):
             tag = "j" + secrets.token_hex(8)
+        sql = "".join(f"SELECT {f}(${tag}${document}${tag}$::json); " for f, document in calls)
         try:
-            await self._conn.execute(f"SELECT {function}(${tag}${document}${tag}$::json); COMMIT")
+            await self._conn.execute(sql + "COMMIT")
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
         self._committed = True

@@ -174,3 +174,26 @@ async def test_a_batch_with_an_unblock_and_a_reused_key_answers_each_as_if_alone
     ids = {blocked.body["id"], keyed.body["id"], unblocked.body["id"], plain.body["id"]}
     assert len(ids) == 4
     assert (await audit.verify(store)).ok
+
+
+async def test_a_key_repeated_within_one_batch_is_a_replay_and_stays_stored(
+    store: Store, tokens: Tokens
+) -> None:
+    inv = tokens["investigator"]
+    req = _request("FIR-9", "+919810000009")
+    batcher = IntakeBatcher(store, lanes=1)
+    batcher.start()
+    try:
+        first, again = await asyncio.gather(
+            batcher.file(await _filing(store, inv, req, "same")),
+            batcher.file(await _filing(store, inv, req, "same")),
+        )
+        later = await batcher.file(await _filing(store, inv, req, "same"))
+    finally:
+        await batcher.stop()
+    assert (first.replayed, again.replayed, later.replayed) == (False, True, True)
+    assert again.body["id"] == first.body["id"] == later.body["id"]
+    assert again.body["targets"] == first.body["targets"]
+    requests = await store.fetch("request_list", None, None, None, "FIR-9", None, None, None, 10)
+    assert len(requests) == 1
+    assert (await audit.verify(store)).ok
