@@ -50,9 +50,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     max_targets_per_request: int = Field(default=10_000, gt=0)
     bulk_request_targets: int = Field(
-        default=1_000, gt=0, description="Requests this large are filed one at a time."
+        default=1_000, gt=0, description="Requests this large are each filed alone."
     )
-    concurrent_bulk_requests: int = Field(default=1, gt=0)
+    concurrent_bulk_requests: int = Field(
+        default=2, gt=0, description="Bulk requests filed at once (each holds tens of MB)."
+    )
     intake_lanes: int = Field(
         default=2, gt=0, description="Intake transactions in flight; smaller requests share them."
     )

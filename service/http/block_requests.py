@@ -106,7 +106,7 @@ async def file_block_request(request: web.Request) -> web.Response:
 async def submit(app: web.Application, filing: intake.Filing) -> intake.IntakeResult:
     """File a prepared request the way every caller does (the API and the console)."""
     if len(filing.targets) >= app[SETTINGS].bulk_request_targets:
-        # bulk requests take one at a time: each holds tens of MB while it is built
+        # bulk requests go alone, a few at a time: each holds tens of MB while it is built
         async with app[BULK_GATE]:
             return await intake.file_one(app[STORE], filing)
     # smaller ones share transactions with whatever else is being filed

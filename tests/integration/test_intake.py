@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from service import audit
+from service.http.app import create_app
 from service.models import BlockRequestOut
+from service.settings import Settings
 from service.store import Store
 from tests.conftest import Tokens, body
 
@@ -144,3 +148,31 @@ async def test_malformed_input_gets_clear_4xx(client: Client, tokens: Tokens) ->
     big = b'{"case_ref": "' + b"x" * (3 * 1024 * 1024) + b'"}'
     r = await client.post("/v1/block-requests", headers=h, data=io.BytesIO(big))
     assert r.status == 413 and r.content_type == PROBLEM
+
+
+async def test_bulk_requests_filed_at_once_that_share_targets_each_stand_alone(
+    settings: Settings, store: Store, tokens: Tokens
+) -> None:
+    """Bulk requests go two at a time, each in its own transaction: four at once, each
+    sharing half its numbers with the next, all land, and every number is stored once."""
+    bulk = settings.model_copy(update={"bulk_request_targets": 20})
+    numbers = [f"98100{n:05d}" for n in range(100)]
+    lists = [numbers[i * 20 : i * 20 + 40] for i in range(4)]  # 40 each, 20 shared
+    async with TestClient(TestServer(create_app(bulk), host="127.0.0.1")) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/block-requests",
+                    headers=tokens["investigator"],
+                    json=body(*(("msisdn", v) for v in values), case_ref=f"FIR-{i}/2026"),
+                )
+                for i, values in enumerate(lists)
+            )
+        )
+        docs = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [201] * 4, docs
+    for doc, values in zip(docs, lists, strict=True):
+        assert [t["value"] for t in doc["targets"]] == [f"+91{v}" for v in values]
+    stored = [await store.fetchrow("target_get", "msisdn", f"+91{v}") for v in numbers]
+    assert all(t is not None for t in stored)
+    assert (await audit.verify(store)).ok
