@@ -282,12 +282,13 @@ def _next_round(filings: Sequence[Filing], pending: list[int]) -> tuple[list[int
 
 @dataclass
 class _Opened:
-    """A request whose head is stored and whose targets are planned."""
+    """A request whose head is numbered (stored, if `stored`) and whose targets are planned."""
 
     filing: Filing
     request_id: int
     created_at: Any
     plans: list[TargetPlan]
+    stored: bool = False
 
 
 async def _file_round(
@@ -356,12 +357,20 @@ async def _replays(
 
 
 def _head(n: int, f: Filing) -> dict[str, Any]:
-    req = f.req
+    """A block request's head as intake_open_blocks numbers it, with its targets."""
     return {
         "n": n,
         "unit": f.unit,
+        "category": f.req.category,
+        "targets": [(t.kind, t.value) for t in f.targets],
+    }
+
+
+def _head_columns(f: Filing) -> dict[str, Any]:
+    """What intake_close stores of a request's head besides its unit, category and action."""
+    req = f.req
+    return {
         "case_ref": req.case_ref,
-        "category": req.category,
         "priority": req.priority,
         "legal_basis": req.legal_basis,
         "note": req.note,
@@ -369,7 +378,6 @@ def _head(n: int, f: Filing) -> dict[str, Any]:
         "force": req.force,
         "target_count": len(f.targets),
         "created_by": f.principal.token_id,
-        "targets": [(t.kind, t.value) for t in f.targets],
     }
 
 
@@ -381,14 +389,11 @@ def _routing_lookups(filings: Sequence[Filing]) -> tuple[list[str], list[str]]:
 
 
 async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
-    """Store block requests' heads and targets in one statement, then plan each one (in
-    the order given)."""
+    """Number block requests' heads and store their targets in one statement, then plan each
+    one (in the order given); _close stores the heads."""
     heads = orjson.dumps([_head(n, f) for n, f in enumerate(filings)]).decode()
     lookups = _routing_lookups(filings)
-    try:
-        row = await tx.fetchrow("intake_open_blocks", heads, *lookups, _asked_handsets(filings))
-    except IntegrityConflict as exc:
-        raise _refused(exc, filings) from None
+    row = await tx.fetchrow("intake_open_blocks", heads, *lookups, _asked_handsets(filings))
     assert row is not None
     if row["flagged"]:
         filings = _hold_flagged(filings, row["flagged"])
@@ -417,8 +422,11 @@ async def _open_blocks(tx: Tx, filings: list[Filing]) -> list[_Opened]:
     return opened
 
 
-def _refused(exc: IntegrityConflict, filings: Sequence[Filing]) -> Invalid:
-    """A request head the database refused: an unknown category (the categories table) or unit."""
+def _refused(exc: IntegrityConflict, filings: Sequence[Filing]) -> Exception:
+    """A request head the database refused: an unknown category (the categories table) or
+    unit; any other conflict as it is."""
+    if "foreign key" not in str(exc):
+        return exc
     if "category" in str(exc):
         codes = ", ".join(sorted({f.req.category for f in filings}))
         return Invalid(
@@ -466,7 +474,7 @@ async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
     else:
         unblock = UnblockHead(head["id"], f.unit, req.case_ref, req.force)
         plans = await decide_unblock(tx, unblock, f.principal, f.targets, by_key)
-    return _Opened(f, head["id"], head["created_at"], plans)
+    return _Opened(f, head["id"], head["created_at"], plans, stored=True)
 
 
 async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
@@ -487,10 +495,12 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
             {
                 "id": o.request_id,
                 "held": held,
+                "stored": o.stored,
                 "action": req.action,
                 "unit": o.filing.unit,
                 "category": req.category,
                 "urgent": req.priority == "urgent",
+                **({} if o.stored else _head_columns(o.filing)),
             }
         )
         links += [
@@ -519,15 +529,18 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
             if not held:
                 woken.update(p.operators)
         no_orders += [p.target_id for p in stored if not p.operators]
-    rows = await tx.fetch(
-        "intake_close",
-        orjson.dumps(requests).decode(),
-        orjson.dumps(links).decode(),
-        orjson.dumps(restates).decode(),
-        orjson.dumps(new_orders).decode(),
-        ",".join(sorted(woken)),
-        no_orders,
-    )
+    try:
+        rows = await tx.fetch(
+            "intake_close",
+            orjson.dumps(requests).decode(),
+            orjson.dumps(links).decode(),
+            orjson.dumps(restates).decode(),
+            orjson.dumps(new_orders).decode(),
+            ",".join(sorted(woken)),
+            no_orders,
+        )
+    except IntegrityConflict as exc:
+        raise _refused(exc, [o.filing for o in opened]) from None
     orders: dict[int, list[Row]] = {}
     statuses: dict[int, str] = {}
     for r in rows:

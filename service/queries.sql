@@ -124,23 +124,13 @@ SELECT count(*) FROM (
 
 -- name: intake_open_blocks
 -- Block requests' first round trip, for one request or several that name no target in common:
--- store their heads, insert new targets and lock every named one (in a stable order, so
--- concurrent requests do not deadlock), and read what routing needs and which of the handsets
--- asked about are flagged. $1: JSON array of heads, each with its targets as [kind, value]
+-- number their heads (intake_close stores them, once their status is known), insert new
+-- targets and lock every named one (in a stable order, so concurrent requests do not
+-- deadlock), and read what routing needs and which of the handsets asked about are flagged. $1: JSON array of heads, each with its targets as [kind, value]
 -- pairs; $2 number-series prefixes, $3 MSISDNs, $4 IMEIs.
 WITH heads AS MATERIALIZED (
     SELECT h.*, nextval('block_requests_id_seq') AS id
-    FROM json_to_recordset($1::json) AS h(n int, unit text, case_ref text, category text,
-         priority text, legal_basis text, note text, reason text, force bool,
-         target_count int, created_by bigint, targets json)
-), req AS (
-    INSERT INTO block_requests (id, unit_code, case_ref, category, action, priority,
-                                legal_basis, note, reason, force, status, target_count,
-                                created_by)
-    SELECT id, unit, case_ref, category, 'block', priority, legal_basis, note, reason, force,
-           'dispatching', target_count, created_by
-    FROM heads ORDER BY n
-    RETURNING id, created_at
+    FROM json_to_recordset($1::json) AS h(n int, unit text, category text, targets json)
 ), named AS (
     SELECT DISTINCT e->>0 AS kind, e->>1 AS value FROM heads h, json_array_elements(h.targets) e
 ), existing AS MATERIALIZED (  -- the lock order: targets by id, before any new one is inserted
@@ -159,8 +149,8 @@ WITH heads AS MATERIALIZED (
     ON CONFLICT (kind, value) DO UPDATE SET updated_at = now()
     RETURNING t.id, t.kind, t.value, t.action, t.state, (t.xmax = 0) AS inserted
 )
-SELECT (SELECT array_agg(r.id ORDER BY h.n) FROM heads h JOIN req r USING (id)) AS ids,
-       (SELECT min(created_at) FROM req) AS created_at,
+SELECT (SELECT array_agg(h.id ORDER BY h.n) FROM heads h) AS ids,
+       now() AS created_at,  -- the requests' created_at: the transaction's time
        (SELECT coalesce(array_agg(code ORDER BY code), '{}') FROM operators WHERE active)
            AS active,
        s.prefixes, s.prefix_ops, r.msisdns, r.route_ops, r.serves,
@@ -174,14 +164,18 @@ FROM (SELECT array_agg(prefix) AS prefixes, array_agg(operator_code) AS prefix_o
 
 -- name: intake_close
 -- Requests' last round trip: their orders, their links to the targets, the targets' new states,
--- the requests' counters and status, the workers' wake-up. Returns the new orders and, for
--- targets that got none, their pairs' latest decisions; then one row per request (no order id)
--- with its status. $1 requests, $2 links, $3 new states and $4 orders are JSON arrays; $5 the
--- operators to wake (comma-separated); $6 targets without new orders.
+-- the requests themselves with their counters and status (a block request's head is stored
+-- here, with its final status: updating a row inserted by the same transaction would write it
+-- twice and check its foreign keys again; an unblock's was stored first, and is updated), the
+-- workers' wake-up. Returns the new orders and, for targets that got none, their pairs' latest
+-- decisions; then one row per request (no order id) with its status. $1 requests (`stored`:
+-- whether the head is already stored), $2 links, $3 new states and $4 orders are JSON arrays;
+-- $5 the operators to wake (comma-separated); $6 targets without new orders.
 WITH reqs AS MATERIALIZED (
     SELECT r.*, CASE WHEN r.held THEN NULL ELSE nextval('order_decisions') END AS seq
-    FROM json_to_recordset($1::json) AS r(id bigint, held bool, action text, unit text,
-         category text, urgent bool)
+    FROM json_to_recordset($1::json) AS r(id bigint, held bool, stored bool, action text,
+         unit text, category text, urgent bool, case_ref text, priority text, legal_basis text,
+         note text, reason text, force bool, target_count int, created_by bigint)
 ), new_orders AS (  -- [target_id, kind, value, operator, request_id] arrays: lighter than objects
     SELECT (e->>0)::bigint AS target_id, e->>1 AS kind, e->>2 AS value, e->>3 AS operator_code,
            (e->>4)::bigint AS request_id
@@ -214,8 +208,20 @@ WITH reqs AS MATERIALIZED (
         status = CASE WHEN c.held THEN 'pending_approval'
                       ELSE request_status('dispatching', c.open::int, c.failed::int) END,
         open_targets = c.open, failed_targets = c.failed
-    FROM counted c WHERE b.id = c.id AND b.id = ANY(ARRAY(SELECT id FROM reqs))
+    FROM counted c WHERE b.id = c.id AND b.id = ANY(ARRAY(SELECT id FROM reqs WHERE stored))
     RETURNING b.id, b.status,
+              CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
+), born AS (
+    INSERT INTO block_requests (id, unit_code, case_ref, category, action, priority,
+                                legal_basis, note, reason, force, status, target_count,
+                                open_targets, failed_targets, created_by)
+    SELECT r.id, r.unit, r.case_ref, r.category, r.action, r.priority, r.legal_basis, r.note,
+           r.reason, r.force,
+           CASE WHEN c.held THEN 'pending_approval'
+                ELSE request_status('dispatching', c.open::int, c.failed::int) END,
+           r.target_count, c.open, c.failed, r.created_by
+    FROM reqs r JOIN counted c ON c.id = r.id WHERE NOT r.stored ORDER BY r.id
+    RETURNING id, status,
               CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
 ), restated AS (
     SELECT * FROM json_to_recordset($3::json) AS u(id bigint, action text, state text)
@@ -236,7 +242,7 @@ SELECT * FROM ins UNION ALL SELECT * FROM current
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, f.status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        NULL, f.id, NULL
-FROM fin f;
+FROM (SELECT id, status FROM fin UNION ALL SELECT id, status FROM born) f;
 
 -- name: targets_lock_existing
 -- (one index lookup per name, as in intake_open_blocks)
