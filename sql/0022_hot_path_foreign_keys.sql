@@ -1,4 +1,4 @@
--- Foreign keys checked row by row on intake's hot path, dropped where the reference cannot
+-- Foreign keys checked row by row on the hot paths, dropped where the reference cannot
 -- dangle. Postgres checks each reference of each inserted row by a query of its own (about
 -- 13 µs each): a single-target filing made fifteen such checks for its four orders and its
 -- link, and a keyed one two more, a seventh of Postgres's CPU per filing.
@@ -8,7 +8,7 @@
 -- reconciliation has just inserted or locked, its operator from the operators row the insert
 -- joins; a link's from the same; a stored Idempotency-Key's from the caller's token and the
 -- request filed with it; a target's unit from the request that first named it, whose own unit
--- is still checked. None of the rows named is ever deleted (targets, block requests, tokens,
+-- is still checked; a learned route's operator from the acknowledged order's. None of the rows named is ever deleted (targets, block requests, tokens,
 -- operators and units have no delete path), so nothing can take one away afterwards.
 -- targets.first_request_id has had no foreign key from the start, for the same reasons.
 --
@@ -25,3 +25,4 @@ ALTER TABLE idempotency_keys
     DROP CONSTRAINT idempotency_keys_token_id_fkey,
     DROP CONSTRAINT idempotency_keys_request_id_fkey;
 ALTER TABLE targets DROP CONSTRAINT targets_unit_code_fkey;
+ALTER TABLE msisdn_routes DROP CONSTRAINT msisdn_routes_operator_code_fkey;
