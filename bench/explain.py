@@ -3,10 +3,10 @@
 Files N orders through the API (dispatcher off), then runs the service's own named queries on
 one operator's batch as a worker would: orders_claim (committed, as the worker does), then
 whichever of dispatch_record, attempts_insert, orders_for_ack, orders_apply_ack,
-targets_for_settle, orders_latest_for_targets and targets_set_state the service has, in one
-transaction that is rolled back. Prints each plan with its trigger
-times. `--sql FILE` replaces named queries by those in FILE (same `-- name:` format), to
-measure a proposed rewrite against the same data.
+targets_for_settle, orders_latest_for_targets, settle_read and targets_settle the service
+has, in one transaction that is rolled back. Prints each plan with its trigger times.
+`--sql FILE` replaces named queries by those in FILE (same `-- name:` format), to measure a
+proposed rewrite against the same data.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ async def main() -> None:
                                      [1] * n),
                 "targets_for_settle": (targets,),
                 "orders_latest_for_targets": (targets,),
-                "orders_latest_states": (targets,),
+                "settle_read": (targets,),
                 "routes_learn": (
                     [f"+9198{i:08d}" for i in range(n)], ["jio"] * n, [True] * n
                 ),

@@ -259,10 +259,11 @@ SELECT id, target_id, operator_code, action, status, attempts, created_at, first
        seq, stage, stage_at, reason
 FROM pair_latest($1::bigint[]) ORDER BY target_id, operator_code;
 
--- name: orders_latest_states
--- What settling needs of each pair's latest decision, and nothing more.
+-- name: settle_read
+-- Settling's reads (sql/0024): the targets, locked, with no operator_code and their state in
+-- `status`; then what settling needs of each pair's latest decision, and nothing more.
 SELECT target_id, operator_code, action, status, ack_status, request_id, seq
-FROM pair_latest($1::bigint[]);
+FROM settle_read($1::bigint[]);
 
 -- name: orders_for_target
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,

@@ -32,11 +32,14 @@ async def settle(
     if not ids:
         return
     # rows are unpacked by position: settling runs for every batch, lookups by name cost more
-    targets = [tuple(r.values()) for r in await tx.fetch("targets_for_settle", ids)]
+    targets: list[tuple[int, str, str]] = []
     latest: dict[int, list[OrderView]] = {}
     waiting: set[str] = set()
-    for row in await tx.fetch("orders_latest_states", ids):
+    for row in await tx.fetch("settle_read", ids):  # the targets (locked), then their pairs
         target_id, operator_code, action, status, ack_status, request_id, seq = row.values()
+        if operator_code is None:
+            targets.append((target_id, action, status))
+            continue
         latest.setdefault(target_id, []).append(
             OrderView(operator_code, action, status, ack_status, request_id, seq)
         )
