@@ -100,8 +100,12 @@ async def main() -> None:
                     False,
                 ),
                 "orders_for_ack": (ids, "jio"),
-                "orders_apply_ack": (ids, ["blocked"] * n, [None] * n, [None] * n, [None] * n,
-                                     [1] * n),
+                "orders_apply_ack": (
+                    orjson.dumps(
+                        [{"id": i, "status": "blocked", "reason": None, "ref": None, "at": None,
+                          "attempts": 1} for i in ids]
+                    ).decode(),
+                ),
                 "targets_for_settle": (targets,),
                 "orders_latest_for_targets": (targets,),
                 "settle_read": (targets,),
