@@ -67,10 +67,9 @@ async def record_and_commit(
 ) -> None:
     """Append entries and commit in one round trip: the transaction's last step. `before`:
     (SQL function, JSON document) calls to make first in the same round trip (Tx.commit_with)."""
-    if entries:
-        await tx.commit_with(*before, ("audit_append", encode(entries)))
-    elif before:
-        await tx.commit_with(*before)
+    calls = [*before, *([("audit_append", encode(entries))] if entries else [])]
+    if calls:
+        await tx.commit_with(*calls)
 
 
 MAX_BREAKS = 100  # problems listed in a VerifyResult; the rest are only counted

@@ -233,8 +233,9 @@ def _hold_flagged(filings: Sequence[Filing], flagged: Sequence[str]) -> list[Fil
     """A block naming a handset flagged as a possible SIM box or cloned IMEI (shared by
     innocent phones) waits for a supervisor's approval, unless a supervisor filed it."""
     out = []
+    flags = set(flagged)
     for f in filings:
-        mine = sorted(set(flagged) & {t.value for t in f.targets if t.kind == "imei"})
+        mine = sorted(flags & {t.value for t in f.targets if t.kind == "imei"})
         if (
             mine
             and f.req.action == "block"
@@ -282,13 +283,13 @@ def _next_round(filings: Sequence[Filing], pending: list[int]) -> tuple[list[int
 
 @dataclass
 class _Opened:
-    """A request whose head is numbered (stored, if `stored`) and whose targets are planned."""
+    """A request whose head is numbered (an unblock's is stored too) and whose targets are
+    planned."""
 
     filing: Filing
     request_id: int
     created_at: Any
     plans: list[TargetPlan]
-    stored: bool = False
 
 
 async def _file_round(
@@ -474,7 +475,7 @@ async def _open_unblock(tx: Tx, f: Filing) -> _Opened:
     else:
         unblock = UnblockHead(head["id"], f.unit, req.case_ref, req.force)
         plans = await decide_unblock(tx, unblock, f.principal, f.targets, by_key)
-    return _Opened(f, head["id"], head["created_at"], plans, stored=True)
+    return _Opened(f, head["id"], head["created_at"], plans)
 
 
 async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
@@ -490,17 +491,18 @@ async def _close(tx: Tx, opened: list[_Opened]) -> list[dict[str, Any]]:
     for o in opened:
         req, plans = o.filing.req, o.plans
         held = _held(o.filing, plans)
+        head_stored = req.action == "unblock"  # _open_unblock stored it; blocks' go in here
         stored = [p for p in plans if p.target_id]
         requests.append(
             {
                 "id": o.request_id,
                 "held": held,
-                "stored": o.stored,
+                "stored": head_stored,
                 "action": req.action,
                 "unit": o.filing.unit,
                 "category": req.category,
                 "urgent": req.priority == "urgent",
-                **({} if o.stored else _head_columns(o.filing)),
+                **({} if head_stored else _head_columns(o.filing)),
             }
         )
         links += [

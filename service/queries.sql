@@ -126,8 +126,9 @@ SELECT count(*) FROM (
 -- Block requests' first round trip, for one request or several that name no target in common:
 -- number their heads (intake_close stores them, once their status is known), insert new
 -- targets and lock every named one (in a stable order, so concurrent requests do not
--- deadlock), and read what routing needs and which of the handsets asked about are flagged. $1: JSON array of heads, each with its targets as [kind, value]
--- pairs; $2 number-series prefixes, $3 MSISDNs, $4 IMEIs.
+-- deadlock), and read what routing needs and which of the handsets asked about are flagged.
+-- $1: JSON array of heads, each with its targets as [kind, value] pairs; $2 number-series
+-- prefixes, $3 MSISDNs, $4 IMEIs.
 WITH heads AS MATERIALIZED (
     SELECT h.*, nextval('block_requests_id_seq') AS id
     FROM json_to_recordset($1::json) AS h(n int, unit text, category text, targets json)
@@ -199,15 +200,15 @@ WITH reqs AS MATERIALIZED (
                                  holds, done)
     SELECT request_id, target_id, position, submitted, outcome, holds, done FROM link_rows
 ), counted AS (
-    SELECT r.id, r.held, count(l.*) FILTER (WHERE NOT l.done) AS open,
-           count(l.*) FILTER (WHERE l.done AND link_failed(r.action, l.outcome, l.state))
-               AS failed
-    FROM reqs r LEFT JOIN link_rows l ON l.request_id = r.id GROUP BY r.id, r.held
+    SELECT id, open, failed,
+           CASE WHEN held THEN 'pending_approval'
+                ELSE request_status('dispatching', open::int, failed::int) END AS status
+    FROM (SELECT r.id, r.held, count(l.*) FILTER (WHERE NOT l.done) AS open,
+                 count(l.*) FILTER (WHERE l.done AND link_failed(r.action, l.outcome, l.state))
+                     AS failed
+          FROM reqs r LEFT JOIN link_rows l ON l.request_id = r.id GROUP BY r.id, r.held) n
 ), fin AS (
-    UPDATE block_requests b SET
-        status = CASE WHEN c.held THEN 'pending_approval'
-                      ELSE request_status('dispatching', c.open::int, c.failed::int) END,
-        open_targets = c.open, failed_targets = c.failed
+    UPDATE block_requests b SET status = c.status, open_targets = c.open, failed_targets = c.failed
     FROM counted c WHERE b.id = c.id AND b.id = ANY(ARRAY(SELECT id FROM reqs WHERE stored))
     RETURNING b.id, b.status,
               CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken
@@ -216,10 +217,7 @@ WITH reqs AS MATERIALIZED (
                                 legal_basis, note, reason, force, status, target_count,
                                 open_targets, failed_targets, created_by)
     SELECT r.id, r.unit, r.case_ref, r.category, r.action, r.priority, r.legal_basis, r.note,
-           r.reason, r.force,
-           CASE WHEN c.held THEN 'pending_approval'
-                ELSE request_status('dispatching', c.open::int, c.failed::int) END,
-           r.target_count, c.open, c.failed, r.created_by
+           r.reason, r.force, c.status, r.target_count, c.open, c.failed, r.created_by
     FROM reqs r JOIN counted c ON c.id = r.id WHERE NOT r.stored ORDER BY r.id
     RETURNING id, status,
               CASE WHEN $5 <> '' THEN pg_notify('fraudblock_orders', $5) END AS woken

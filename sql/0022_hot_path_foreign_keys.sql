@@ -8,8 +8,9 @@
 -- reconciliation has just inserted or locked, its operator from the operators row the insert
 -- joins; a link's from the same; a stored Idempotency-Key's from the caller's token and the
 -- request filed with it; a target's unit from the request that first named it, whose own unit
--- is still checked; a learned route's operator from the acknowledged order's. None of the rows named is ever deleted (targets, block requests, tokens,
--- operators and units have no delete path), so nothing can take one away afterwards.
+-- is still checked; a learned route's operator from the acknowledged order's. None of the rows
+-- named is ever deleted (targets, block requests, tokens, operators and units have no delete
+-- path), so nothing can take one away afterwards.
 -- targets.first_request_id has had no foreign key from the start, for the same reasons.
 --
 -- Kept: the references a caller's input decides (a request's unit, category and author,
