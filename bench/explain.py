@@ -75,10 +75,12 @@ async def main() -> None:
             targets = sorted({r["target_id"] for r in rows})
             now = datetime.now(UTC)
             n = len(ids)
-            settled = orjson.dumps([{"target_id": t, "failed": False} for t in targets]).decode()
-            changed = orjson.dumps(
-                [{"id": t, "action": "block", "state": "blocked"} for t in targets]
-            ).decode()
+            settling = {
+                "changed": [{"id": t, "action": "block", "state": "blocked"} for t in targets],
+                "settled": [{"target_id": t, "state": "blocked"} for t in targets],
+            }
+            routes = [{"msisdn": f"+9198{i:08d}", "operator_code": "jio", "serves": True}
+                      for i in range(n)]  # fmt: skip
             later: dict[str, tuple[Any, ...]] = {  # parameters by query name, as the service has
                 "dispatch_record": (
                     orjson.dumps(
@@ -109,11 +111,16 @@ async def main() -> None:
                 "targets_for_settle": (targets,),
                 "orders_latest_for_targets": (targets,),
                 "settle_read": (targets,),
-                "routes_learn": (
-                    [f"+9198{i:08d}" for i in range(n)], ["jio"] * n, [True] * n
-                ),
-                "targets_settle": (changed, settled),
             }  # fmt: skip
+            # the writes a transaction defers to its commit (Tx.defer): SQL functions of JSON
+            q = q | {
+                "targets_settle": "SELECT targets_settle($1::json)",
+                "routes_learn": "SELECT routes_learn($1::json)",
+            }
+            later |= {
+                "targets_settle": (orjson.dumps(settling).decode(),),
+                "routes_learn": (orjson.dumps(routes).decode(),),
+            }
             for name, params in later.items():
                 if name not in q:
                     continue  # the service no longer has this statement

@@ -277,18 +277,6 @@ WHERE rt.holds AND rt.target_id = ANY($1::bigint[])
   AND r.status NOT IN ('pending_approval', 'rejected', 'cancelled')
 ORDER BY rt.target_id, r.unit_code, r.case_ref;
 
--- name: holds_release
--- An unblock takes effect: release the holds of the case it names (every hold with force).
--- $1: JSON [{target_id, request_id}] (request_id: the unblock request).
-WITH u AS (
-    SELECT * FROM json_to_recordset($1::json) AS u(target_id bigint, request_id bigint)
-)
-UPDATE request_targets rt SET holds = false, released_by = u.request_id
-FROM u JOIN block_requests ub ON ub.id = u.request_id, block_requests b
-WHERE rt.target_id = u.target_id AND rt.holds AND b.id = rt.request_id
-  AND (ub.force OR (b.unit_code = ub.unit_code AND b.case_ref = ub.case_ref))
-RETURNING rt.target_id, b.unit_code, b.case_ref;
-
 -- name: holds_restore
 -- An unblock is cancelled: the holds it released are in force again.
 UPDATE request_targets SET holds = true, released_by = NULL WHERE released_by = $1
@@ -381,9 +369,6 @@ FROM targets WHERE kind = $1 AND value = $2;
 SELECT r.id AS request_id, r.case_ref, r.unit_code, r.action, r.status, rt.holds, r.created_at
 FROM request_targets rt JOIN block_requests r ON r.id = rt.request_id
 WHERE rt.target_id = $1 ORDER BY r.id;
-
--- name: notify_orders
-SELECT pg_notify('fraudblock_orders', $1);
 
 -- name: audit_append
 -- $1: JSON entries; the chaining is the audit_append function (sql/0003_audit_chains.sql).
@@ -675,54 +660,8 @@ FROM json_to_recordset($1::json) AS u(id bigint, status text, reason text, ref t
                                        at timestamptz)
 WHERE o.id = u.id AND o.id = ANY(ARRAY(SELECT id FROM json_to_recordset($1::json) AS v(id bigint)));
 
--- name: routes_learn
-INSERT INTO msisdn_routes (msisdn, operator_code, serves)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])
-ON CONFLICT (msisdn, operator_code) DO UPDATE SET serves = EXCLUDED.serves, learned_at = now();
-
 -- name: targets_for_settle
 SELECT id, action, state FROM targets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE;
-
--- name: targets_settle
--- New target states, then the open links of settled targets marked done and folded into
--- their requests' counters and status (link_failed, request_status: sql/0006).
--- $1: JSON [{id, action, state}] of changed targets; $2: JSON [{target_id, state}] of settled.
-WITH changed AS (
-    SELECT * FROM json_to_recordset($1::json) AS u(id bigint, action text, state text)
-), settling AS (
-    SELECT * FROM json_to_recordset($2::json) AS u(target_id bigint, state text)
-), states AS (
-    UPDATE targets t SET action = u.action, state = u.state, state_changed_at = now(),
-                         updated_at = now()
-    FROM changed u
-    WHERE t.id = u.id AND t.id = ANY(ARRAY(SELECT id FROM changed))
-      AND (t.state <> u.state OR t.action <> u.action)
-    RETURNING 1
-), settled AS (
-    UPDATE request_targets rt SET done = true
-    FROM settling u
-    WHERE rt.target_id = u.target_id
-      AND rt.target_id = ANY(ARRAY(SELECT target_id FROM settling)) AND NOT rt.done
-    RETURNING rt.request_id, rt.outcome, u.state
-), agg AS (
-    SELECT s.request_id, count(*) AS n,
-           count(*) FILTER (WHERE link_failed(b.action, s.outcome, s.state)) AS f
-    FROM settled s JOIN block_requests b ON b.id = s.request_id GROUP BY s.request_id
-), requests AS (
-    UPDATE block_requests r SET
-        open_targets = greatest(r.open_targets - agg.n, 0),
-        failed_targets = r.failed_targets + agg.f,
-        status = request_status(r.status, (r.open_targets - agg.n)::int,
-                                (r.failed_targets + agg.f)::int),
-        updated_at = now()
-    FROM agg
-    WHERE r.id = agg.request_id
-      AND r.id = ANY(ARRAY(SELECT id FROM block_requests
-                           WHERE id = ANY(ARRAY(SELECT request_id FROM agg))
-                           ORDER BY id FOR UPDATE))
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM states) AS states, (SELECT count(*) FROM requests) AS requests;
 
 -- name: orders_insert_each
 -- Orders that differ row by row (re-routing after not_subscriber), queued as part of the

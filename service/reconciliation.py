@@ -204,7 +204,7 @@ async def _requeue(tx: Tx, operator: str, missing: Sequence[Key]) -> list[int]:
     created = await tx.fetch("orders_requeue_reconciled", operator, ids)
     if created:
         await settlement.settle(tx, {c["target_id"] for c in created})
-        await tx.execute("notify_orders", operator)
+        settlement.wake(tx, [operator])
     return [c["id"] for c in created]
 
 

@@ -51,8 +51,7 @@ async def approve(store: Store, principal: Principal, request_id: int) -> None:
             queued, plans = await _decide_unblock(tx, principal, row, targets)
             details["releases"] = releases(plans)
         await tx.execute("requests_recount", [request_id])
-        if queued:
-            await tx.execute("notify_orders", ",".join(sorted(queued)))
+        settlement.wake(tx, queued)
         await audit.record(
             tx,
             [
@@ -209,8 +208,7 @@ async def _take_back(
     await settlement.settle(tx, touched, redecide=True)
     woken = {r["operator_code"] for r in restored}
     woken |= await _resume_unblocks(tx, principal, request_id)
-    if woken:
-        await tx.execute("notify_orders", ",".join(sorted(woken)))
+    settlement.wake(tx, woken)
 
 
 async def _resume_unblocks(tx: Tx, principal: Principal, request_id: int) -> set[str]:
@@ -249,7 +247,7 @@ async def requeue(store: Store, principal: Principal, order_id: int) -> None:
         await tx.execute("request_links_reopen", row["request_id"], row["target_id"])
         await settlement.settle(tx, [row["target_id"]])
         await tx.execute("requests_recount", [row["request_id"]])
-        await tx.execute("notify_orders", row["operator_code"])
+        settlement.wake(tx, [row["operator_code"]])
         await audit.record(
             tx,
             [
@@ -291,7 +289,7 @@ async def requeue_dead(
             links = [{"request_id": r["request_id"], "target_id": r["target_id"]} for r in rows]
             await tx.execute("request_links_reopen_each", orjson.dumps(links).decode())
             await tx.execute("requests_recount", sorted({r["request_id"] for r in rows}))
-            await tx.execute("notify_orders", ",".join(sorted({r["operator_code"] for r in rows})))
+            settlement.wake(tx, (r["operator_code"] for r in rows))
         await audit.record(
             tx,
             [

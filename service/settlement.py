@@ -65,14 +65,24 @@ async def settle(
                     effective.append({"target_id": tid, "request_id": newest.request_id})
         if state != "pending":
             settled.append({"target_id": tid, "state": state})
-    if effective:
-        await tx.execute("holds_release", orjson.dumps(effective).decode())
+    # the writes go with the transaction's next round trip (sql/0025), often its COMMIT
+    release_holds(tx, effective)
     if changed or settled:
-        await tx.fetchrow(
-            "targets_settle", orjson.dumps(changed).decode(), orjson.dumps(settled).decode()
-        )
-    if waiting:  # an order waited for the one these settle: its lane may claim it now
-        await tx.execute("notify_orders", ",".join(sorted(waiting)))
+        tx.defer("targets_settle", orjson.dumps({"changed": changed, "settled": settled}).decode())
+    wake(tx, waiting)  # an order waited for the one these settle: its lane may claim it now
+
+
+def release_holds(tx: Tx, releases: Sequence[Mapping[str, int]]) -> None:
+    """Unblocks take effect: the holds of the cases they name are released ({target_id,
+    request_id}: the unblock request), with the transaction's next round trip."""
+    if releases:
+        tx.defer("holds_release", orjson.dumps(list(releases)).decode())
+
+
+def wake(tx: Tx, operators: Iterable[str]) -> None:
+    """Wake these operators' lanes when the transaction commits (NOTIFY)."""
+    if codes := sorted(set(operators)):
+        tx.defer("orders_notify", orjson.dumps(codes).decode())
 
 
 async def supersede(tx: Tx, pairs: Sequence[Mapping[str, Any]]) -> None:
@@ -80,9 +90,7 @@ async def supersede(tx: Tx, pairs: Sequence[Mapping[str, Any]]) -> None:
     withdrawn so has been overtaken: its case asked to let go, so its holds go now."""
     withdrawn = await tx.fetch("orders_withdraw_unsent", orjson.dumps(pairs).decode())
     overtaken = {(w["target_id"], w["request_id"]) for w in withdrawn if w["action"] == "unblock"}
-    if overtaken:
-        released = [{"target_id": t, "request_id": r} for t, r in sorted(overtaken)]
-        await tx.execute("holds_release", orjson.dumps(released).decode())
+    release_holds(tx, [{"target_id": t, "request_id": r} for t, r in sorted(overtaken)])
 
 
 async def reroute(tx: Tx, rows: Sequence[Row]) -> None:
@@ -124,7 +132,7 @@ async def reroute(tx: Tx, rows: Sequence[Row]) -> None:
             )
     if new_orders:
         created = await tx.fetch("orders_insert_each", orjson.dumps(new_orders).decode())
-        await tx.execute("notify_orders", ",".join(sorted({c["operator_code"] for c in created})))
+        wake(tx, (c["operator_code"] for c in created))
 
 
 async def follow_up(
@@ -148,12 +156,9 @@ async def follow_up(
         and i.status in ("blocked", "already_blocked", "not_subscriber", "disconnected", "retained")
     ]
     if learn:
-        await tx.execute(
-            "routes_learn",
-            [v for v, _ in learn],
-            [operator] * len(learn),
-            [s != "not_subscriber" for _, s in learn],
-        )
+        routes = [{"msisdn": v, "operator_code": operator, "serves": s != "not_subscriber"}
+                  for v, s in learn]  # fmt: skip
+        tx.defer("routes_learn", orjson.dumps(routes).decode())
     not_serving = [
         r
         for r, i in zip(rows, items, strict=True)

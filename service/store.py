@@ -122,6 +122,7 @@ class Tx:
         self._q = queries
         self._committed = False
         self._generic = generic  # the transaction keeps generic plans (GENERIC_PLANS)
+        self._deferred: list[tuple[str, str]] = []  # calls made with the next round trip (defer)
 
     def _sql(self, name: str) -> str:
         if self._committed:
@@ -131,6 +132,7 @@ class Tx:
     async def _run(self, call: Callable[..., Awaitable[T]], name: str, args: Sequence[Any]) -> T:
         """Run a named statement; one marked `-- plan: custom` is planned for its arguments."""
         sql = self._sql(name)
+        await self.flush()
         try:
             if CUSTOM_PLAN not in sql:
                 return await call(sql, *args)
@@ -163,29 +165,50 @@ class Tx:
         """Run a named statement; returns the command tag."""
         return await self._run(self._conn.execute, name, args)
 
+    def defer(self, function: str, document: str) -> None:
+        """Call a one-argument SQL function with a JSON document, a write whose result nobody
+        reads, with the transaction's next round trip: before its next statement, or in the
+        one that commits. A write just before the commit so costs no round trip of its own."""
+        if self._committed or not re.fullmatch(r"[a-z_][a-z0-9_]*", function):
+            raise StoreError(f"cannot defer {function!r} here")
+        self._deferred.append((function, document))
+
+    async def flush(self) -> None:
+        """Make the deferred calls now (the next statement may read what they write)."""
+        if self._deferred:
+            calls, self._deferred = self._deferred, []
+            await self._send(_calls_sql(calls))
+
     async def commit_with(self, *calls: tuple[str, str]) -> None:
-        """Call one-argument SQL functions, each with a JSON document, in order, and COMMIT, in
-        one round trip.
+        """Make the deferred calls, then these (one-argument SQL functions, each with a JSON
+        document) in order, and COMMIT, in one round trip.
 
         The last statement of a transaction often takes a lock held until the commit (the
         audit chain's head); sending both together keeps the client's own latency out of that
-        window. The documents travel dollar-quoted under a random tag none of them contains.
+        window.
         """
-        if (
-            not calls
-            or self._committed
-            or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", function) for function, _ in calls)
-        ):
+        if self._committed:
             raise StoreError(f"cannot commit with {[f for f, _ in calls]!r} here")
-        tag = "j" + secrets.token_hex(8)
-        while any(f"${tag}$" in document for _, document in calls):
-            tag = "j" + secrets.token_hex(8)
-        sql = "".join(f"SELECT {f}(${tag}${document}${tag}$::json); " for f, document in calls)
+        for function, document in calls:
+            self.defer(function, document)
+        calls, self._deferred = tuple(self._deferred), []
+        await self._send(_calls_sql(calls) + "COMMIT")
+        self._committed = True
+
+    async def _send(self, sql: str) -> None:
         try:
-            await self._conn.execute(sql + "COMMIT")
+            await self._conn.execute(sql)
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
-        self._committed = True
+
+
+def _calls_sql(calls: Sequence[tuple[str, str]]) -> str:
+    """`SELECT f(document::json); ...` for each call. The documents travel dollar-quoted under
+    a random tag none of them contains."""
+    tag = "j" + secrets.token_hex(8)
+    while any(f"${tag}$" in document for _, document in calls):
+        tag = "j" + secrets.token_hex(8)
+    return "".join(f"SELECT {f}(${tag}${document}${tag}$::json); " for f, document in calls)
 
 
 class Store:
@@ -222,15 +245,16 @@ class Store:
         try:
             async with self._acquire() as conn:
                 await conn.execute(f"BEGIN; {GENERIC_PLANS}" if generic_plans else "BEGIN")
+                tx = Tx(conn, self.queries, generic_plans)
                 try:
-                    yield Tx(conn, self.queries, generic_plans)
+                    yield tx
                 except BaseException:
                     if _in_open_transaction(conn):
                         with contextlib.suppress(*_DRIVER_ERRORS):
                             await conn.execute("ROLLBACK")
                     raise
                 if conn.is_in_transaction():
-                    await conn.execute("COMMIT")
+                    await tx.commit_with()
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
@@ -259,7 +283,9 @@ class Store:
         """A pooled connection without an explicit transaction (autocommit)."""
         try:
             async with self._acquire() as conn:
-                yield Tx(conn, self.queries)
+                tx = Tx(conn, self.queries)
+                yield tx
+                await tx.flush()
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 

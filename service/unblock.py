@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from service import settlement
 from service.auth import Principal
 from service.lifecycle import CONFIRMED
 from service.plans import NormalTarget, TargetPlan
@@ -121,6 +122,5 @@ async def decide_unblock(
         plans[-1].releases = visible_holds(mine, viewer)
     if withdraw:
         await tx.execute("orders_withdraw_unsent", orjson.dumps(withdraw).decode())
-    if release_now:
-        await tx.execute("holds_release", orjson.dumps(release_now).decode())
+    settlement.release_holds(tx, release_now)
     return plans
