@@ -149,7 +149,7 @@ async def measure(
         for w in started:
             procs.stop(w)
     if pg_stats:
-        await pg.print_top_statements(url, f"{variant}: dispatch, costliest statements")
+        await pg.print_top_statements(url, f"{variant}: dispatch, costliest statements", 30)
     conn = await asyncpg.connect(url)
     try:
         f = await conn.fetchrow(FIGURES_SQL)

@@ -174,6 +174,8 @@ async def main() -> None:
                 answered.clear()
                 errors = 0
                 receiver.reset(total)
+                if args.pg_stats:  # the measured run's statements only
+                    await pg.reset_statements(url)
                 cpu_before, cpu_t0 = common.cpu_seconds(), time.perf_counter()
                 achieved = await at_rate(0, total)
                 cpu_after, cpu_t1 = common.cpu_seconds(), time.perf_counter()
@@ -181,7 +183,7 @@ async def main() -> None:
                 await asyncio.wait_for(receiver.all_in.wait(), 10)
             rss = common.peak_rss_mb(service.pid)
             if args.pg_stats:
-                await pg.print_top_statements(url, "costliest statements")
+                await pg.print_top_statements(url, "costliest statements", 40)
             conn = await asyncpg.connect(url)
             try:
                 traced = await conn.fetch(TRACE_SQL, list(sent))

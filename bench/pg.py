@@ -30,7 +30,8 @@ TEMPLATE = "fraudblock_bench_template"
 def postgres(stat_statements: bool = False, data_dir: str | None = None) -> Iterator[str]:
     """DATABASE_URL's server, or an embedded Postgres in a temporary directory, stopped after.
 
-    With stat_statements, the embedded server is restarted with pg_stat_statements loaded.
+    With stat_statements, the embedded server is restarted with pg_stat_statements loaded
+    (tracking the statements run inside functions too: a top-level call's time includes them).
     With data_dir, the embedded server keeps its data there (kept after the run, reused by the
     next one) instead of in a temporary directory.
     """
@@ -54,6 +55,8 @@ def postgres(stat_statements: bool = False, data_dir: str | None = None) -> Iter
     try:
         if stat_statements:
             server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+            server.psql("ALTER SYSTEM SET pg_stat_statements.track = 'all';")  # and nested ones
+            server.psql("ALTER SYSTEM SET pg_stat_statements.track_planning = on;")
             pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
         yield str(server.get_uri())
     finally:
@@ -113,12 +116,14 @@ def fsync_per_s() -> float:
 
 TOP_STATEMENTS = """
 SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
-       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+       round(mean_exec_time::numeric, 3) AS mean_ms, round(total_plan_time::numeric, 1) AS plan_ms,
+       rows,
        shared_blks_hit + shared_blks_read AS blocks,
-       regexp_replace(left(query, 70), '\\s+', ' ', 'g') AS query
+       CASE WHEN toplevel THEN '' ELSE '  (nested) ' END
+       || regexp_replace(left(query, 70), '\\s+', ' ', 'g') AS query
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY total_exec_time DESC LIMIT $1
+ORDER BY total_exec_time + total_plan_time DESC LIMIT $1
 """
 
 
@@ -130,9 +135,9 @@ async def print_top_statements(url: str, title: str, limit: int = 15) -> list[di
         rows = [dict(r) for r in await conn.fetch(TOP_STATEMENTS, limit)]
     finally:
         await conn.close()
-    table(title, ["calls", "total ms", "mean ms", "rows", "blocks", "statement"],
-          [[r["calls"], float(r["total_ms"]), float(r["mean_ms"]), r["rows"], r["blocks"],
-            r["query"]] for r in rows])  # fmt: skip
+    table(title, ["calls", "total ms", "mean ms", "planning ms", "rows", "blocks", "statement"],
+          [[r["calls"], float(r["total_ms"]), float(r["mean_ms"]), float(r["plan_ms"]), r["rows"],
+            r["blocks"], r["query"]] for r in rows])  # fmt: skip
     return rows
 
 
