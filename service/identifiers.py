@@ -11,6 +11,10 @@ Msisdn = NewType("Msisdn", str)
 Imei = NewType("Imei", str)
 
 _IMEI_SEPARATORS = re.compile(r"[\s\-/.]+")
+# The shape nearly every filing uses: an Indian mobile number's ten digits, perhaps after +91.
+# Parsing one gives exactly that number (no prefix to strip, no extension), so only its
+# validity needs asking; that is a quarter of what parsing costs, on every target.
+_INDIAN_MOBILE = re.compile(r"(?:\+91)?([6-9][0-9]{9})")
 _POSSIBLE_REASONS = {
     phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
     phonenumbers.ValidationResult.TOO_SHORT: "too short for a phone number",
@@ -36,6 +40,15 @@ def normalize_msisdn(raw: str, region: str = "IN") -> Msisdn:
         raise InvalidTarget("too long for a phone number")
     if re.search(r"[A-Za-z]", text):
         raise InvalidTarget("phone numbers contain digits only (letters found)")
+    if region == "IN" and (mobile := _INDIAN_MOBILE.fullmatch(text)):
+        digits = mobile.group(1)
+        if phonenumbers.is_valid_number(phonenumbers.PhoneNumber(91, int(digits))):
+            return Msisdn("+91" + digits)  # else parsed, to say why it is not valid
+    return parsed_msisdn(text, region)
+
+
+def parsed_msisdn(text: str, region: str = "IN") -> Msisdn:
+    """A phone number parsed in full (phonenumbers): normalize_msisdn's long way."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, reject
 from hypothesis import settings as hsettings
@@ -13,6 +15,7 @@ from service.identifiers import (
     normalize_imei,
     normalize_msisdn,
     normalize_target,
+    parsed_msisdn,
 )
 
 # No example database: the run leaves no files behind; phonenumbers' first parse is slow.
@@ -218,3 +221,34 @@ def test_a_number_spaced_out_digit_by_digit_is_still_a_number() -> None:
 def test_an_extension_is_refused_not_silently_dropped() -> None:
     with pytest.raises(InvalidTarget, match="extension"):
         normalize_msisdn("9876543210#5")
+
+
+def _outcome(normalise: Callable[[str], str], text: str) -> str:
+    try:
+        return normalise(text)
+    except InvalidTarget as exc:
+        return f"refused: {exc.reason}"
+
+
+@hsettings(database=None, deadline=None, max_examples=1500)
+@given(
+    prefix=st.sampled_from(["", "+91", "+9", "91", "0", "+1", "+"]),
+    digits=st.text(alphabet="0123456789", min_size=9, max_size=11),
+    lead=st.sampled_from("0123456789"),
+)
+def test_the_short_way_for_indian_mobiles_agrees_with_parsing_in_full(
+    prefix: str, digits: str, lead: str
+) -> None:
+    """Ten digits (after +91 or not) take a short way; whatever it returns, and whatever it
+    refuses, is what parsing the number in full gives, error message included."""
+    text = prefix + lead + digits
+    assert _outcome(normalize_msisdn, text) == _outcome(parsed_msisdn, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["7006000750", "+917006000750", "9999999999", "6000000000", "+916000000000", "9100000000",
+     "9110000000", "5999999999", "+915999999999", "07006000750", "917006000750"],
+)  # fmt: skip
+def test_the_short_way_agrees_on_edges(text: str) -> None:
+    assert _outcome(normalize_msisdn, text) == _outcome(parsed_msisdn, text)
