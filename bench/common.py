@@ -244,8 +244,11 @@ class BareHTTP:
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> tuple[int, bytes]:
         """Send one request on an idle connection (or a new one); the status and body."""
-        if self._idle:
+        while self._idle:  # one the server closed while it was idle (keep-alive timeout) goes
             reader, writer = self._idle.pop()
+            if not reader.at_eof():
+                break
+            writer.close()
         else:
             reader, writer = await asyncio.open_connection(self._host, self._port)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}:{self._port}"]
