@@ -179,6 +179,7 @@ async def main() -> None:
                 receiver.reset(total)
                 if args.pg_stats:  # the measured run's statements only
                     await pg.reset_statements(url)
+                flushes_before = await pg.wal_flushes(url)
                 cpu_before, cpu_t0 = common.cpu_seconds(), time.perf_counter()
                 run_started = datetime.now(UTC)
                 achieved = await at_rate(0, total)
@@ -188,6 +189,7 @@ async def main() -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(receiver.all_in.wait(), 10)
             rss = common.peak_rss_mb(service.pid)
+            flushes = await pg.wal_flushes(url) - flushes_before
             if args.pg_stats:
                 await pg.print_top_statements(url, "costliest statements", 40)
             conn = await asyncpg.connect(url)
@@ -218,6 +220,8 @@ async def main() -> None:
         },
         "stages": stages,
         "cpu_percent_of_a_core": busy,
+        # WAL flushes (fsyncs) from the run's start to ten seconds after it, per filing
+        "wal_flushes_per_filing": round(flushes / max(total, 1), 2),
         "http_response": common.ms_percentiles(http_lat),
         "autovacuum": vacuums,
         "db_created_to_send_ms": stored_gaps(traced),
@@ -245,7 +249,7 @@ async def main() -> None:
     print(
         "CPU during the measured run, % of one core: "
         + ", ".join(f"{k} {v}" for k, v in busy.items())
-        + " (the machine has 2 cores)"
+        + f" (the machine has 2 cores); WAL flushes per filing {figures['wal_flushes_per_filing']}"
     )
     print(
         f"\nachieved {achieved:.1f} req/s, {errors} errors, {len(lat)}/{total} received in "

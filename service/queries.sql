@@ -411,10 +411,16 @@ WHERE code = $1 AND rate_limit_per_s > 0 AND rate_tokens IS NOT NULL;
 -- Claim due orders of one operator: urgent first, oldest first, under a lease; the batch is
 -- returned in that order too. Only an order that may go now (its pair's latest decision, with
 -- nothing of the pair outstanding: order_may_go, sql/0006) is taken.
-WITH claimed AS (
+-- Run on its own (autocommit, as the dispatcher does), the claim commits without waiting for
+-- its WAL flush: one lost in a crash leaves its orders queued, to be sent again (delivery is
+-- at least once, the order id its idempotency key), and the batch's record, which commits
+-- durably, flushes the claim's WAL with its own. The setting ends with the transaction.
+WITH unflushed AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'off', true)
+), claimed AS (
     UPDATE orders o SET status = 'in_flight', attempts = o.attempts + 1,
            lease_expires_at = now() + make_interval(secs => $3), leased_by = $4
-    WHERE o.id = ANY(ARRAY(
+    WHERE (SELECT count(*) FROM unflushed) = 1 AND o.id = ANY(ARRAY(
         SELECT id FROM orders
         WHERE operator_code = $1 AND status = 'queued' AND next_attempt_at <= now()
           AND ($5::bool OR EXISTS (SELECT 1 FROM operators

@@ -93,3 +93,19 @@ async def test_listener_comes_back_after_its_connection_is_killed(
             await conn.close()
     finally:
         await d.listener.close()
+
+
+async def test_a_claim_does_not_wait_for_its_flush_and_leaves_the_connection_as_it_was(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """Claims commit without waiting for the WAL flush (the batch's record commits durably);
+    the setting is the claim's transaction's alone, never the pooled connection's."""
+    await file(client, tokens["investigator"], ("imei", "490154203237518"))  # to every operator
+    claim = store.queries["orders_claim"]
+    async with store.pool.acquire() as conn:
+        async with conn.transaction():  # inside a transaction, to look before it ends
+            assert len(await conn.fetch(claim, "jio", 1, 60.0, "w1", False)) == 1
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        assert len(await conn.fetch(claim, "airtel", 1, 60.0, "w1", False)) == 1  # autocommit
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
