@@ -62,14 +62,12 @@ async def record(tx: Tx, entries: Sequence[AuditEntry]) -> None:
         await tx.execute("audit_append", encode(entries))
 
 
-async def record_and_commit(
-    tx: Tx, entries: Sequence[AuditEntry], *, before: Sequence[tuple[str, str]] = ()
-) -> None:
-    """Append entries and commit in one round trip: the transaction's last step. `before`:
-    (SQL function, JSON document) calls to make first in the same round trip (Tx.commit_with)."""
-    calls = [*before, *([("audit_append", encode(entries))] if entries else [])]
-    if calls:
-        await tx.commit_with(*calls)
+async def record_and_commit(tx: Tx, entries: Sequence[AuditEntry]) -> None:
+    """Append entries and commit, with the transaction's deferred writes, in one round trip:
+    the transaction's last step."""
+    if entries:
+        tx.defer("audit_append", encode(entries))
+    await tx.commit()
 
 
 MAX_BREAKS = 100  # problems listed in a VerifyResult; the rest are only counted

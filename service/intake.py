@@ -207,10 +207,11 @@ async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
             results[i] = result
             if entry is not None:
                 entries.append(entry)
+    if keyed:  # the responses to replay, stored with the commit
+        puts = orjson.dumps(list(keyed.values()), option=orjson.OPT_UTC_Z).decode()
+        tx.defer("idempotency_put", puts)
     # last: the chain's head stays locked from here until the commit
-    puts = list(keyed.values())
-    before = [("idempotency_put", orjson.dumps(puts, option=orjson.OPT_UTC_Z).decode())]
-    await audit.record_and_commit(tx, entries, before=before if puts else ())
+    await audit.record_and_commit(tx, entries)
     return [results[i] for i in range(len(filings))]
 
 

@@ -93,7 +93,7 @@ SELECT idempotency_lock($1::bigint[], $2::text[]);
 
 -- name: idempotency_claim
 -- Lock callers' keys, then read the responses stored under them (sql/0023). Responses are
--- stored by idempotency_put, called with the audit append that commits (Tx.commit_with).
+-- stored by idempotency_put, deferred to the audit append that commits (Tx.defer, Tx.commit).
 SELECT token_id, key, body_hash, response FROM idempotency_claim($1::bigint[], $2::text[]);
 
 -- name: intake_begin

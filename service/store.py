@@ -179,19 +179,15 @@ class Tx:
             calls, self._deferred = self._deferred, []
             await self._send(_calls_sql(calls))
 
-    async def commit_with(self, *calls: tuple[str, str]) -> None:
-        """Make the deferred calls, then these (one-argument SQL functions, each with a JSON
-        document) in order, and COMMIT, in one round trip.
+    async def commit(self) -> None:
+        """Make the deferred calls and COMMIT, in one round trip.
 
-        The last statement of a transaction often takes a lock held until the commit (the
-        audit chain's head); sending both together keeps the client's own latency out of that
-        window.
+        The last write of a transaction often takes a lock held until the commit (the audit
+        chain's head); sending both together keeps the client's own latency out of that window.
         """
         if self._committed:
-            raise StoreError(f"cannot commit with {[f for f, _ in calls]!r} here")
-        for function, document in calls:
-            self.defer(function, document)
-        calls, self._deferred = tuple(self._deferred), []
+            raise StoreError("the transaction was already committed")
+        calls, self._deferred = self._deferred, []
         await self._send(_calls_sql(calls) + "COMMIT")
         self._committed = True
 
@@ -239,7 +235,7 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self, *, generic_plans: bool = False) -> AsyncIterator[Tx]:
-        """A transaction on a pooled connection; commits on success (unless `Tx.commit_with`
+        """A transaction on a pooled connection; commits on success (unless `Tx.commit`
         already did), rolls back on any error. With generic_plans, a hot path's transaction
         (GENERIC_PLANS), set in the same round trip as the BEGIN."""
         try:
@@ -254,7 +250,7 @@ class Store:
                             await conn.execute("ROLLBACK")
                     raise
                 if conn.is_in_transaction():
-                    await tx.commit_with()
+                    await tx.commit()
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 

@@ -53,7 +53,8 @@ async def test_a_later_statement_sees_what_was_deferred(store: Store, db_url: st
         tx.defer("probe_put", '["a"]')
         assert await tx.fetchval("probe_values") == ["a"]
         tx.defer("probe_put", '["$j$ b"]')  # a document with dollar quotes in it
-        await tx.commit_with(("probe_put", '["c"]'))  # deferred first, then these
+        tx.defer("probe_put", '["c"]')
+        await tx.commit()  # every deferred call, in order, then COMMIT
     assert await _committed(db_url) == ["$j$ b", "a", "c"]
 
 
