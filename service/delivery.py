@@ -48,6 +48,11 @@ class Tried:
     tries: dict[int, int] = field(default_factory=dict)
 
 
+def went_through(tried: Tried) -> bool:
+    """Whether the operator took every order of the batch (accepted or acknowledged)."""
+    return all(isinstance(r, Accepted | Acknowledged) for r in tried.final.values())
+
+
 class _StillTransient(Exception):
     """Some orders of the batch failed transiently and may be retried now, but not before
     `wait_s` (the longest `Retry-After` among them)."""

@@ -31,7 +31,8 @@ def default_worker_id() -> str:
 
 
 class Lane:
-    """Delivers one operator's orders, one batch at a time."""
+    """Delivers one operator's orders, one batch at a time; a batch the operator took is
+    recorded while the next one goes."""
 
     def __init__(self, dispatcher: Dispatcher, operator: Row, adapter: OperatorAdapter) -> None:
         self.d = dispatcher
@@ -39,7 +40,8 @@ class Lane:
         self.code: str = operator["code"]
         self.adapter = adapter
         self.wake = asyncio.Event()
-        self.in_flight: list[int] = []
+        self.in_flight: list[int] = []  # the orders it holds: being delivered or recorded
+        self.recording: asyncio.Task[bool] | None = None  # the last batch's record, running on
         self.claimed_at = datetime.now(UTC)
         self.asked = 0  # orders the last claim asked for
         self.emptied = False  # the last batch was short: the queue was empty behind it
@@ -58,7 +60,8 @@ class Lane:
         self.wake.set()
 
     async def run(self) -> None:
-        """Loop until the dispatcher stops; errors are logged and retried after a pause."""
+        """Loop until the dispatcher stops; errors are logged and retried after a pause.
+        Each batch's record runs on while the lane claims and delivers the next one."""
         try:
             while not self.d.stopping.is_set() and not self.retired:
                 # cleared before claiming, so a NOTIFY that arrives mid-batch is not lost
@@ -67,9 +70,10 @@ class Lane:
                 try:
                     if self.orphans:
                         await self._release_orphans()
-                    did = await self.step()
+                    did = await self.step(overlap=True)
                 except StoreError as exc:
                     log.warning("dispatch.store_error", operator=self.code, error=str(exc))
+                    await self._recorded_or_logged()
                     # a claim whose answer was lost, or a batch whose record was, leaves orders
                     # leased to this lane that it no longer holds: once the database answers
                     # again, they go back to the queue
@@ -80,9 +84,26 @@ class Lane:
                 # wait for a NOTIFY (one that came during the batch has set `wake` already)
                 if not did or self.emptied:
                     await self._pause(self.d.settings.poll_interval_s)
+            await self._recorded_or_logged()
         finally:
+            if self.recording is not None:  # cancelled mid-batch: its orders are released
+                self.recording.cancel()
+                await asyncio.gather(self.recording, return_exceptions=True)
+                self.recording = None
             if self.retired:
                 await self.adapter.close()
+
+    async def recorded(self) -> bool:
+        """Wait for the batch being recorded, if any; whether it went without failures. A
+        store error that stopped its record is raised here."""
+        task, self.recording = self.recording, None
+        return True if task is None else await task
+
+    async def _recorded_or_logged(self) -> None:
+        try:
+            await self.recorded()
+        except StoreError as exc:  # its orders come back as orphans
+            log.warning("dispatch.store_error", operator=self.code, error=str(exc))
 
     async def _release_orphans(self) -> None:
         """Give back the orders leased to this lane (its operator, this worker) that it does
@@ -164,25 +185,46 @@ class Lane:
             self.operator = {**self.operator, "breaker_state": "open"}
         return claimed
 
-    async def step(self) -> bool:
-        """Claim and deliver one batch; False when there was nothing to do."""
+    async def step(self, *, overlap: bool = False) -> bool:
+        """Claim and deliver one batch, then record it; False when there was nothing to do or
+        the batch failed. With `overlap`, a batch the operator took whole under a closed
+        breaker is recorded on (`recording`) while the lane claims and delivers the next one,
+        so an order that arrives meanwhile is not kept waiting for the record; only one
+        record runs at a time, in the order the batches went. A batch with a failure, or a
+        half-open probe, is recorded before the next claim, so the breaker it moves stops that
+        claim as before."""
         claimed = await self._claim()
         if claimed is None:
             return True
         if not claimed:
+            await self.recorded()
             return False
         s = self.d.settings
         orders = [outbound(r, self.code, s.direct_block_min_rank) for r in claimed]
-        self.in_flight = [o.order_id for o in orders]
+        self.in_flight = [*self.in_flight, *(o.order_id for o in orders)]
         renew = asyncio.create_task(self._renew_leases())
         sending = time.monotonic()
         try:
             tried = await delivery.deliver(self.adapter, orders, s)
         finally:
             await delivery.cancelled_safely(renew)
+        await self.recorded()
+        self.emptied = len(claimed) < self.asked
+        recording = self._record_batch(claimed, tried, sending)
+        closed = self.operator["breaker_state"] == "closed"
+        if not (overlap and closed and delivery.went_through(tried)):
+            return await recording
+        self.recording = asyncio.create_task(recording, name=f"record:{self.code}")
+        return True
+
+    async def _record_batch(
+        self, claimed: list[Row], tried: delivery.Tried, sending: float
+    ) -> bool:
+        """Record a delivered batch and follow its outcome; whether it went without failures."""
         done = await self._record(claimed, tried)
         counts, failed, state = done.counts, done.failed, done.breaker
-        self.in_flight = []
+        recorded = {r["id"] for r in claimed}
+        self.in_flight = [i for i in self.in_flight if i not in recorded]
         if state is not None and state != self.operator["breaker_state"]:
             log.info("breaker.changed", operator=self.code, state=state)
             if state == "closed":  # the operator is back: what waits out a backoff goes now
@@ -190,11 +232,10 @@ class Lane:
                 log.info("breaker.backlog_due", operator=self.code, orders=due)
         if state is not None:
             self.operator = {**self.operator, "breaker_state": state}
-        log.info("dispatch.batch", operator=self.code, orders=len(orders), **counts)
+        log.info("dispatch.batch", operator=self.code, orders=len(claimed), **counts)
         if self.d.on_batch is not None:
-            self.d.on_batch(self.code, len(orders), counts, time.monotonic() - sending)
-        self.d.delivered += len(orders)
-        self.emptied = len(claimed) < self.asked
+            self.d.on_batch(self.code, len(claimed), counts, time.monotonic() - sending)
+        self.d.delivered += len(claimed)
         return not failed
 
     async def _record(self, claimed: list[Row], tried: delivery.Tried) -> delivery.Recorded:

@@ -514,6 +514,44 @@ async def test_an_order_filed_during_a_short_batch_goes_right_after_it_not_at_th
     assert len(fake.batches) == 2
 
 
+async def test_an_order_goes_while_the_batch_before_it_is_still_being_recorded(
+    client: Client, tokens: Tokens, store: Store, settings: Settings
+) -> None:
+    s = settings.model_copy(update={"poll_interval_s": 30, "maintenance_interval_s": 30})
+    async with fake_operator() as fake:
+        await use_http_json(store, fake, "vi")
+        gate, held = fake.hold()
+        fake.answers["vi"] = scripted(held)
+        dispatcher = Dispatcher(store, s, build_adapter)
+        async with running(dispatcher):
+            first = await file_request(client, tokens["investigator"], vi_numbers(1))
+            # the first batch's record waits for its target, locked here
+            async with store.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT 1 FROM targets WHERE value = $1 FOR UPDATE",
+                    first["targets"][0]["value"],
+                )
+
+                async def first_sent() -> bool:
+                    return len(fake.batches) == 1
+
+                await eventually(first_sent, "the first batch")
+                gate.set()
+                await file_request(client, tokens["investigator"], vi_numbers(1, start=1))
+
+                async def second_sent() -> bool:
+                    return len(fake.batches) == 2
+
+                await eventually(second_sent, "the second batch while the first is recorded")
+                assert await statuses(store, "vi") == {"in_flight": 2}
+
+            async def both_acked() -> bool:
+                return await statuses(store, "vi") == {"acked": 2}
+
+            await eventually(both_acked, "both acks")
+    assert [len(b.order_ids) for b in fake.batches] == [1, 1]
+
+
 async def test_a_reconfigured_operator_is_used_by_a_running_worker(
     client: Client, tokens: Tokens, store: Store, settings: Settings
 ) -> None:
