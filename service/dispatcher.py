@@ -86,12 +86,22 @@ class Lane:
                     await self._pause(self.d.settings.poll_interval_s)
             await self._recorded_or_logged()
         finally:
-            if self.recording is not None:  # cancelled mid-batch: its orders are released
-                self.recording.cancel()
-                await asyncio.gather(self.recording, return_exceptions=True)
-                self.recording = None
+            await self._end_recording()
             if self.retired:
                 await self.adapter.close()
+
+    async def _end_recording(self) -> None:
+        """The lane stops mid-batch: a record in progress still finishes if the lane failed,
+        and is abandoned if it was cancelled (the dispatcher then releases its orders)."""
+        task, self.recording = self.recording, None
+        if task is None:
+            return
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            task.cancel()
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(outcome, Exception):
+            log.warning("dispatch.record_failed", operator=self.code, error=repr(outcome))
 
     async def recorded(self) -> bool:
         """Wait for the batch being recorded, if any; whether it went without failures. A
