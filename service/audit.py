@@ -40,8 +40,15 @@ def _fields(e: AuditEntry) -> dict[str, Any]:
 
 def canonical(at: datetime, e: AuditEntry) -> bytes:
     """The canonical encoding hashed into the chain: sorted-key compact JSON."""
-    doc = {"at": at.astimezone(UTC).isoformat(timespec="microseconds"), **_fields(e)}
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return _canonical(_at_text(at), _fields(e))
+
+
+def _at_text(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _canonical(at: str, fields: dict[str, Any]) -> bytes:
+    return orjson.dumps({"at": at, **fields}, option=orjson.OPT_SORT_KEYS)
 
 
 def chain_hash(prev: bytes, encoded: bytes) -> bytes:
@@ -52,7 +59,11 @@ def chain_hash(prev: bytes, encoded: bytes) -> bytes:
 def encode(entries: Sequence[AuditEntry]) -> str:
     """Entries as the JSON the database's audit_append function chains and stores."""
     now = datetime.now(UTC)
-    rows = [{"at": now, **_fields(e), "canonical": canonical(now, e).decode()} for e in entries]
+    at = _at_text(now)
+    rows = []
+    for e in entries:
+        fields = _fields(e)
+        rows.append({"at": now, **fields, "canonical": _canonical(at, fields).decode()})
     return orjson.dumps(rows).decode()
 
 

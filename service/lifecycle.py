@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PENDING_ORDER = frozenset({"held", "queued", "in_flight", "sent"})
 CONFIRMED = frozenset({"blocked", "already_blocked", "disconnected"})
 
 
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    """The latest decision for a target at one operator (sql/0006_pair_ordering.sql)."""
+class OrderView(NamedTuple):
+    """The latest decision for a target at one operator (sql/0006_pair_ordering.sql); a
+    tuple, made for every pair a settled batch touches, three times cheaper than a frozen
+    dataclass."""
 
     operator: str
     action: str
