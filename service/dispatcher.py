@@ -41,7 +41,7 @@ class Lane:
         self.adapter = adapter
         self.wake = asyncio.Event()
         self.in_flight: list[int] = []  # the orders it holds: being delivered or recorded
-        self.recording: asyncio.Task[bool] | None = None  # the last batch's record, running on
+        self._recording: asyncio.Task[bool] | None = None  # the last batch's record, running on
         self.claimed_at = datetime.now(UTC)
         self.asked = 0  # orders the last claim asked for
         self.emptied = False  # the last batch was short: the queue was empty behind it
@@ -73,7 +73,7 @@ class Lane:
                     did = await self.step(overlap=True)
                 except StoreError as exc:
                     log.warning("dispatch.store_error", operator=self.code, error=str(exc))
-                    await self._recorded_or_logged()
+                    await self._end_recording()
                     # a claim whose answer was lost, or a batch whose record was, leaves orders
                     # leased to this lane that it no longer holds: once the database answers
                     # again, they go back to the queue
@@ -84,16 +84,16 @@ class Lane:
                 # wait for a NOTIFY (one that came during the batch has set `wake` already)
                 if not did or self.emptied:
                     await self._pause(self.d.settings.poll_interval_s)
-            await self._recorded_or_logged()
         finally:
             await self._end_recording()
             if self.retired:
                 await self.adapter.close()
 
     async def _end_recording(self) -> None:
-        """The lane stops mid-batch: a record in progress still finishes if the lane failed,
-        and is abandoned if it was cancelled (the dispatcher then releases its orders)."""
-        task, self.recording = self.recording, None
+        """Let the record in progress finish, its failure logged, not raised: the lane stops,
+        or starts over after a store error (its orders then come back as orphans). A lane
+        that was cancelled abandons it instead (the dispatcher releases its orders)."""
+        task, self._recording = self._recording, None
         if task is None:
             return
         current = asyncio.current_task()
@@ -106,14 +106,8 @@ class Lane:
     async def recorded(self) -> bool:
         """Wait for the batch being recorded, if any; whether it went without failures. A
         store error that stopped its record is raised here."""
-        task, self.recording = self.recording, None
+        task, self._recording = self._recording, None
         return True if task is None else await task
-
-    async def _recorded_or_logged(self) -> None:
-        try:
-            await self.recorded()
-        except StoreError as exc:  # its orders come back as orphans
-            log.warning("dispatch.store_error", operator=self.code, error=str(exc))
 
     async def _release_orphans(self) -> None:
         """Give back the orders leased to this lane (its operator, this worker) that it does
@@ -198,7 +192,7 @@ class Lane:
     async def step(self, *, overlap: bool = False) -> bool:
         """Claim and deliver one batch, then record it; False when there was nothing to do or
         the batch failed. With `overlap`, a batch the operator took whole under a closed
-        breaker is recorded on (`recording`) while the lane claims and delivers the next one,
+        breaker is recorded on in the background while the lane claims and delivers the next one,
         so an order that arrives meanwhile is not kept waiting for the record; only one
         record runs at a time, in the order the batches went. A batch with a failure, or a
         half-open probe, is recorded before the next claim, so the breaker it moves stops that
@@ -224,7 +218,7 @@ class Lane:
         closed = self.operator["breaker_state"] == "closed"
         if not (overlap and closed and delivery.went_through(tried)):
             return await recording
-        self.recording = asyncio.create_task(recording, name=f"record:{self.code}")
+        self._recording = asyncio.create_task(recording, name=f"record:{self.code}")
         return True
 
     async def _record_batch(
