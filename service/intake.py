@@ -176,13 +176,6 @@ async def file_one(store: Store, filing: Filing) -> IntakeResult:
     )
 
 
-async def file_together(store: Store, filings: Sequence[Filing]) -> list[IntakeResult]:
-    """File requests in one transaction, as if one after another, with one commit. Any
-    failure rolls back all of them (service.intake_batcher then files them one by one)."""
-    async with store.transaction(generic_plans=True) as tx:
-        return await file_in(tx, filings)
-
-
 async def file_in(tx: Tx, filings: Sequence[Filing]) -> list[IntakeResult]:
     """File requests in this transaction and commit it.
 

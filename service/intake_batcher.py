@@ -19,8 +19,8 @@ from collections import deque
 
 import structlog
 
-from service.intake import Filing, IntakeResult, file_one, file_together
-from service.store import Store, StoreUnavailable
+from service.intake import Filing, IntakeResult, file_in, file_one
+from service.store import RetryableConflict, Session, Store, StoreUnavailable
 
 log = structlog.get_logger()
 
@@ -80,43 +80,71 @@ class IntakeBatcher:
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
-            batch = [self._pending.popleft()]
-            size = len(batch[0][0].targets)
-            while self._pending and size + len(self._pending[0][0].targets) <= self._max_targets:
-                size += len(self._pending[0][0].targets)
-                batch.append(self._pending.popleft())
             try:
-                await self._file_batch(batch)
-            except BaseException as exc:  # cancelled mid-batch: its callers must still hear
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(
-                            exc if isinstance(exc, Exception) else StoreUnavailable("stopping")
-                        )
-                raise
+                # while filings keep coming, the lane keeps its connection, and each commit
+                # begins the next batch's transaction in the same round trip
+                async with self._store.session(generic_plans=True) as session:
+                    while self._pending:
+                        if not await self._file_batch(self._take(), session):
+                            break  # the connection may be what failed
+            except StoreUnavailable as exc:  # no connection to be had: the next batch hears it
+                if self._pending:
+                    for _, future in self._take():
+                        _answer(future, exc)
 
-    async def _file_batch(self, batch: list[_Item]) -> None:
-        if len(batch) > 1:
-            try:
-                results = await file_together(self._store, [filing for filing, _ in batch])
-            except StoreUnavailable as exc:  # the commit may have landed: no second try here
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-            except Exception as exc:
+    def _take(self) -> list[_Item]:
+        """The next batch: the oldest filing, and those after it up to `max_targets`."""
+        batch = [self._pending.popleft()]
+        size = len(batch[0][0].targets)
+        while self._pending and size + len(self._pending[0][0].targets) <= self._max_targets:
+            size += len(self._pending[0][0].targets)
+            batch.append(self._pending.popleft())
+        return batch
+
+    async def _file_batch(self, batch: list[_Item], session: Session) -> bool:
+        """File a batch in one transaction of the session, or else one by one; whether the
+        session may go on (not after a lost connection). A batch cancelled midway (the service
+        stopping) is answered too."""
+        try:
+            async with session.transaction(begin_next=self._waiting) as tx:
+                results = await file_in(tx, [filing for filing, _ in batch])
+        except StoreUnavailable as exc:  # the commit may have landed: no second try here
+            for _, future in batch:
+                _answer(future, exc)
+            return False
+        except Exception as exc:
+            if len(batch) == 1 and not isinstance(exc, RetryableConflict):
+                _answer(batch[0][1], exc)
+                return True
+            if len(batch) > 1:
                 log.info("intake.batch_split", size=len(batch), error=type(exc).__name__)
-            else:
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-                return
-        for filing, future in batch:
+        except BaseException:
+            for _, future in batch:
+                _answer(future, StoreUnavailable("the service is stopping"))
+            raise
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                _answer(future, result)
+            return True
+        for i, (filing, future) in enumerate(batch):  # each alone, again after a deadlock
             try:
-                result = await file_one(self._store, filing)
+                _answer(future, await file_one(self._store, filing))
             except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
+                _answer(future, exc)
+            except BaseException:
+                for _, rest in batch[i:]:
+                    _answer(rest, StoreUnavailable("the service is stopping"))
+                raise
+        return True
+
+    def _waiting(self) -> bool:
+        return bool(self._pending)
+
+
+def _answer(future: asyncio.Future[IntakeResult], outcome: IntakeResult | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
