@@ -114,6 +114,26 @@ class Procs:
         self.stop_all()
 
 
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` has a socket listening on TCP `port` (IPv4 or IPv6), from /proc:
+    with several processes on one port (--reuse-port), the port answering says only that one
+    of them is up."""
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                cols = row.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":  # LISTEN
+                    inodes.add(cols[9])
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+    return False
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM), in MB; read it before the process ends."""
     with contextlib.suppress(OSError):
@@ -164,6 +184,19 @@ async def wait_http(url: str, proc: subprocess.Popen[bytes], within: float = 60)
                         return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {within}s")
+
+
+async def wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], within: float = 60
+) -> None:
+    """Wait until `ready()` (the process must stay alive)."""
+    deadline = time.monotonic() + within
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {proc.pid} was not ready within {within}s")
+        await asyncio.sleep(0.1)
 
 
 # --- targets and load ------------------------------------------------------------------------

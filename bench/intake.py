@@ -7,11 +7,15 @@ through the API in chunks (timed end to end). Each phase also counts the WAL flu
 made (pg_stat_io) and so how many filings each flush carried; `pg_test_fsync` gives the
 machine's own limit beside it. The service runs as its own process
 (`serve --no-dispatcher`: intake alone; `--dispatch` adds the in-process dispatcher with the
-synchronous simulator), so its peak RSS is measured apart from the client.
+synchronous simulator), so its peak RSS is measured apart from the client. With
+`--api-processes N` it runs as N such processes sharing the port (`serve --reuse-port`), each
+with its own event loop, pool and intake lanes (two in all unless `--intake-lanes` says how
+many each).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bench import common, pg
@@ -84,7 +88,11 @@ async def main() -> None:
     p.add_argument("--chunk", type=int, default=10_000, help="targets per bulk request")
     p.add_argument("--bulk-clients", type=int, default=2, help="bulk requests in parallel")
     p.add_argument("--dispatch", action="store_true", help="run the in-process dispatcher too")
+    p.add_argument("--api-processes", type=int, default=1, help="service processes on the port")
+    p.add_argument("--intake-lanes", type=int, help="intake lanes per service process")
     args = p.parse_args()
+    processes = max(1, args.api_processes)
+    lanes = args.intake_lanes or max(1, 2 // processes)
     singles = args.requests or (30_000 if args.full else 6_000)
     hundreds = singles // 20
     limit = 120 if args.full else 25
@@ -98,10 +106,20 @@ async def main() -> None:
         tok = await pg.token(url, "investigator", unit="jammu")
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        service = procs.start(
-            "service", common.serve_args(port, dispatcher=args.dispatch), {"DATABASE_URL": url}
-        )
+        env = {"DATABASE_URL": url, "FRAUDBLOCK_INTAKE_LANES": str(lanes)}
+        shared = ["--reuse-port"] if processes > 1 else []
+        services = [
+            procs.start(
+                f"service-{n}" if n else "service",
+                common.serve_args(port, dispatcher=args.dispatch and n == 0) + shared,
+                env,
+            )
+            for n in range(processes)
+        ]
+        service = services[0]
         await common.wait_http(f"{base}/healthz", service)
+        for other in services[1:]:  # the port answering says only that one of them is up
+            await common.wait_until(functools.partial(common.listening, other.pid, port), other)
         if args.pg_stats:
             await pg.reset_statements(url)
         c = args.clients
@@ -128,10 +146,11 @@ async def main() -> None:
             first=2 * singles + hundreds * 100, time_limit=300, url=url,
         )  # fmt: skip
         results.append(bulk)
-        rss = common.peak_rss_mb(service.pid)
+        rss = max(common.peak_rss_mb(s.pid) for s in services)
     common.table(
-        f"bench.intake — loopback, keep-alive, service {'with' if args.dispatch else 'without'}"
-        " dispatcher",
+        f"bench.intake — loopback, keep-alive, {processes} service process"
+        f"{'es' if processes > 1 else ''} with {lanes} intake lane{'s' if lanes > 1 else ''} "
+        f"each, {'with' if args.dispatch else 'without'} dispatcher",
         ["phase", "clients", "requests", "errors", "req/s", "targets/s", "p50 ms", "p99 ms", "s",
          "CPU ms/req: postgres", "service", "client", "WAL flushes", "filings/flush"],
         [
@@ -142,7 +161,7 @@ async def main() -> None:
             for r in results
         ],
     )  # fmt: skip
-    print(f"\nservice peak RSS (VmHWM): {rss:.1f} MB")
+    print(f"\nservice peak RSS (VmHWM, the largest process): {rss:.1f} MB")
     print(f"this machine's WAL flush limit (pg_test_fsync, open_datasync/fdatasync): "
           f"{fsync_limit:,.0f} flushes/s")  # fmt: skip
     common.finish(
@@ -151,6 +170,8 @@ async def main() -> None:
             "phases": results,
             "bulk_seconds": bulk["seconds"],
             "service_peak_rss_mb": round(rss, 1),
+            "api_processes": processes,
+            "intake_lanes_each": lanes,
             "fsync_per_s": round(fsync_limit),
         },
     )

@@ -355,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="serve the API only; run `fraudblock worker` separately",
         )
         sp.add_argument("--approval-policy", choices=["none", "supervisor"])
+        sp.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="share the port with other `serve` processes started the same way (Linux "
+            "SO_REUSEPORT): the kernel spreads connections among them",
+        )
         if name == "demo":
             sp.add_argument(
                 "--time-scale",
@@ -640,6 +646,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
             overrides[field] = value
     if getattr(args, "no_dispatcher", False):
         overrides["run_dispatcher"] = False
+    if getattr(args, "reuse_port", False):
+        overrides["reuse_port"] = True
     return Settings(**overrides)
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Embedded Postgres data.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    reuse_port: bool = Field(
+        default=False,
+        description="Let several `serve` processes listen on one port (SO_REUSEPORT): the "
+        "kernel spreads new connections among them, so the API uses more than one core.",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=2 * 1024 * 1024, gt=0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import os
 import signal
 import uuid
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
+from service.errors import DomainError
 from service.http.app import create_app
 from service.http.middleware import REQUEST_ID_HEADER
 from service.http.problems import PROBLEM_TYPE, problem
@@ -191,8 +194,20 @@ async def start(settings: Settings, app: web.Application | None = None) -> Guard
         lingering_time=min(2.0, settings.body_read_timeout_s),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.reuse_port or None)
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken (or not ours): stop what start-up began, and say so
+        await runner.cleanup()
+        raise DomainError(
+            f"cannot listen on {settings.host}:{settings.port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc}"
+            + (
+                " (several `serve --reuse-port` processes may share a port)"
+                if exc.errno == errno.EADDRINUSE
+                else ""
+            )
+        ) from None
     return runner
 
 
