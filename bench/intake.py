@@ -5,12 +5,11 @@ README asks every client to send), the same keyed requests replayed (same key an
 stored response comes back), 100-target requests, and a 100,000-target bulk submission sent
 through the API in chunks (timed end to end). Each phase also counts the WAL flushes Postgres
 made (pg_stat_io) and so how many filings each flush carried; `pg_test_fsync` gives the
-machine's own limit beside it. The service runs as its own process
-(`serve --no-dispatcher`: intake alone; `--dispatch` adds the in-process dispatcher with the
-synchronous simulator), so its peak RSS is measured apart from the client. With
-`--api-processes N` it runs as N such processes sharing the port (`serve --reuse-port`), each
-with its own event loop, pool and intake lanes (two in all unless `--intake-lanes` says how
-many each).
+machine's own limit beside it. The service runs as processes of its own (`serve
+--no-dispatcher`: intake alone; `--dispatch` adds the in-process dispatcher with the
+synchronous simulator to the first), so their peak RSS is measured apart from the client:
+`--api-processes` of them (default 2) sharing the port (`serve --reuse-port`), each with its
+own event loop, pool and intake lanes (two in all unless `--intake-lanes` says how many each).
 """
 
 from __future__ import annotations
@@ -82,13 +81,13 @@ async def phase(
 
 async def main() -> None:
     p = common.arguments(__doc__ or "")
-    p.add_argument("--clients", type=int, default=16, help="concurrent keep-alive clients")
+    p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive clients")
     p.add_argument("--requests", type=int, help="single-target requests (default 6,000)")
     p.add_argument("--bulk", type=int, default=100_000, help="targets in the bulk submission")
     p.add_argument("--chunk", type=int, default=10_000, help="targets per bulk request")
     p.add_argument("--bulk-clients", type=int, default=2, help="bulk requests in parallel")
     p.add_argument("--dispatch", action="store_true", help="run the in-process dispatcher too")
-    p.add_argument("--api-processes", type=int, default=1, help="service processes on the port")
+    p.add_argument("--api-processes", type=int, default=2, help="service processes on the port")
     p.add_argument("--intake-lanes", type=int, help="intake lanes per service process")
     args = p.parse_args()
     processes = max(1, args.api_processes)
