@@ -355,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="serve the API only; run `fraudblock worker` separately",
         )
         sp.add_argument("--approval-policy", choices=["none", "supervisor"])
+        if name == "serve":
+            sp.add_argument(
+                "--metrics-port",
+                type=int,
+                dest="api_metrics_port",
+                help="also serve this process's own /metrics on this port (for processes "
+                "sharing the API's port; FRAUDBLOCK_API_METRICS_PORT)",
+            )
         sp.add_argument(
             "--reuse-port",
             action="store_true",
@@ -640,6 +648,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ("port", "port"),
         ("approval_policy", "approval_policy"),
         ("metrics_port", "worker_metrics_port"),
+        ("api_metrics_port", "api_metrics_port"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         description="`fraudblock worker` serves /metrics on this port (on `host`) when set.",
     )
     worker_id: str | None = None
+    api_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`fraudblock serve` also serves its own /metrics on this port (on `host`) "
+        "when set: with several processes sharing the API's port, give each its own.",
+    )
     poll_interval_s: float = Field(default=2.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)
     claim_batch: int = Field(default=500, gt=0)

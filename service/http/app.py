@@ -49,7 +49,7 @@ from service.intake_batcher import IntakeBatcher
 from service.read_store import ReadStore
 from service.settings import Settings
 from service.store import Store
-from service.web.metrics import METRICS, worker_metrics_app
+from service.web.metrics import METRICS, metrics_app
 
 log = structlog.get_logger()
 VERSION = "0.1.0"
@@ -193,7 +193,7 @@ async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
     if pool is None:  # stopped before the database could be reached
         return
     store = Store(pool)
-    metrics = worker_metrics_app(store)
+    metrics = metrics_app(store)
     runner = web.AppRunner(metrics, access_log=None)
     try:
         if settings.worker_metrics_port is not None:

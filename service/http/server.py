@@ -20,9 +20,11 @@ from aiohttp.web_server import Server
 
 from service.errors import DomainError
 from service.http.app import create_app
+from service.http.context import STORE
 from service.http.middleware import REQUEST_ID_HEADER
 from service.http.problems import PROBLEM_TYPE, problem
 from service.settings import Settings
+from service.web.metrics import METRICS, metrics_app
 
 log = structlog.get_logger()
 
@@ -232,12 +234,38 @@ async def serve(settings: Settings) -> int:
     """Serve HTTP until SIGTERM/SIGINT, then shut down within the grace period."""
     stop = stop_event()
     runner = await start(settings)
+    try:
+        own_metrics = await _own_metrics(settings, runner.app)
+    except BaseException:
+        await runner.cleanup()
+        raise
     _freeze_startup_objects()
     log.info("service.listening", url=f"http://{settings.host}:{settings.port}")
     await stop.wait()
     log.info("service.stopping")
+    if own_metrics is not None:
+        await own_metrics.cleanup()
     await runner.cleanup()
     return 0
+
+
+async def _own_metrics(settings: Settings, app: web.Application) -> web.AppRunner | None:
+    """This process's /metrics on a port of its own, when one is set (`--metrics-port`)."""
+    port = settings.api_metrics_port
+    if port is None:
+        return None
+    runner = web.AppRunner(metrics_app(app[STORE], app[METRICS]), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DomainError(
+            f"cannot serve metrics on {settings.host}:{port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc}"
+        ) from None
+    log.info("service.metrics", url=f"http://{settings.host}:{port}/metrics")
+    return runner
 
 
 async def run_worker(settings: Settings) -> int:

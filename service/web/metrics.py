@@ -126,11 +126,12 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
-def worker_metrics_app(store: Store) -> web.Application:
-    """A worker's own /metrics: the same figures as the service's, its batches and acks."""
+def metrics_app(store: Store, metrics: Metrics | None = None) -> web.Application:
+    """/metrics alone, for a port of its own: a worker's (its batches and acks), or an API
+    process's among several sharing one port (the figures it counts, `metrics`)."""
     app = web.Application()
     app[STORE] = store
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics or Metrics()
     app.router.add_get("/metrics", scrape)
     return app
 

@@ -1,5 +1,6 @@
 """Several `fraudblock serve --reuse-port` processes on one port: the kernel spreads the
-connections among them, each files what it gets, and the others go on when one stops."""
+connections among them, each files what it gets and counts it on its own metrics port, and the
+others go on when one stops."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import aiohttp
 
 from service import auth
 from service.store import Store
+from tests.integration.test_metrics import samples
 from tests.integration.test_service_shutdown import ROOT, _free_port
 
 
@@ -55,6 +57,16 @@ def _filings_served(log_path: Path) -> int:
     )
 
 
+async def _filings_counted(metrics_port: int) -> int:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"http://127.0.0.1:{metrics_port}/metrics") as r,
+    ):
+        got = samples(await r.text())
+    labels = (("method", "POST"), ("route", "/v1/block-requests"), ("status", "201"))
+    return int(got.get(("fraudblock_http_requests_total", labels), 0))
+
+
 async def _file(base: str, token: str, numbers: range) -> list[int]:
     """One filing per number, each on a connection of its own."""
     statuses = []
@@ -79,15 +91,18 @@ async def test_processes_sharing_a_port_each_serve_and_one_goes_on_alone(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    own = [_free_port(), _free_port()]  # each process's own /metrics
     async with (
-        serving(db_url, port, logs[0], "--reuse-port") as first,
-        serving(db_url, port, logs[1], "--reuse-port") as second,
+        serving(db_url, port, logs[0], "--reuse-port", "--metrics-port", str(own[0])) as first,
+        serving(db_url, port, logs[1], "--reuse-port", "--metrics-port", str(own[1])) as second,
     ):
         await _until_listening(first, logs[0])
         await _until_listening(second, logs[1])
         assert await _file(base, token, range(60)) == [201] * 60
         served = [_filings_served(p) for p in logs]
         assert sum(served) == 60 and min(served) > 0, served  # both took connections
+        # each process counts what it served, on its own port
+        assert [await _filings_counted(p) for p in own] == served
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), 20) == 0
         assert await _file(base, token, range(60, 80)) == [201] * 20
