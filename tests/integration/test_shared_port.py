@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -122,3 +123,20 @@ async def test_without_the_flag_a_second_process_cannot_take_the_port(
         assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in said
         assert "--reuse-port" in said and "Traceback" not in said
         assert first.returncode is None
+
+
+async def test_a_metrics_port_that_is_taken_stops_the_process_with_a_reason(
+    db_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        log_path = tmp_path / "serve.log"
+        async with serving(
+            db_url, _free_port(), log_path, "--metrics-port", str(metrics_port)
+        ) as proc:
+            assert await asyncio.wait_for(proc.wait(), 30) == 2
+    said = log_path.read_text()
+    assert f"cannot serve metrics on 127.0.0.1:{metrics_port}: Address already in use" in said
+    assert "Traceback" not in said
