@@ -85,8 +85,15 @@ class IntakeBatcher:
                 # begins the next batch's transaction in the same round trip
                 async with self._store.session(generic_plans=True) as session:
                     while self._pending:
-                        if not await self._file_batch(self._take(), session):
-                            break  # the connection may be what failed
+                        batch = self._take()
+                        try:
+                            go_on = await self._file_batch(batch, session)
+                        except BaseException:  # cancelled mid-batch: its callers must hear
+                            for _, future in batch:
+                                _answer(future, StoreUnavailable("the service is stopping"))
+                            raise
+                        if not go_on:  # the connection may be what failed
+                            break
             except StoreUnavailable as exc:  # no connection to be had: the next batch hears it
                 if self._pending:
                     for _, future in self._take():
@@ -103,8 +110,7 @@ class IntakeBatcher:
 
     async def _file_batch(self, batch: list[_Item], session: Session) -> bool:
         """File a batch in one transaction of the session, or else one by one; whether the
-        session may go on (not after a lost connection). A batch cancelled midway (the service
-        stopping) is answered too."""
+        session may go on (not after a lost connection)."""
         try:
             async with session.transaction(begin_next=self._waiting) as tx:
                 results = await file_in(tx, [filing for filing, _ in batch])
@@ -118,23 +124,15 @@ class IntakeBatcher:
                 return True
             if len(batch) > 1:
                 log.info("intake.batch_split", size=len(batch), error=type(exc).__name__)
-        except BaseException:
-            for _, future in batch:
-                _answer(future, StoreUnavailable("the service is stopping"))
-            raise
         else:
             for (_, future), result in zip(batch, results, strict=True):
                 _answer(future, result)
             return True
-        for i, (filing, future) in enumerate(batch):  # each alone, again after a deadlock
+        for filing, future in batch:  # each alone, again after a deadlock
             try:
                 _answer(future, await file_one(self._store, filing))
             except Exception as exc:
                 _answer(future, exc)
-            except BaseException:
-                for _, rest in batch[i:]:
-                    _answer(rest, StoreUnavailable("the service is stopping"))
-                raise
         return True
 
     def _waiting(self) -> bool:

@@ -130,7 +130,6 @@ class Tx:
         self._generic = generic  # the transaction keeps generic plans (GENERIC_PLANS)
         self._deferred: list[tuple[str, str]] = []  # calls made with the next round trip (defer)
         self._begin_next = begin_next  # asked at the commit: begin the next transaction too?
-        self.began_next = False  # the commit began the next transaction on this connection
 
     def _sql(self, name: str) -> str:
         if self._committed:
@@ -203,7 +202,6 @@ class Tx:
             _calls_sql(calls) + "COMMIT" + (f"; {_begin(self._generic)}" if then else "")
         )
         self._committed = True
-        self.began_next = then
 
     @property
     def committed(self) -> bool:
@@ -240,7 +238,6 @@ class Session:
         self._conn = conn
         self._queries = queries
         self._generic = generic_plans
-        self._begun = False  # the last commit began the next transaction
 
     @asynccontextmanager
     async def transaction(
@@ -249,23 +246,21 @@ class Session:
         """A transaction that commits on success (unless `Tx.commit` already did) and rolls
         back on any error. `begin_next`, asked at the commit: whether to begin the next one."""
         conn = self._conn
-        if not self._begun:
+        if not _in_open_transaction(conn):  # else the last commit began this one
             try:
                 await conn.execute(_begin(self._generic))
             except _DRIVER_ERRORS as exc:
                 raise _translate(exc) from exc
-        self._begun = False
         tx = Tx(conn, self._queries, self._generic, begin_next)
         try:
             yield tx
-        except BaseException:
+            if not tx.committed:
+                await tx.commit()
+        except BaseException:  # (a failed commit too: the next transaction starts clean)
             if _in_open_transaction(conn):
                 with contextlib.suppress(*_DRIVER_ERRORS):
                     await conn.execute("ROLLBACK")
             raise
-        if not tx.committed:
-            await tx.commit()
-        self._begun = tx.began_next
 
 
 class Store:

@@ -196,21 +196,36 @@ async def start(settings: Settings, app: web.Application | None = None) -> Guard
         lingering_time=min(2.0, settings.body_read_timeout_s),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.reuse_port or None)
-    try:
-        await site.start()
-    except OSError as exc:  # the port is taken (or not ours): stop what start-up began, and say so
-        await runner.cleanup()
-        raise DomainError(
-            f"cannot listen on {settings.host}:{settings.port}: "
-            f"{os.strerror(exc.errno) if exc.errno else exc}"
-            + (
-                " (several `serve --reuse-port` processes may share a port)"
-                if exc.errno == errno.EADDRINUSE
-                else ""
-            )
-        ) from None
+    await _listen(
+        runner,
+        settings.host,
+        settings.port,
+        "listen",
+        reuse_port=settings.reuse_port,
+        if_taken=" (several `serve --reuse-port` processes may share a port)",
+    )
     return runner
+
+
+async def _listen(
+    runner: web.BaseRunner,
+    host: str,
+    port: int,
+    what: str,
+    *,
+    reuse_port: bool = False,
+    if_taken: str = "",
+) -> None:
+    """Listen on host:port for a set-up runner. A port that is taken (or not ours) stops what
+    set-up began and says so (`if_taken` added when it is in use), instead of leaving the
+    process half started."""
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = if_taken if exc.errno == errno.EADDRINUSE else ""
+        raise DomainError(f"cannot {what} on {host}:{port}: {reason}{hint}") from None
 
 
 def _freeze_startup_objects() -> None:
@@ -256,14 +271,7 @@ async def _own_metrics(settings: Settings, app: web.Application) -> web.AppRunne
         return None
     runner = web.AppRunner(metrics_app(app[STORE], app[METRICS]), access_log=None)
     await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.host, port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise DomainError(
-            f"cannot serve metrics on {settings.host}:{port}: "
-            f"{os.strerror(exc.errno) if exc.errno else exc}"
-        ) from None
+    await _listen(runner, settings.host, port, "serve metrics")
     log.info("service.metrics", url=f"http://{settings.host}:{port}/metrics")
     return runner
 

@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+from aiohttp.test_utils import unused_port
 
 from service import auth
 from service.store import Store
 from tests.integration.test_metrics import samples
-from tests.integration.test_service_shutdown import ROOT, _free_port
+from tests.integration.test_service_shutdown import ROOT
 
 
 @asynccontextmanager
@@ -89,10 +90,10 @@ async def test_processes_sharing_a_port_each_serve_and_one_goes_on_alone(
     store: Store, db_url: str, tmp_path: Path
 ) -> None:
     _, token = await auth.create_token(store, role="investigator", name="t", unit="jammu")
-    port = _free_port()
+    port = unused_port()
     base = f"http://127.0.0.1:{port}"
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    own = [_free_port(), _free_port()]  # each process's own /metrics
+    own = [unused_port(), unused_port()]  # each process's own /metrics
     async with (
         serving(db_url, port, logs[0], "--reuse-port", "--metrics-port", str(own[0])) as first,
         serving(db_url, port, logs[1], "--reuse-port", "--metrics-port", str(own[1])) as second,
@@ -114,7 +115,7 @@ async def test_processes_sharing_a_port_each_serve_and_one_goes_on_alone(
 async def test_without_the_flag_a_second_process_cannot_take_the_port(
     store: Store, db_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = unused_port()
     async with serving(db_url, port, tmp_path / "first.log") as first:
         await _until_listening(first, tmp_path / "first.log")
         async with serving(db_url, port, tmp_path / "second.log") as second:
@@ -134,7 +135,7 @@ async def test_a_metrics_port_that_is_taken_stops_the_process_with_a_reason(
         metrics_port = taken.getsockname()[1]
         log_path = tmp_path / "serve.log"
         async with serving(
-            db_url, _free_port(), log_path, "--metrics-port", str(metrics_port)
+            db_url, unused_port(), log_path, "--metrics-port", str(metrics_port)
         ) as proc:
             assert await asyncio.wait_for(proc.wait(), 30) == 2
     said = log_path.read_text()
