@@ -435,7 +435,7 @@ async def test_a_live_worker_renews_leases_during_a_long_send(
         await file_request(client, tokens["investigator"], vi_numbers(3))
         one = Dispatcher(store, s, build_adapter, worker="one")
         other = Dispatcher(store, s, build_adapter, worker="other")
-        async with running(one), running(other):  # whichever claims, the other reaps
+        async with running(one):
 
             async def sent() -> bool:
                 return len(fake.batches) == 1
@@ -443,19 +443,22 @@ async def test_a_live_worker_renews_leases_during_a_long_send(
             await eventually(sent, "the batch")
             first = await store.pool.fetchval("SELECT max(lease_expires_at) FROM orders")
             [sender] = await store.pool.fetch("SELECT DISTINCT leased_by FROM orders")
+            # started once the batch is out (two starting together could split its claim):
+            # the other worker's upkeep reaps any lease the sender lets run out
+            async with running(other):
 
-            async def held_for_a_while() -> bool:  # more than three leases
-                return time.monotonic() - fake.batches[0].started > 1.7
+                async def held_for_a_while() -> bool:  # more than three leases
+                    return time.monotonic() - fake.batches[0].started > 1.7
 
-            await eventually(held_for_a_while, "a long send")
-            assert await statuses(store, "vi") == {"in_flight": 3}
-            assert await store.pool.fetchval("SELECT min(lease_expires_at) FROM orders") > first
-            gate.set()
+                await eventually(held_for_a_while, "a long send")
+                assert await statuses(store, "vi") == {"in_flight": 3}
+                assert await store.pool.fetchval("SELECT min(lease_expires_at) FROM orders") > first
+                gate.set()
 
-            async def acked() -> bool:
-                return await statuses(store, "vi") == {"acked": 3}
+                async def acked() -> bool:
+                    return await statuses(store, "vi") == {"acked": 3}
 
-            await eventually(acked, "the acks")
+                await eventually(acked, "the acks")
     assert len(fake.batches) == 1
     for rows in (await attempts_by_order(store, "vi")).values():
         assert [(a["outcome"], a["worker"]) for a in rows] == [("acknowledged", sender[0])]
