@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -204,7 +204,7 @@ class Lane:
             await self.recorded()
             return False
         s = self.d.settings
-        orders = [outbound(r, self.code, s.direct_block_min_rank) for r in claimed]
+        orders = outbound(claimed, self.code, s.direct_block_min_rank)
         self.in_flight = [*self.in_flight, *(o.order_id for o in orders)]
         renew = asyncio.create_task(self._renew_leases())
         sending = time.monotonic()
@@ -283,28 +283,38 @@ class Lane:
 BatchObserver = Callable[[str, int, Mapping[str, int], float], None]
 
 
-def outbound(r: Row, operator: str, min_rank: Rank | None) -> OutboundOrder:
-    """A claimed order as its operator receives it, with the authority behind it."""
-    a = authority.from_row(r, min_rank)
-    return OutboundOrder(
-        r["id"],
-        operator,
-        r["action"],
-        r["kind"],
-        r["value"],
-        r["urgent"],
-        r["attempts"],
-        r["seq"] or 0,
-        request_id=a.request_id,
-        unit=a.unit,
-        case_ref=a.case_ref,
-        category=a.category,
-        legal_basis=a.legal_basis,
-        officer_name=a.officer_name,
-        officer_rank=a.officer_rank,
-        instruction=a.instruction,
-        reason=r["reason"],
-    )
+def outbound(rows: Sequence[Row], operator: str, min_rank: Rank | None) -> list[OutboundOrder]:
+    """Claimed orders as their operator receives them, each with the authority behind it,
+    worked out once per request and action: a batch comes from a few requests."""
+    known: dict[tuple[int, str], authority.Authority] = {}
+    orders = []
+    for r in rows:
+        action = r["action"]
+        a = known.get((r["request_id"], action))
+        if a is None:
+            a = known[(r["request_id"], action)] = authority.from_row(r, min_rank)
+        orders.append(
+            OutboundOrder(
+                r["id"],
+                operator,
+                action,
+                r["kind"],
+                r["value"],
+                r["urgent"],
+                r["attempts"],
+                r["seq"] or 0,
+                request_id=a.request_id,
+                unit=a.unit,
+                case_ref=a.case_ref,
+                category=a.category,
+                legal_basis=a.legal_basis,
+                officer_name=a.officer_name,
+                officer_rank=a.officer_rank,
+                instruction=a.instruction,
+                reason=r["reason"],
+            )
+        )
+    return orders
 
 
 class Dispatcher:
