@@ -146,7 +146,9 @@ def peak_rss_mb(pid: int) -> float:
 def cpu_seconds() -> dict[str, float]:
     """CPU time (user + system) used so far by this machine's Postgres processes, the service
     processes (`service.cli`) and everything else, from /proc; differences give a phase's cost.
-    Counts processes alive at the time of reading (backends live as long as their pools)."""
+    Counts processes alive at the time of reading, and for Postgres also the backends that
+    have exited (the postmaster's reaped children): a client that disconnects takes none of
+    its server's CPU with it."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {"postgres": 0.0, "service": 0.0, "other": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -156,7 +158,7 @@ def cpu_seconds() -> dict[str, float]:
             fields = raw[raw.rindex(")") + 2 :].split()
             seconds = (int(fields[11]) + int(fields[12])) / tick
             if comm == "postgres":
-                used["postgres"] += seconds
+                used["postgres"] += seconds + (int(fields[13]) + int(fields[14])) / tick
             elif b"service.cli" in (stat.parent / "cmdline").read_bytes():
                 used["service"] += seconds
             else:

@@ -8,12 +8,17 @@
 * pgbench runs the lifecycle scripts shipped here (insert, claim with SKIP LOCKED, complete;
   one and ten jobs per transaction) with 1 and 4 clients for a fixed time.
 * bench.dispatch drains N orders with one `fraudblock worker` and the in-process simulator.
+
+Each row also gives the CPU each job cost Postgres (its backends, those that exited too) and
+the client: pgqueuer's consumers (this process, over its whole drain), pgbench, fraudblock's
+worker with its simulator (and the idle API process). All share the machine's cores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -76,8 +81,11 @@ async def pgqueuer_drain(
             managers.append(qm)
         kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
         await pg.checkpoint(url)
+        cpu, own = common.cpu_seconds(), time.process_time()
         await asyncio.gather(*(qm.run(mode=QueueExecutionMode.drain, **kwargs) for qm in managers))
         elapsed = last - (first or last) or 1e-9
+        cpu_pg = common.cpu_seconds()["postgres"] - cpu["postgres"]
+        cpu_client = time.process_time() - own  # the consumers run in this process
     finally:
         for c in conns:
             await c.close()
@@ -89,6 +97,15 @@ async def pgqueuer_drain(
         "jobs": done,
         "seconds": round(elapsed, 2),
         "per_s": round(done / elapsed),
+        **cpu_per_job(cpu_pg, cpu_client, done),
+    }
+
+
+def cpu_per_job(postgres_s: float, client_s: float, jobs: int) -> dict[str, float]:
+    """CPU microseconds per job: Postgres's, and its client's (consumers, pgbench, worker)."""
+    return {
+        "cpu_us_postgres": round(postgres_s * 1e6 / max(jobs, 1)),
+        "cpu_us_client": round(client_s * 1e6 / max(jobs, 1)),
     }
 
 
@@ -100,17 +117,27 @@ def pgbench(url: str, script: str, clients: int, seconds: int) -> dict[str, Any]
          url],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
+    cpu, children = common.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [pg.pg_bin("pgbench"), "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
          "-f", str(HERE / script), url],
         check=True, capture_output=True, text=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
-    match = re.search(r"tps = ([0-9.]+)", out)
-    if match is None:
+    cpu_pg = common.cpu_seconds()["postgres"] - cpu["postgres"]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # pgbench, waited for
+    cpu_client = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    tps = re.search(r"tps = ([0-9.]+)", out)
+    done = re.search(r"number of transactions actually processed: ([0-9]+)", out)
+    if tps is None or done is None:
         raise RuntimeError(f"no tps in pgbench output:\n{out}")
-    tps = float(match.group(1))
     name = f"pgbench lifecycle-{per} -c {clients}"
-    return {"name": name, "jobs": None, "seconds": seconds, "per_s": round(tps * per)}
+    return {
+        "name": name,
+        "jobs": int(done.group(1)) * per,
+        "seconds": seconds,
+        "per_s": round(float(tps.group(1)) * per),
+        **cpu_per_job(cpu_pg, cpu_client, int(done.group(1)) * per),
+    }
 
 
 async def main() -> None:
@@ -146,7 +173,9 @@ async def main() -> None:
         )
         rows.append(
             {"name": f"fraudblock dispatch (1 worker, {LANES} lanes, simulator)",
-             "jobs": fb["acked"], "seconds": fb["drain_s"], "per_s": fb["orders_per_s"]}
+             "jobs": fb["acked"], "seconds": fb["drain_s"], "per_s": fb["orders_per_s"],
+             "cpu_us_postgres": fb["cpu_us_per_order_postgres"],
+             "cpu_us_client": fb["cpu_us_per_order_service"]}
         )  # fmt: skip
     ratios = {
         "fraudblock_vs_pgqueuer_default": round(fb["orders_per_s"] / default["per_s"], 2),
@@ -156,8 +185,17 @@ async def main() -> None:
     common.table(
         f"bench.peer — {jobs:,} jobs/orders, same Postgres, synchronous_commit on; every drain "
         "timed from the first job taken to the last one done",
-        ["system", "jobs", "seconds", "jobs/s"],
-        [[r["name"], r["jobs"] or "-", r["seconds"], r["per_s"]] for r in rows],
+        ["system", "jobs", "seconds", "jobs/s", "CPU µs/job: postgres / client"],
+        [
+            [
+                r["name"],
+                r["jobs"] or "-",
+                r["seconds"],
+                r["per_s"],
+                f"{r['cpu_us_postgres']} / {r['cpu_us_client']}",
+            ]
+            for r in rows
+        ],
     )
     print(PER_JOB)
     common.table(
