@@ -42,6 +42,7 @@ from service.http.context import (
     TOKENS,
 )
 from service.http.docs import add_docs_routes
+from service.http.listening import listen
 from service.http.middleware import request_context
 from service.http.openapi import Operation, build_openapi
 from service.http.problems import BODY_READ_TIMEOUT, json_response
@@ -198,7 +199,7 @@ async def run_dispatcher_only(settings: Settings, stop: asyncio.Event) -> None:
     try:
         if settings.worker_metrics_port is not None:
             await runner.setup()
-            await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+            await listen(runner, settings.host, settings.worker_metrics_port, "serve metrics")
             log.info("worker.metrics", url=f"http://{settings.host}:{settings.worker_metrics_port}")
         dispatcher = Dispatcher(store, settings, build_adapter, on_batch=metrics[METRICS].batch)
         escalating = escalation_worker(store, settings)

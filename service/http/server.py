@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import gc
-import os
 import signal
 import uuid
 from dataclasses import dataclass
@@ -18,9 +16,9 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from service.errors import DomainError
 from service.http.app import create_app
 from service.http.context import STORE
+from service.http.listening import listen
 from service.http.middleware import REQUEST_ID_HEADER
 from service.http.problems import PROBLEM_TYPE, problem
 from service.settings import Settings
@@ -196,7 +194,7 @@ async def start(settings: Settings, app: web.Application | None = None) -> Guard
         lingering_time=min(2.0, settings.body_read_timeout_s),
     )
     await runner.setup()
-    await _listen(
+    await listen(
         runner,
         settings.host,
         settings.port,
@@ -205,27 +203,6 @@ async def start(settings: Settings, app: web.Application | None = None) -> Guard
         if_taken=" (several `serve --reuse-port` processes may share a port)",
     )
     return runner
-
-
-async def _listen(
-    runner: web.BaseRunner,
-    host: str,
-    port: int,
-    what: str,
-    *,
-    reuse_port: bool = False,
-    if_taken: str = "",
-) -> None:
-    """Listen on host:port for a set-up runner. A port that is taken (or not ours) stops what
-    set-up began and says so (`if_taken` added when it is in use), instead of leaving the
-    process half started."""
-    try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
-    except OSError as exc:
-        await runner.cleanup()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        hint = if_taken if exc.errno == errno.EADDRINUSE else ""
-        raise DomainError(f"cannot {what} on {host}:{port}: {reason}{hint}") from None
 
 
 def _freeze_startup_objects() -> None:
@@ -271,7 +248,7 @@ async def _own_metrics(settings: Settings, app: web.Application) -> web.AppRunne
         return None
     runner = web.AppRunner(metrics_app(app[STORE], app[METRICS]), access_log=None)
     await runner.setup()
-    await _listen(runner, settings.host, port, "serve metrics")
+    await listen(runner, settings.host, port, "serve metrics")
     log.info("service.metrics", url=f"http://{settings.host}:{port}/metrics")
     return runner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -154,3 +155,19 @@ async def test_sigterm_finishes_or_releases_the_batch_in_flight_and_exits_0(
     assert len(attempts) == 5
     for rows in attempts.values():
         assert [(a["attempt_no"], a["outcome"], a["worker"], a["error"]) for a in rows] == expected
+
+
+async def test_a_worker_whose_metrics_port_is_taken_stops_with_a_reason(
+    db_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with worker_process(
+            db_url, tmp_path, "w-taken", FRAUDBLOCK_WORKER_METRICS_PORT=str(port)
+        ) as proc:
+            assert await asyncio.wait_for(proc.wait(), 30) == 2
+    said = read_log(tmp_path / "w-taken.log")
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in said
+    assert "Traceback" not in said
