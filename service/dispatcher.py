@@ -287,7 +287,7 @@ def outbound(rows: Sequence[Row], operator: str, min_rank: Rank | None) -> list[
     """Claimed orders as their operator receives them, each with the authority behind it,
     worked out once per request and action: a batch comes from a few requests."""
     known: dict[tuple[int, str], authority.Authority] = {}
-    orders = []
+    orders: list[OutboundOrder] = []
     for r in rows:
         action = r["action"]
         a = known.get((r["request_id"], action))
