@@ -290,9 +290,10 @@ def outbound(rows: Sequence[Row], operator: str, min_rank: Rank | None) -> list[
     orders: list[OutboundOrder] = []
     for r in rows:
         action = r["action"]
-        a = known.get((r["request_id"], action))
+        key = (r["request_id"], action)
+        a = known.get(key)
         if a is None:
-            a = known[(r["request_id"], action)] = authority.from_row(r, min_rank)
+            a = known[key] = authority.from_row(r, min_rank)
         orders.append(
             OutboundOrder(
                 r["id"],

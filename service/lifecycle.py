@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 PENDING_ORDER = frozenset({"held", "queued", "in_flight", "sent"})
 CONFIRMED = frozenset({"blocked", "already_blocked", "disconnected"})
@@ -22,6 +22,13 @@ class OrderView(NamedTuple):
     seq: int = 0
 
 
+def pending_under(action: str, latest: Iterable[tuple[Any, ...]]) -> bool:
+    """Whether a target under `action` is pending: one of its pairs' latest decisions is of
+    that action and not final yet. `latest`: OrderViews, or tuples in their field order (the
+    rule `target_state` begins with, and settling skips a target by)."""
+    return any(o[1] == action and o[2] in PENDING_ORDER for o in latest)
+
+
 def latest_action(latest: Iterable[OrderView], default: str) -> str:
     """The action of the target's most recent decision, or `default` when it has none."""
     newest = max(latest, key=lambda o: o.seq, default=None)
@@ -38,7 +45,7 @@ def target_state(action: str, latest: Iterable[OrderView]) -> str:
     Unblocking: `unblocked` when every operator released it, else `partially_blocked`.
     """
     orders = [o for o in latest if o.action == action and o.status != "cancelled"]
-    if any(o.status in PENDING_ORDER for o in orders):
+    if pending_under(action, orders):
         return "pending"
     if action == "unblock":
         if not orders:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from service import audit
-from service.lifecycle import PENDING_ORDER, OrderView, latest_action, target_state
+from service.lifecycle import OrderView, latest_action, pending_under, target_state
 from service.routing import route_target
 from service.store import Row, Store, Tx
 
@@ -35,30 +35,30 @@ async def settle(
     targets: list[tuple[int, str, str]] = []
     # each pair's latest decision, as read; made an OrderView only for a target to decide
     latest: dict[int, list[tuple[str, str, str, str | None, int, int]]] = {}
-    pending_as: dict[int, str] = {}  # the targets stored `pending`, with their action
-    staying: set[int] = set()  # those with a pending decision of that action: still pending
     waiting: set[str] = set()
     for row in await tx.fetch("settle_read", ids):  # the targets (locked), then their pairs
         target_id, operator_code, action, status, ack_status, request_id, seq = row.values()
         if operator_code is None:
             targets.append((target_id, action, status))
-            if status == "pending":
-                pending_as[target_id] = action
             continue
         latest.setdefault(target_id, []).append(
             (operator_code, action, status, ack_status, request_id, seq)
         )
-        if status in PENDING_ORDER and pending_as.get(target_id) == action:
-            staying.add(target_id)
         if status == "queued":
             waiting.add(operator_code)
     changed: list[dict[str, Any]] = []
     settled: list[dict[str, Any]] = []
     effective: list[dict[str, int]] = []
     for tid, stored_action, current in targets:
-        if tid in staying and not redecide and (decided is None or tid not in decided):
-            continue  # target_state would find it pending, as it is: nothing to write
-        views = [OrderView._make(p) for p in latest.get(tid, ())]
+        pairs = latest.get(tid, ())
+        if (  # under its stored action, target_state would find it pending, as it is
+            current == "pending"
+            and not redecide
+            and (decided is None or tid not in decided)
+            and pending_under(stored_action, pairs)
+        ):
+            continue  # nothing to write
+        views = [OrderView._make(p) for p in pairs]
         action = stored_action
         if decided is not None and tid in decided:
             action = decided[tid]

@@ -131,7 +131,7 @@ def metrics_app(store: Store, metrics: Metrics | None = None) -> web.Application
     process's among several sharing one port (the figures it counts, `metrics`)."""
     app = web.Application()
     app[STORE] = store
-    app[METRICS] = metrics or Metrics()
+    app[METRICS] = metrics if metrics is not None else Metrics()
     app.router.add_get("/metrics", scrape)
     return app
 
