@@ -4,7 +4,9 @@ fails the commit."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,6 +19,14 @@ CREATE TABLE probe (v text PRIMARY KEY);
 CREATE FUNCTION probe_put(doc json) RETURNS void LANGUAGE sql AS
     $$ INSERT INTO probe SELECT json_array_elements_text(doc) $$;
 """
+# every function the service defers, read from its source so that a new one is checked too
+DEFERRED = sorted(
+    {
+        name
+        for source in (Path(__file__).parents[2] / "service").rglob("*.py")
+        for name in re.findall(r'\.defer\(\s*"([a-z_]+)"', source.read_text("utf-8"))
+    }
+)
 QUERIES = {"probe_values": "SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM probe"}
 
 
@@ -90,3 +100,22 @@ async def test_only_a_plain_function_name_is_deferred(store: Store) -> None:
     async with store.transaction() as tx:
         with pytest.raises(StoreError):
             tx.defer("probe_put(NULL); DROP TABLE probe; SELECT probe_put", "[]")
+
+
+async def test_the_functions_the_service_defers_are_not_parsed_again_at_each_call(
+    db_url: str,
+) -> None:
+    """A deferred call travels as text with the COMMIT, so it is planned at every call; planning
+    a call of a LANGUAGE sql function parses its whole body to see whether it can be inlined
+    (sql/0026). A PL/pgSQL function is never inlined and keeps its statements' plans."""
+    assert {"audit_append", "targets_settle", "routes_learn", "idempotency_put"} <= set(DEFERRED)
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+            " WHERE p.proname = ANY($1::text[])",
+            DEFERRED,
+        )
+    finally:
+        await conn.close()
+    assert {r["proname"]: r["lanname"] for r in rows} == dict.fromkeys(DEFERRED, "plpgsql")
