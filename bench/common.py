@@ -143,6 +143,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _group(comm: str, proc: Path) -> str:
+    """Which of the benchmarks' process groups a process belongs to."""
+    if comm == "postgres":
+        return "postgres"
+    if b"service.cli" in (proc / "cmdline").read_bytes():
+        return "service"
+    return "other"
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU time (user + system) used so far by this machine's Postgres processes, the service
     processes (`service.cli`) and everything else, from /proc; differences give a phase's cost.
@@ -157,13 +166,24 @@ def cpu_seconds() -> dict[str, float]:
             comm = raw[raw.index("(") + 1 : raw.rindex(")")]
             fields = raw[raw.rindex(")") + 2 :].split()
             seconds = (int(fields[11]) + int(fields[12])) / tick
-            if comm == "postgres":
-                used["postgres"] += seconds + (int(fields[13]) + int(fields[14])) / tick
-            elif b"service.cli" in (stat.parent / "cmdline").read_bytes():
-                used["service"] += seconds
-            else:
-                used["other"] += seconds
+            group = _group(comm, stat.parent)
+            if group == "postgres":
+                seconds += (int(fields[13]) + int(fields[14])) / tick
+            used[group] += seconds
     return used
+
+
+def core_wait_seconds() -> dict[str, float]:
+    """Time the same groups' threads have spent so far ready to run but waiting for a core
+    (the scheduler's run-queue delay, /proc/PID/task/TID/schedstat); differences give a
+    phase's. Counts the processes alive at the time of reading."""
+    waited = {"postgres": 0.0, "service": 0.0, "other": 0.0}
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            group = _group((proc / "comm").read_text().strip(), proc)
+            for task in (proc / "task").iterdir():
+                waited[group] += int((task / "schedstat").read_text().split()[1]) / 1e9
+    return waited
 
 
 def serve_args(port: int, *, dispatcher: bool) -> list[str]:

@@ -181,9 +181,11 @@ async def main() -> None:
                     await pg.reset_statements(url)
                 flushes_before = await pg.wal_flushes(url)
                 cpu_before, cpu_t0 = common.cpu_seconds(), time.perf_counter()
+                wait_before = common.core_wait_seconds()
                 run_started = datetime.now(UTC)
                 achieved = await at_rate(0, total)
                 cpu_after, cpu_t1 = common.cpu_seconds(), time.perf_counter()
+                wait_after = common.core_wait_seconds()
             finally:
                 await http.close()
             with contextlib.suppress(TimeoutError):
@@ -206,6 +208,8 @@ async def main() -> None:
     busy = {
         k: round(100 * (cpu_after[k] - cpu_before[k]) / (cpu_t1 - cpu_t0), 1) for k in cpu_before
     }
+    # how long each group's threads were ready to run but had no core, per filing
+    waited = {k: round(1000 * (wait_after[k] - wait_before[k]) / max(total, 1), 2) for k in busy}
     figures: dict[str, Any] = {
         "rate": args.rate,
         "achieved_rate": round(achieved, 1),
@@ -220,6 +224,7 @@ async def main() -> None:
         },
         "stages": stages,
         "cpu_percent_of_a_core": busy,
+        "waited_for_a_core_ms_per_filing": waited,
         # WAL flushes (fsyncs) from the run's start to ten seconds after it, per filing
         "wal_flushes_per_filing": round(flushes / max(total, 1), 2),
         "http_response": common.ms_percentiles(http_lat),
@@ -250,6 +255,10 @@ async def main() -> None:
         "CPU during the measured run, % of one core: "
         + ", ".join(f"{k} {v}" for k, v in busy.items())
         + f" (the machine has 2 cores); WAL flushes per filing {figures['wal_flushes_per_filing']}"
+    )
+    print(
+        "ready to run but waiting for a core (the scheduler's run-queue delay), ms per filing: "
+        + ", ".join(f"{k} {v}" for k, v in waited.items())
     )
     print(
         f"\nachieved {achieved:.1f} req/s, {errors} errors, {len(lat)}/{total} received in "
