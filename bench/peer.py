@@ -130,13 +130,13 @@ def pgbench(url: str, script: str, clients: int, seconds: int) -> dict[str, Any]
     done = re.search(r"number of transactions actually processed: ([0-9]+)", out)
     if tps is None or done is None:
         raise RuntimeError(f"no tps in pgbench output:\n{out}")
-    name = f"pgbench lifecycle-{per} -c {clients}"
+    jobs = int(done.group(1)) * per
     return {
-        "name": name,
-        "jobs": int(done.group(1)) * per,
+        "name": f"pgbench lifecycle-{per} -c {clients}",
+        "jobs": jobs,
         "seconds": seconds,
         "per_s": round(float(tps.group(1)) * per),
-        **cpu_per_job(cpu_pg, cpu_client, int(done.group(1)) * per),
+        **cpu_per_job(cpu_pg, cpu_client, jobs),
     }
 
 
