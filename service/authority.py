@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -82,3 +82,17 @@ def from_row(row: Mapping[str, Any], min_rank: Rank | None) -> Authority:
         officer_rank=row["approver_rank"] if approved else row["filer_rank"],
         instruction=instruction(row["action"], (row["filer_rank"], row["approver_rank"]), min_rank),
     )
+
+
+def for_rows(rows: Sequence[Mapping[str, Any]], min_rank: Rank | None) -> list[Authority]:
+    """The authority of each claimed or pulled order row, worked out once per request and
+    action: a batch or a page comes from a few requests."""
+    known: dict[tuple[int, str], Authority] = {}
+    out: list[Authority] = []
+    for r in rows:
+        key = (r["request_id"], r["action"])
+        a = known.get(key)
+        if a is None:
+            a = known[key] = from_row(r, min_rank)
+        out.append(a)
+    return out

@@ -284,38 +284,29 @@ BatchObserver = Callable[[str, int, Mapping[str, int], float], None]
 
 
 def outbound(rows: Sequence[Row], operator: str, min_rank: Rank | None) -> list[OutboundOrder]:
-    """Claimed orders as their operator receives them, each with the authority behind it,
-    worked out once per request and action: a batch comes from a few requests."""
-    known: dict[tuple[int, str], authority.Authority] = {}
-    orders: list[OutboundOrder] = []
-    for r in rows:
-        action = r["action"]
-        key = (r["request_id"], action)
-        a = known.get(key)
-        if a is None:
-            a = known[key] = authority.from_row(r, min_rank)
-        orders.append(
-            OutboundOrder(
-                r["id"],
-                operator,
-                action,
-                r["kind"],
-                r["value"],
-                r["urgent"],
-                r["attempts"],
-                r["seq"] or 0,
-                request_id=a.request_id,
-                unit=a.unit,
-                case_ref=a.case_ref,
-                category=a.category,
-                legal_basis=a.legal_basis,
-                officer_name=a.officer_name,
-                officer_rank=a.officer_rank,
-                instruction=a.instruction,
-                reason=r["reason"],
-            )
+    """Claimed orders as their operator receives them, each with the authority behind it."""
+    return [
+        OutboundOrder(
+            r["id"],
+            operator,
+            r["action"],
+            r["kind"],
+            r["value"],
+            r["urgent"],
+            r["attempts"],
+            r["seq"] or 0,
+            request_id=a.request_id,
+            unit=a.unit,
+            case_ref=a.case_ref,
+            category=a.category,
+            legal_basis=a.legal_basis,
+            officer_name=a.officer_name,
+            officer_rank=a.officer_rank,
+            instruction=a.instruction,
+            reason=r["reason"],
         )
-    return orders
+        for r, a in zip(rows, authority.for_rows(rows, min_rank), strict=True)
+    ]
 
 
 class Dispatcher:

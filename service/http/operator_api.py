@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from service import acks, authority
 from service.auth import Principal, require
-from service.authority import Rank
 from service.errors import Conflict
 from service.http.context import SETTINGS, STORE, principal_of
 from service.http.openapi import Operation
@@ -131,11 +130,11 @@ async def pull_orders(request: web.Request) -> web.Response:
             "them twice. GET /v1/operator/unacknowledged lists those awaiting your ack."
         )
     min_rank = request.app[SETTINGS].direct_block_min_rank
-    return json_response(PulledOrders(orders=[_pulled(r, min_rank) for r in rows]))
+    orders = [_pulled(r, a) for r, a in zip(rows, authority.for_rows(rows, min_rank), strict=True)]
+    return json_response(PulledOrders(orders=orders))
 
 
-def _pulled(r: Row, min_rank: Rank | None) -> PulledOrder:
-    a = authority.from_row(r, min_rank)
+def _pulled(r: Row, a: authority.Authority) -> PulledOrder:
     return PulledOrder(
         order_id=r["id"],
         action=r["action"],
