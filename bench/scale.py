@@ -30,6 +30,8 @@ import asyncpg
 from bench import common, intake, pg
 from service import db
 from service.store import Store
+from service.web.pages import COOKIE
+from service.web.signin import SIGNIN_COOKIE
 
 HERE = Path(__file__).parent
 LUHN_SQL = """
@@ -41,6 +43,15 @@ CREATE OR REPLACE FUNCTION bench_imei(g bigint) RETURNS text LANGUAGE sql IMMUTA
     FROM (SELECT (35000000000000 + g)::text AS body) b
 $$
 """
+SIGHTINGS = """
+INSERT INTO sightings (imei, msisdn, operator_code, seen_at)
+SELECT bench_imei(g), '+9189' || lpad((g - j)::text, 8, '0'),
+       (ARRAY['jio', 'airtel', 'vi', 'bsnl'])[1 + (g - j) % 4],
+       now() - make_interval(secs => 365 * 86400 * ($3 - g)::double precision / $3)
+           + make_interval(hours => j::int)
+FROM generate_series($1::bigint, $2::bigint - 1) AS g CROSS JOIN generate_series(1, 3) AS j
+WHERE g % 5 = 4
+"""  # handset g (an IMEI target) seen with the numbers g - 1, g - 2, g - 3, each on its operator
 SEQUENCES = """
 SELECT setval('block_requests_id_seq', (SELECT max(id) FROM block_requests));
 SELECT setval('targets_id_seq', (SELECT max(id) FROM targets));
@@ -49,6 +60,19 @@ SELECT setval('order_decisions', (SELECT max(seq) FROM orders));
 SELECT setval('attempts_id_seq', (SELECT max(id) FROM attempts));
 CREATE TABLE bench_seeded (targets bigint NOT NULL, seconds double precision NOT NULL);
 """
+UNITS = (
+    "jammu",
+    "samba",
+    "kathua",
+    "udhampur",
+    "reasi",
+    "doda",
+    "kishtwar",
+    "ramban",
+    "rajouri",
+    "poonch",
+    "cps-jammu",
+)  # a request's unit, as scale_seed.sql assigns it
 GROUP_BYS = ("", "unit", "category", "operator", "kind", "day", "week", "month")
 EXPLAIN_ON = {
     "session_preload_libraries": "auto_explain",
@@ -120,6 +144,43 @@ async def seed(url: str, targets: int, chunk: int, *, settled: bool = False) -> 
     return seconds
 
 
+async def seed_sightings(url: str, targets: int, chunk: int) -> None:
+    """Sightings for the linkage views, once per database (a database seeded before they were
+    part of the seed gets them on its next run): each handset target seen with three numbers."""
+    conn = await asyncpg.connect(url, command_timeout=7200)
+    try:
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sightings)"):
+            return
+        await conn.execute(LUHN_SQL)
+        started = time.perf_counter()
+        for lo in range(0, targets, chunk):
+            hi = min(lo + chunk, targets)
+            await conn.execute(SIGHTINGS, lo, hi, targets)
+            took = time.perf_counter() - started
+            print(f"  sightings of {hi:,} / {targets:,} targets ({took:.0f} s)")
+        await conn.execute("ANALYZE sightings")
+    finally:
+        await conn.close()
+
+
+async def console_session(base: str, token: str) -> Headers:
+    """Sign in to the console with `token` as a browser does; the session cookie's header."""
+    async with common.http_session() as s:
+        async with s.get(f"{base}/signin") as r:
+            html = await r.text()
+            signin_cookie = r.cookies[SIGNIN_COOKIE].value
+        nonce = re.search(r'name="nonce" value="([^"]+)"', html)
+        assert nonce is not None, "the sign-in form has no nonce"
+        async with s.post(
+            f"{base}/signin",
+            data={"nonce": nonce.group(1), "token": token},
+            headers={"Cookie": f"{SIGNIN_COOKIE}={signin_cookie}"},
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303, f"sign-in answered {r.status}"
+            return {"Cookie": f"{COOKIE}={r.cookies[COOKIE].value}"}
+
+
 async def timed_gets(
     s: aiohttp.ClientSession, urls: Sequence[str], headers: dict[str, str]
 ) -> dict[str, Any]:
@@ -135,8 +196,14 @@ async def timed_gets(
     return {"n": len(urls), "errors": errors, **common.ms_percentiles(lat, (0.5, 0.99))}
 
 
-def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str, str, list[str]]]:
-    """(name, token, paths) of every read measured; each name's paths are GET in turn."""
+Headers = dict[str, str]
+Read = tuple[str, Headers, list[str]]
+
+
+def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read]:
+    """(name, headers, paths) of every read measured, the API's and the console's; each name's
+    paths are GET in turn. `auth`: a bearer header per role, and a console session cookie per
+    role under "console:<role>"."""
     today = datetime.now(UTC).date()
     year_ago = today - timedelta(days=365)
     month_start = today.replace(day=1)
@@ -149,8 +216,16 @@ def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str
         else f"/v1/targets/msisdn/%2B9189{g:08d}"
         for g in picks
     ]
+    handsets = [g - g % 5 + 4 for g in picks if g - g % 5 + 4 < n]  # each seen with 3 numbers
+    linked = [
+        f"/v1/targets/imei/{35000000000000 + g}/linked"
+        if i % 2
+        else f"/v1/targets/msisdn/%2B9189{g - 1 - i % 3:08d}/linked"
+        for i, g in enumerate(handsets)
+    ]
     deep = [str(rng.randrange(n) + 1) for _ in range(50)]
-    sup, op, inv = tok["supervisor"], tok["operator"], tok["investigator"]
+    sup, op, inv = auth["supervisor"], auth["operator"], auth["investigator"]
+    c_sup, c_op, c_inv = (auth[f"console:{r}"] for r in ("supervisor", "operator", "investigator"))
     stats = [
         (
             f"/v1/stats?group_by={g or '(none)'}",
@@ -165,6 +240,11 @@ def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str
         ("/v1/stats?group_by=day, a year", sup, [f"/v1/stats?group_by=day&{year}"]),
         ("/v1/stats?group_by=unit,category,month, a year", sup,
          [f"/v1/stats?group_by=unit,category,month&{year}"]),
+        ("/v1/stats?group_by=unit,day, a year", sup, [f"/v1/stats?group_by=unit,day&{year}"]),
+        ("/v1/stats?group_by=operator,day, a year", sup,
+         [f"/v1/stats?group_by=operator,day&{year}"]),
+        ("/v1/stats?group_by=unit,category,day, a year (24,000 groups)", sup,
+         [f"/v1/stats?group_by=unit,category,day&{year}"]),
         ("/v1/operators", sup, ["/v1/operators"]),
         ("/v1/overdue (first page)", sup, ["/v1/overdue?limit=100"]),
         ("/v1/overdue?operator=jio", sup, ["/v1/overdue?operator=jio&limit=100"]),
@@ -192,10 +272,22 @@ def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str
         ("/v1/block-requests (investigator, own unit)", inv, ["/v1/block-requests?limit=50"]),
         ("/v1/block-requests/{id}", sup, [f"/v1/block-requests/{i}" for i in ids]),
         ("/v1/targets/{kind}/{value}", sup, lookups),
+        ("/v1/targets/{kind}/{value}/linked", inv, linked),
+        ("/v1/cases/{unit}/{case_ref}", sup,
+         [f"/v1/cases/{UNITS[(i - 1) % 11]}/FIR-{i}/seed" for i in ids]),
         ("/v1/reports/zone (this month)", sup, [f"/v1/reports/zone?from={month_start}&to={today}"]),
         ("/v1/reports/zone (a year)", sup, [f"/v1/reports/zone?{year}"]),
         ("/v1/sla (a year)", sup, [f"/v1/sla?{year}"]),
         ("/v1/sla?group_by=operator,month", sup, [f"/v1/sla?group_by=operator,month&{year}"]),
+        ("/v1/stats.csv?group_by=unit,category,day, a year", sup,
+         [f"/v1/stats.csv?group_by=unit,category,day&{year}"]),
+        ("/v1/reports/zone.csv (a year)", sup, [f"/v1/reports/zone.csv?{year}"]),
+        ("/v1/reports/zone.html (a year)", sup, [f"/v1/reports/zone.html?{year}"]),
+        ("/v1/sla.csv?group_by=operator,month", sup,
+         [f"/v1/sla.csv?group_by=operator,month&{year}"]),
+        ("/v1/units", sup, ["/v1/units"]),
+        ("/v1/categories", inv, ["/v1/categories"]),
+        ("/v1/escalation-endpoints (admin)", auth["admin"], ["/v1/escalation-endpoints"]),
         ("/v1/cases?unit=jammu", sup, ["/v1/cases?unit=jammu"]),
         ("/v1/alerts", sup, ["/v1/alerts"]),
         ("/v1/reconciliations", sup, ["/v1/reconciliations"]),
@@ -204,6 +296,19 @@ def endpoints(n: int, rng: random.Random, tok: dict[str, str]) -> list[tuple[str
         ("/v1/operator/blocklist?since (deep)", op,
          [f"/v1/operator/blocklist?limit=1000&since={d}" for d in deep]),
         ("/v1/operator/unacknowledged", op, ["/v1/operator/unacknowledged?limit=500"]),
+        ("/v1/operator/orders (pull 100: takes them)", op, ["/v1/operator/orders?limit=100"]),
+        ("console /dashboard (by day)", c_sup, ["/dashboard"]),
+        ("console /dashboard (by month)", c_sup, ["/dashboard?period=month"]),
+        ("console /dashboard/live", c_sup, ["/dashboard/live"]),
+        ("console /requests (supervisor)", c_sup,
+         ["/requests"] + [f"/requests?after={i}" for i in ids]),
+        ("console /requests (investigator)", c_inv, ["/requests"]),
+        ("console /requests/{id}", c_sup, [f"/requests/{i}" for i in ids]),
+        ("console /requests/{id}/live", c_sup, [f"/requests/{i}/live" for i in ids]),
+        ("console /audit", c_sup, ["/audit"] + [f"/audit?after={d}" for d in deep]),
+        ("console /reports (this month)", c_sup, ["/reports"]),
+        ("console /reports (a year)", c_sup, [f"/reports?{year}"]),
+        ("console /orders (operator)", c_op, ["/orders"]),
     ]  # fmt: skip
 
 
@@ -252,9 +357,9 @@ async def explain_pass(
     try:
         service = await start_service()
         async with common.http_session() as s:
-            for name, tok, paths in reads:
+            for name, headers, paths in reads:
                 before = log.stat().st_size
-                await timed_gets(s, [base + paths[0]], {"Authorization": f"Bearer {tok}"})
+                await timed_gets(s, [base + paths[0]], headers)
                 with log.open("rb") as f:
                     f.seek(before)
                     text = f.read().decode(errors="replace")
@@ -317,12 +422,14 @@ async def main() -> None:
             "supervisor": await pg.token(url, "supervisor"),
             "investigator": await pg.token(url, "investigator", unit="jammu"),
             "operator": await pg.token(url, "operator", operator="jio"),
+            "admin": await pg.token(url, "admin"),
         }
         if fresh:
             figures["seed_s"] = round(await seed(url, n, args.chunk), 1)
         if args.seed_only:
             common.finish("scale", figures)
             return
+        await seed_sightings(url, n, args.chunk)
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
         env = {"DATABASE_URL": url}
@@ -340,10 +447,12 @@ async def main() -> None:
             concurrency=8, first=0, time_limit=60, url=url,
         )  # fmt: skip
         figures["live_filings"] = live["requests"]
-        reads = endpoints(n, rng, tok)
+        auth = {role: {"Authorization": f"Bearer {t}"} for role, t in tok.items()}
+        for role, t in tok.items():
+            auth[f"console:{role}"] = await console_session(base, t)
+        reads = endpoints(n, rng, auth)
         async with common.http_session() as s:
-            for name, t, paths in reads:
-                hs = {"Authorization": f"Bearer {t}"}
+            for name, hs, paths in reads:
                 await timed_gets(
                     s, [base + u for u in paths[:2]], hs
                 )  # warm: connection, statements, plans

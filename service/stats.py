@@ -4,7 +4,8 @@ operators' health, orders needing a person, the audit log."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Literal
 
@@ -25,7 +26,8 @@ from service.report_models import (
 )
 from service.store import Row, Store
 
-DIMENSIONS = ("unit", "category", "operator", "kind", "day", "week", "month")
+PERIODS = ("day", "week", "month")
+DIMENSIONS = ("unit", "category", "operator", "kind", *PERIODS)
 TARGET_STATES = (
     "blocked",
     "partially_blocked",
@@ -47,6 +49,9 @@ ORDER_STATES = (
     "cancelled",
     "retained",
 )
+# a kind's counts in a group: targets by state, and state changes inside the period
+TARGET_METRICS = (*TARGET_STATES, "blocked_in_period", "unblocked_in_period")
+_FIRST_COUNT = 4  # stats_targets' columns: unit, category, kind, period, then the counts
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
 _MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
@@ -61,7 +66,7 @@ def parse_group_by(raw: str | None) -> list[str]:
             f"unknown group_by {bad}; use any of {', '.join(DIMENSIONS)}",
             [{"field": "group_by", "message": f"unknown: {', '.join(bad)}"}],
         )
-    if sum(d in ("day", "week", "month") for d in dims) > 1:
+    if sum(d in PERIODS for d in dims) > 1:
         raise Invalid(
             "group_by takes one of day, week, month",
             [{"field": "group_by", "message": "pick one period"}],
@@ -94,31 +99,33 @@ async def blocking_counts(
     require(principal, "supervisor", "investigator")  # counts of cases: not for admins
     if principal.role == "investigator":
         unit = principal.unit
-    period = next((d for d in group_by if d in ("day", "week", "month")), None)
+    period = next((d for d in group_by if d in PERIODS), None)
     args = (start, end, "unit" in group_by, "category" in group_by, period, unit, unit_kind)
     money_rows = await store.fetch("stats_money", *args)
     if "operator" in group_by:
         report = await _by_operator(store, args, group_by, start, end)
         report["totals"]["money"] = _money_totals(money_rows)
         return report
-    state_rows = await store.fetch("stats_targets", *args)
-    event_rows = await store.fetch("stats_events", *args)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    totals = {
-        name: {**_empty(TARGET_STATES), "blocked_in_period": 0, "unblocked_in_period": 0}
-        for name in KIND_NAMES.values()
+    counted: dict[str, list[tuple[int, ...]]] = {name: [] for name in KIND_NAMES.values()}
+    key_of = _key_getter(group_by)
+    for r in await store.fetch("stats_targets", *args):  # one row per group and kind
+        name = KIND_NAMES[r["kind"]]
+        counts = tuple(r.values())[_FIRST_COUNT:]
+        counted[name].append(counts)
+        key = key_of(r)
+        g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
+        g[name] = dict(zip(TARGET_METRICS, counts, strict=True))
+    totals = {  # each metric's column summed
+        name: dict(zip(TARGET_METRICS, map(sum, zip(*rows, strict=True)), strict=True))
+        if rows
+        else _empty(TARGET_METRICS)
+        for name, rows in counted.items()
     }
-    # one row per group and kind, a column per state (the events: state changes in the period)
-    for rows, metrics in ((state_rows, _STATE_METRICS), (event_rows, _EVENT_METRICS)):
-        for r in rows:
-            key = _key(r, group_by)
-            g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
-            name = KIND_NAMES[r["kind"]]
-            _add_counts(g[name], totals[name], r, metrics)
     money = _money_totals(money_rows)
     if "kind" not in group_by:
         for r in money_rows:
-            key = _key(r, group_by)
+            key = key_of(r)
             g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
             g.setdefault("money", _money_totals([]))
             _add_money(g["money"], r)
@@ -142,8 +149,6 @@ async def blocking_counts(
 
 
 # (column of a stats row, metric it adds to); a metric outside the defaults appears once counted
-_STATE_METRICS = tuple((s, s) for s in TARGET_STATES)
-_EVENT_METRICS = (("blocked", "blocked_in_period"), ("unblocked", "unblocked_in_period"))
 _ORDER_METRICS = tuple((s, s) for s in (*ORDER_STATES, "withdrawn"))
 
 
@@ -185,8 +190,9 @@ async def _by_operator(
     rows = await store.fetch("stats_orders", *args)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     totals = {name: _empty(ORDER_STATES) for name in KIND_NAMES.values()}
+    key_of = _key_getter(group_by)
     for r in rows:
-        key = _key(r, group_by)
+        key = key_of(r)
         g = groups.get(key) or groups.setdefault(key, _group(key, group_by, ORDER_STATES))
         name = KIND_NAMES[r["kind"]]
         _add_counts(g[name], totals[name], r, _ORDER_METRICS)
@@ -207,25 +213,23 @@ def _retained(n: int) -> str:
     return f"; {n} number{'s' if n != 1 else ''} retained after re-verification"
 
 
-def _key(r: Row, group_by: list[str]) -> tuple[Any, ...]:
-    out = []
-    for d in group_by:
-        if d in ("day", "week", "month"):
-            out.append(r["period"])
-        elif d == "kind":
-            out.append(r["kind"])
-        else:
-            out.append(r[d])
-    return tuple(out)
+def _key_getter(group_by: list[str]) -> Callable[[Row], tuple[Any, ...]]:
+    """A stats row's group key: its columns for the dimensions asked, in their order."""
+    columns = ["period" if d in PERIODS else d for d in group_by]
+    if not columns:
+        return lambda r: ()
+    if len(columns) == 1:
+        column = columns[0]
+        return lambda r: (r[column],)
+    return operator.itemgetter(*columns)
 
 
 def _group(
-    key: tuple[Any, ...], group_by: list[str], states: Sequence[str] = TARGET_STATES
+    key: tuple[Any, ...], group_by: list[str], metrics: Sequence[str] = TARGET_METRICS
 ) -> dict[str, Any]:
     g: dict[str, Any] = dict(zip(group_by, key, strict=True))
-    extra = {} if states is ORDER_STATES else {"blocked_in_period": 0, "unblocked_in_period": 0}
     for name in KIND_NAMES.values():
-        g[name] = {**_empty(states), **extra}
+        g[name] = _empty(metrics)
     return g
 
 

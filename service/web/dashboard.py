@@ -63,10 +63,11 @@ async def chart(session: Session, request: web.Request, period: str) -> dict[str
         group_by=[period, "category"],
     )
     labels = sorted({str(g[period]) for g in report["groups"]})
+    column = {label: i for i, label in enumerate(labels)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * len(labels))
     for g in report["groups"]:
         n = g["numbers"]["blocked_in_period"] + g["handsets"]["blocked_in_period"]
-        series[g["category"]][labels.index(str(g[period]))] += n
+        series[g["category"]][column[str(g[period])]] += n
     return {
         "labels": labels,
         "series": [{"label": k, "data": v} for k, v in sorted(series.items())],

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from service import acks, audit, stats
 from service.identifiers import luhn_check_digit
+from service.report_models import StatsOut
 from service.store import Store, StoreError
 from tests.conftest import Tokens, body
 
@@ -189,6 +190,8 @@ async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Sto
     for group_by in ("category", "kind", "day", "week", "month", "operator", "unit,month"):
         resp = await client.get(f"/v1/stats?group_by={group_by}", headers=sup)
         assert resp.status == 200, (group_by, await resp.text())
+        got = await resp.json()  # the document is StatsOut's, field for field
+        assert StatsOut.model_validate(got).model_dump(mode="json", by_alias=True) == got
     ops = await (await client.get("/v1/stats?group_by=operator", headers=sup)).json()
     jio = next(g for g in ops["groups"] if g["operator"] == "jio")
     assert jio["handsets"]["blocked"] == 2
