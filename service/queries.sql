@@ -985,23 +985,27 @@ SELECT folded, kept FROM counts_fold();
 SELECT pg_try_advisory_xact_lock(7201003);
 
 -- name: operators_health
+-- Each operator's breaker, open orders (one pass over orders_open_idx), dead orders (the month
+-- rows hold every day's counts: a dozen rows per group a year, against a row a day) and its
+-- last 24 hours.
 SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_failures,
        o.breaker_opened_at, o.rate_limit_per_s,
-       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'queued') AS queued,
-       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'in_flight')
-           AS in_flight,
-       (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'sent')
-           AS awaiting_ack,
-       (SELECT count(*) FROM orders WHERE operator_code = o.code
-           AND status IN ('queued', 'in_flight', 'sent')
-           AND order_overdue(status, due_at, ack_due_at, overdue_at)) AS overdue,
-       ((SELECT coalesce(sum(dead), 0) FROM order_state_days WHERE operator_code = o.code)
+       q.queued, q.in_flight, q.awaiting_ack, q.overdue,
+       ((SELECT coalesce(sum(dead), 0) FROM order_state_months WHERE operator_code = o.code)
         + (SELECT coalesce(sum(n), 0) FROM order_state_counts
            WHERE operator_code = o.code AND state = 'dead'))::bigint AS dead,
        a.acked_24h, a.succeeded_24h, a.p50_ack_s, a.p95_ack_s,
        (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'dead'
            AND dead_at > now() - interval '24 hours') AS dead_24h
 FROM operators o
+CROSS JOIN LATERAL (  -- the open orders, read once from orders_open_idx alone
+    SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+           count(*) FILTER (WHERE status = 'in_flight') AS in_flight,
+           count(*) FILTER (WHERE status = 'sent') AS awaiting_ack,
+           count(*) FILTER (WHERE order_overdue(status, due_at, ack_due_at, overdue_at))
+               AS overdue
+    FROM orders WHERE operator_code = o.code AND status IN ('queued', 'in_flight', 'sent')
+) q
 LEFT JOIN LATERAL (
     SELECT count(*) AS acked_24h,
            count(*) FILTER (WHERE ack_status IN ('blocked', 'unblocked', 'already_blocked',
