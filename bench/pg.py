@@ -178,17 +178,25 @@ async def fresh_database(server_url: str, name: str, *, migrated: bool = True) -
             "SELECT 1 FROM pg_database WHERE datname = $1", TEMPLATE
         ):
             await admin.execute(f"CREATE DATABASE {TEMPLATE}")
-            conn = await asyncpg.connect(with_database(server_url, TEMPLATE))
-            try:
-                await db.migrate(conn)
-            finally:
-                await conn.close()
+            await migrate(with_database(server_url, TEMPLATE))
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         template = f" TEMPLATE {TEMPLATE}" if migrated else ""
         await admin.execute(f"CREATE DATABASE {name}{template}")
     finally:
         await admin.close()
-    return with_database(server_url, name)
+    url = with_database(server_url, name)
+    if migrated:  # a kept server's template may predate the newest migrations
+        await migrate(url)
+    return url
+
+
+async def migrate(url: str) -> None:
+    """Apply the service's pending migrations to the database at `url`."""
+    conn = await asyncpg.connect(url)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
 
 
 async def checkpoint(url: str) -> None:

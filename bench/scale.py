@@ -418,6 +418,7 @@ async def main() -> None:
             url = await pg.fresh_database(server_url, f"bench_scale_{n}")
         else:
             print(f"reusing the database seeded with {n:,} targets")
+            await pg.migrate(url)
         tok = {
             "supervisor": await pg.token(url, "supervisor"),
             "investigator": await pg.token(url, "investigator", unit="jammu"),

@@ -875,9 +875,7 @@ SELECT unit, category, kind, period,
 FROM (
     SELECT CASE WHEN $3 THEN unit_code END AS unit,
            CASE WHEN $4 THEN category END AS category, kind,
-           CASE $5::text WHEN 'day' THEN day
-                         WHEN 'week' THEN date_trunc('week', day)::date
-                         WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+           period_start($5, day) AS period,
            pending, blocked, partially_blocked, unblocked, rejected, dead, unroutable, cancelled,
            retained, blocked_in_period, unblocked_in_period
     FROM (
@@ -936,9 +934,7 @@ HAVING sum(pending::int) <> 0 OR sum(blocked::int) <> 0 OR sum(partially_blocked
 -- from order_state_counts. Groups whose every count is zero are left out.
 SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
        CASE WHEN $4 THEN category END AS category, kind,
-       CASE $5::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       period_start($5, day) AS period,
        sum(pending)::bigint AS pending,
        sum(blocked)::bigint AS blocked,
        sum(unblocked)::bigint AS unblocked,
@@ -1179,9 +1175,7 @@ FROM money_entries e WHERE e.unit_code = $1 AND e.case_ref = $2 ORDER BY e.id;
 -- Money by the stats dimensions it has (unit, category, period), in [$1, $2).
 SELECT CASE WHEN $3 THEN unit_code END AS unit,
        CASE WHEN $4 THEN category END AS category,
-       CASE $5::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       period_start($5, day) AS period,
        kind, sum(amount)::bigint AS amount
 FROM money_counts
 WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
@@ -1211,9 +1205,7 @@ WITH bounds AS (
     FROM report_zone z
 )
 SELECT operator,
-       CASE $3::text WHEN 'day' THEN day
-                     WHEN 'week' THEN date_trunc('week', day)::date
-                     WHEN 'month' THEN date_trunc('month', day)::date END AS period,
+       period_start($3, day) AS period,
        outcome, bucket, sum(n)::bigint AS n
 FROM (
     SELECT operator_code AS operator, day, outcome, bucket, n FROM ack_time_counts

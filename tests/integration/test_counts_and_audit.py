@@ -302,3 +302,26 @@ async def test_folding_follows_the_new_deltas_not_the_history(
     assert 0 < folded_again < folded  # only the groups the new filing touched
     doc = await (await client.get("/v1/stats", headers=tokens["supervisor"])).json()
     assert doc["totals"]["handsets"]["pending"] == 7
+
+
+async def test_periods_start_on_the_first_day_of_their_week_or_month(db_url: str) -> None:
+    """period_start (sql/0027) is date arithmetic; it agrees with date_trunc on every day of
+    four years either side of its Monday, 2001-01-01, in any session time zone."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+        differ = await conn.fetchval(
+            """
+            SELECT count(*) FROM generate_series(DATE '1997-01-01', DATE '2005-01-01',
+                                                 interval '1 day') AS g(t),
+                 LATERAL (SELECT t::date AS day) d
+            WHERE period_start('week', day) <> date_trunc('week', day)::date
+               OR period_start('month', day) <> date_trunc('month', day)::date
+               OR period_start('day', day) <> day
+               OR period_start(NULL, day) IS NOT NULL
+               OR extract(isodow FROM period_start('week', day)) <> 1
+            """
+        )
+    finally:
+        await conn.close()
+    assert differ == 0
