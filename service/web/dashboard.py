@@ -1,7 +1,13 @@
-"""The supervisor's dashboard: headline figures, operators, approvals, overdue and dead orders."""
+"""The supervisor's dashboard: headline figures, operators, approvals, overdue and dead orders.
+
+Its reads do not depend on one another: each page sends them at once, on connections of their
+own, so Postgres answers them side by side and the page takes about as long as its slowest
+read, not their sum (at 10 M targets that sum was 180 ms: the backlog's overdue orders and
+operators' counts, a year of day rows for the chart)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -25,11 +31,11 @@ PERIODS = ("day", "week", "month")
 async def headline(session: Session, request: web.Request) -> dict[str, Any]:
     """The figures of /v1/stats (and the overdue count of /v1/operators), by the same calls."""
     store = request.app[STORE]
-    report = await stats.blocking_counts(
-        store, session.principal, start=None, end=None, group_by=[]
+    report, health = await asyncio.gather(
+        stats.blocking_counts(store, session.principal, start=None, end=None, group_by=[]),
+        stats.operator_health(store, session.principal),
     )
     numbers, handsets = report["totals"]["numbers"], report["totals"]["handsets"]
-    health = await stats.operator_health(store, session.principal)
     return {
         "numbers_blocked": numbers["blocked"],
         "numbers_partially_blocked": numbers["partially_blocked"],
@@ -46,11 +52,12 @@ async def headline(session: Session, request: web.Request) -> dict[str, Any]:
 async def _live(request: web.Request, session: Session) -> dict[str, Any]:
     store = request.app[STORE]
     q = AttentionQuery(limit=QUEUE_ROWS)
-    return {
-        "fig": await headline(session, request),
-        "overdue": await stats.attention(store, session.principal, "overdue", q),
-        "dead": await stats.attention(store, session.principal, "dead", q),
-    }
+    fig, overdue, dead = await asyncio.gather(
+        headline(session, request),
+        stats.attention(store, session.principal, "overdue", q),
+        stats.attention(store, session.principal, "dead", q),
+    )
+    return {"fig": fig, "overdue": overdue, "dead": dead}
 
 
 async def chart(session: Session, request: web.Request, period: str) -> dict[str, Any]:
@@ -89,11 +96,18 @@ async def dashboard(request: web.Request, session: Session, form: Form) -> web.S
     period = request.query.get("period", "day")
     if period not in PERIODS:
         period = "day"
-    context = await _live(request, session)
+    context, chart_data, units, approvals = await asyncio.gather(
+        _live(request, session),
+        chart(session, request, period),
+        by_unit(session, request),
+        views.list_requests(
+            request.app[STORE],
+            session.principal,
+            BlockRequestQuery(status="pending_approval", limit=QUEUE_ROWS),
+        ),
+    )
     context["period"], context["periods"] = period, PERIODS
-    context["chart"] = await chart(session, request, period)
-    units = await by_unit(session, request)
-    context["units"] = units
+    context["chart"], context["units"], context["approvals"] = chart_data, units, approvals
     context["unit_chart"] = {
         "labels": [u["unit"] for u in units],
         "series": [
@@ -101,11 +115,6 @@ async def dashboard(request: web.Request, session: Session, form: Form) -> web.S
             {"label": "phone sets", "data": [u["handsets"]["blocked"] for u in units]},
         ],
     }
-    context["approvals"] = await views.list_requests(
-        request.app[STORE],
-        session.principal,
-        BlockRequestQuery(status="pending_approval", limit=QUEUE_ROWS),
-    )
     return render(request, session, "dashboard.html", context)
 
 
