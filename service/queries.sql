@@ -931,19 +931,20 @@ HAVING sum(pending::int) <> 0 OR sum(blocked::int) <> 0 OR sum(partially_blocked
 -- plan: custom
 -- Orders by operator and counted state, a column per state, per group: whole months from
 -- order_state_months, the days around them from order_state_days, and the deltas not folded yet
--- from order_state_counts. Groups whose every count is zero are left out.
+-- from order_state_counts. Groups whose every count is zero are left out. Sums of int4, as in
+-- stats_targets.
 SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
        CASE WHEN $4 THEN category END AS category, kind,
        period_start($5, day) AS period,
-       sum(pending)::bigint AS pending,
-       sum(blocked)::bigint AS blocked,
-       sum(unblocked)::bigint AS unblocked,
-       sum(not_subscriber)::bigint AS not_subscriber,
-       sum(rejected)::bigint AS rejected,
-       sum(retained)::bigint AS retained,
-       sum(dead)::bigint AS dead,
-       sum(cancelled)::bigint AS cancelled,
-       sum(withdrawn)::bigint AS withdrawn
+       sum(pending::int) AS pending,
+       sum(blocked::int) AS blocked,
+       sum(unblocked::int) AS unblocked,
+       sum(not_subscriber::int) AS not_subscriber,
+       sum(rejected::int) AS rejected,
+       sum(retained::int) AS retained,
+       sum(dead::int) AS dead,
+       sum(cancelled::int) AS cancelled,
+       sum(withdrawn::int) AS withdrawn
 FROM (
     SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
     WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
@@ -968,9 +969,9 @@ FROM (
 WHERE ($6::text IS NULL OR unit_code = $6)
   AND ($7::text IS NULL OR unit_code IN (SELECT code FROM units WHERE kind = $7))
 GROUP BY 1, 2, 3, 4, 5
-HAVING sum(pending) <> 0 OR sum(blocked) <> 0 OR sum(unblocked) <> 0 OR sum(not_subscriber) <> 0
-    OR sum(rejected) <> 0 OR sum(retained) <> 0 OR sum(dead) <> 0 OR sum(cancelled) <> 0 OR
-    sum(withdrawn) <> 0;
+HAVING sum(pending::int) <> 0 OR sum(blocked::int) <> 0 OR sum(unblocked::int) <> 0
+    OR sum(not_subscriber::int) <> 0 OR sum(rejected::int) <> 0 OR sum(retained::int) <> 0
+    OR sum(dead::int) <> 0 OR sum(cancelled::int) <> 0 OR sum(withdrawn::int) <> 0;
 
 -- name: counts_compact
 -- Fold the counter deltas into their day rows (sql/0018: counts_fold); sums are unchanged, so

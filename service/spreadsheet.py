@@ -31,7 +31,7 @@ class Writer:
 
     def writerow(self, row: Iterable[Any]) -> None:
         """Write one row."""
-        self._w.writerow([neutral(v) for v in row])
+        self._w.writerow([neutral(v) if isinstance(v, str) else v for v in row])  # most: numbers
 
 
 def text(rows: Iterable[Iterable[Any]]) -> str:

@@ -52,6 +52,7 @@ ORDER_STATES = (
 # a kind's counts in a group: targets by state, and state changes inside the period
 TARGET_METRICS = (*TARGET_STATES, "blocked_in_period", "unblocked_in_period")
 _FIRST_COUNT = 4  # stats_targets' columns: unit, category, kind, period, then the counts
+_NO_TARGETS = dict.fromkeys(TARGET_METRICS, 0)  # never handed out: copied
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
 _MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
@@ -111,11 +112,18 @@ async def blocking_counts(
     key_of = _key_getter(group_by)
     for r in await store.fetch("stats_targets", *args):  # one row per group and kind
         name = KIND_NAMES[r["kind"]]
-        counts = tuple(r.values())[_FIRST_COUNT:]
+        counts: tuple[int, ...] = r[_FIRST_COUNT:]  # type: ignore[index]  # a record slices
         counted[name].append(counts)
         key = key_of(r)
-        g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
+        g = groups.get(key)
+        if g is None:  # a kind without a row keeps the zeros (a copy of them, made below)
+            g = groups[key] = dict(zip(group_by, key, strict=True))
+            g["numbers"] = g["handsets"] = _NO_TARGETS
         g[name] = dict(zip(TARGET_METRICS, counts, strict=True))
+    for g in groups.values():
+        for name in KIND_NAMES.values():
+            if g[name] is _NO_TARGETS:
+                g[name] = dict(_NO_TARGETS)
     totals = {  # each metric's column summed
         name: dict(zip(TARGET_METRICS, map(sum, zip(*rows, strict=True)), strict=True))
         if rows
