@@ -238,6 +238,8 @@ def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read
     return [
         *stats,
         ("/v1/stats?group_by=day, a year", sup, [f"/v1/stats?group_by=day&{year}"]),
+        ("/v1/stats?group_by=day, a year (investigator, own unit)", inv,
+         [f"/v1/stats?group_by=day&{year}"]),
         ("/v1/stats?group_by=unit,category,month, a year", sup,
          [f"/v1/stats?group_by=unit,category,month&{year}"]),
         ("/v1/stats?group_by=unit,day, a year", sup, [f"/v1/stats?group_by=unit,day&{year}"]),
