@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from service import review, stats, views
 from service.errors import Invalid
-from service.http.context import STORE
+from service.http.context import SETTINGS, STORE
 from service.http.problems import validation_errors
 from service.models import BlockRequestQuery, DeadRequeueIn
 from service.report_models import AttentionQuery
@@ -26,6 +28,10 @@ from service.web.pages import Form, page, render, see_other
 routes = web.RouteTableDef()
 QUEUE_ROWS = 25
 PERIODS = ("day", "week", "month")
+# days the chart covers per period: a bar a day for 90 days, a bar a week for a year (a year of
+# day rows is also what the counts read for it); every month, from the month rows
+CHART_DAYS = {"day": 90, "week": 52 * 7}
+CHART_SPANS = {"day": "the last 90 days", "week": "the last 52 weeks", "month": "every month"}
 
 
 async def headline(session: Session, request: web.Request) -> dict[str, Any]:
@@ -60,12 +66,23 @@ async def _live(request: web.Request, session: Session) -> dict[str, Any]:
     return {"fig": fig, "overdue": overdue, "dead": dead}
 
 
+def chart_start(request: web.Request, period: str) -> date | None:
+    """The first day the chart shows: 90 days by day, 52 weeks by week (from a Monday), every
+    month by month; days of the zone's calendar, as the counts are."""
+    days = CHART_DAYS.get(period)
+    if days is None:
+        return None
+    today = datetime.now(ZoneInfo(request.app[SETTINGS].report_tz)).date()
+    start = today - timedelta(days=days - 1)
+    return start - timedelta(days=start.weekday()) if period == "week" else start
+
+
 async def chart(session: Session, request: web.Request, period: str) -> dict[str, Any]:
     """Targets blocked per period, by fraud category (the per-period counts of /v1/stats)."""
     report = await stats.blocking_counts(
         request.app[STORE],
         session.principal,
-        start=None,
+        start=chart_start(request, period),
         end=None,
         group_by=[period, "category"],
     )
@@ -106,7 +123,7 @@ async def dashboard(request: web.Request, session: Session, form: Form) -> web.S
             BlockRequestQuery(status="pending_approval", limit=QUEUE_ROWS),
         ),
     )
-    context["period"], context["periods"] = period, PERIODS
+    context["period"], context["periods"], context["span"] = period, PERIODS, CHART_SPANS[period]
     context["chart"], context["units"], context["approvals"] = chart_data, units, approvals
     context["unit_chart"] = {
         "labels": [u["unit"] for u in units],
