@@ -308,7 +308,7 @@ def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read
         ("console /requests/{id}", c_sup, [f"/requests/{i}" for i in ids]),
         ("console /requests/{id}/live", c_sup, [f"/requests/{i}/live" for i in ids]),
         ("console /audit", c_sup, ["/audit"] + [f"/audit?after={d}" for d in deep]),
-        ("console /reports (this month)", c_sup, ["/reports"]),
+        ("console /reports (all time)", c_sup, ["/reports"]),
         ("console /reports (a year)", c_sup, [f"/reports?{year}"]),
         ("console /orders (operator)", c_op, ["/orders"]),
     ]  # fmt: skip
