@@ -982,7 +982,7 @@ SELECT folded, kept FROM counts_fold();
 SELECT pg_try_advisory_xact_lock(7201003);
 
 -- name: operators_health
--- Each operator's breaker, open orders (one pass over orders_open_idx), dead orders (the month
+-- Each operator's breaker, open orders (one pass over them), dead orders (the month
 -- rows hold every day's counts: a dozen rows per group a year, against a row a day) and its
 -- last 24 hours.
 SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_failures,
@@ -995,7 +995,7 @@ SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_fail
        (SELECT count(*) FROM orders WHERE operator_code = o.code AND status = 'dead'
            AND dead_at > now() - interval '24 hours') AS dead_24h
 FROM operators o
-CROSS JOIN LATERAL (  -- the open orders, read once from orders_open_idx alone
+CROSS JOIN LATERAL (  -- the operator's open orders, read once for the four counts
     SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
            count(*) FILTER (WHERE status = 'in_flight') AS in_flight,
            count(*) FILTER (WHERE status = 'sent') AS awaiting_ack,

@@ -2,8 +2,8 @@
 
 Its reads do not depend on one another: each page sends them at once, on connections of their
 own, so Postgres answers them side by side and the page takes about as long as its slowest
-read, not their sum (at 10 M targets that sum was 180 ms: the backlog's overdue orders and
-operators' counts, a year of day rows for the chart)."""
+read, not their sum (at 10 M targets, with a backlog of 72,700 open orders, their sum was 180
+ms and the page took 125)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from service.web.pages import Form, page, render, see_other
 
 routes = web.RouteTableDef()
 QUEUE_ROWS = 25
-PERIODS = ("day", "week", "month")
+PERIODS = stats.PERIODS
 # days the chart covers per period: a bar a day for 90 days, a bar a week for a year (a year of
 # day rows is also what the counts read for it); every month, from the month rows
 CHART_DAYS = {"day": 90, "week": 52 * 7}
