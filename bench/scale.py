@@ -3,11 +3,12 @@
 Targets, requests (ten targets each), orders in every state, attempts, acks, stages, blocklist
 changes, learned routes and audit rows are seeded by set-based SQL (bench/scale_seed.sql),
 chunk by chunk; the schema's triggers keep the counters, which are then folded as upkeep would.
-The service (its own process, dispatcher off) then takes a stream of live filings, so the
-counters carry unfolded deltas as they do between two upkeep passes, and answers each read
-endpoint `--repeat` times, one request at a time (p50/p99). An EXPLAIN pass repeats each
-endpoint once with auto_explain (ANALYZE, BUFFERS) and lists every sequential scan of a big
-table. Last, the request export is streamed (`--export-rows` rows) with the service's peak
+Each handset target is seen with three numbers (sightings, added once per database). The
+service (its own process, dispatcher off) then takes a stream of live filings, so the counters
+carry unfolded deltas as they do between two upkeep passes, and answers each read endpoint
+`--repeat` times, one request at a time (p50/p99): the API's, with bearer tokens, and the
+console's pages, signed in as a browser is. An EXPLAIN pass repeats each endpoint once with
+auto_explain (ANALYZE, BUFFERS) and lists every sequential scan of a big table. Last, the request export is streamed (`--export-rows` rows) with the service's peak
 RSS read before and after, and intake is measured at this size.
 
 `--data-dir DIR` keeps the seeded server in DIR: a second run reuses it and skips the seeding.
