@@ -8,10 +8,12 @@ service (its own process, dispatcher off) then takes a stream of live filings, s
 carry unfolded deltas as they do between two upkeep passes, and answers each read endpoint
 `--repeat` times, one request at a time (p50/p99): the API's, with bearer tokens, and the
 console's pages, signed in as a browser is. An EXPLAIN pass repeats each endpoint once with
-auto_explain (ANALYZE, BUFFERS) and lists every sequential scan of a big table. Last, the request export is streamed (`--export-rows` rows) with the service's peak
-RSS read before and after, and intake is measured at this size.
+auto_explain (ANALYZE, BUFFERS) and lists every sequential scan of a big table. Last, the
+whole request export is streamed with the service's peak RSS read before and after, and intake
+is measured at this size.
 
-`--data-dir DIR` keeps the seeded server in DIR: a second run reuses it and skips the seeding.
+`--data-dir DIR` keeps the seeded server in DIR: a second run migrates it to the current
+schema, reuses it and skips the seeding.
 """
 
 from __future__ import annotations
