@@ -157,9 +157,22 @@ def cpu_seconds() -> dict[str, float]:
     processes (`service.cli`) and everything else, from /proc; differences give a phase's cost.
     Counts processes alive at the time of reading, and for Postgres also the backends that
     have exited (the postmaster's reaped children): a client that disconnects takes none of
-    its server's CPU with it."""
+    its server's CPU with it. A backend reaped while /proc is being read would be counted in
+    neither place (the postmaster, with the lower pid, is read first): the reading is then
+    taken again."""
+    for _ in range(5):
+        used, reaped = _cpu_reading()
+        if _cpu_reading()[1] == reaped:
+            break
+    return used
+
+
+def _cpu_reading() -> tuple[dict[str, float], int]:
+    """One pass over /proc: CPU seconds per group, and the ticks of Postgres's reaped
+    children."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {"postgres": 0.0, "service": 0.0, "other": 0.0}
+    reaped = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             raw = stat.read_text()
@@ -168,9 +181,11 @@ def cpu_seconds() -> dict[str, float]:
             seconds = (int(fields[11]) + int(fields[12])) / tick
             group = _group(comm, stat.parent)
             if group == "postgres":
-                seconds += (int(fields[13]) + int(fields[14])) / tick
+                children = int(fields[13]) + int(fields[14])
+                reaped += children
+                seconds += children / tick
             used[group] += seconds
-    return used
+    return used, reaped
 
 
 def core_wait_seconds() -> dict[str, float]:
