@@ -143,6 +143,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+GROUPS = ("postgres", "service", "other")  # the benchmarks' process groups, by _group
+
+
 def _group(comm: str, proc: Path) -> str:
     """Which of the benchmarks' process groups a process belongs to."""
     if comm == "postgres":
@@ -160,10 +163,12 @@ def cpu_seconds() -> dict[str, float]:
     its server's CPU with it. A backend reaped while /proc is being read would be counted in
     neither place (the postmaster, with the lower pid, is read first): the reading is then
     taken again."""
-    for _ in range(5):
-        used, reaped = _cpu_reading()
-        if _cpu_reading()[1] == reaped:
+    used, reaped = _cpu_reading()
+    for _ in range(4):  # until two readings in a row agree on what was reaped
+        again, reaped_again = _cpu_reading()
+        if reaped_again == reaped:
             break
+        used, reaped = again, reaped_again
     return used
 
 
@@ -171,7 +176,7 @@ def _cpu_reading() -> tuple[dict[str, float], int]:
     """One pass over /proc: CPU seconds per group, and the ticks of Postgres's reaped
     children."""
     tick = os.sysconf("SC_CLK_TCK")
-    used = {"postgres": 0.0, "service": 0.0, "other": 0.0}
+    used = dict.fromkeys(GROUPS, 0.0)
     reaped = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
@@ -192,7 +197,7 @@ def core_wait_seconds() -> dict[str, float]:
     """Time the same groups' threads have spent so far ready to run but waiting for a core
     (the scheduler's run-queue delay, /proc/PID/task/TID/schedstat); differences give a
     phase's. Counts the processes alive at the time of reading."""
-    waited = {"postgres": 0.0, "service": 0.0, "other": 0.0}
+    waited = dict.fromkeys(GROUPS, 0.0)
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             group = _group((proc / "comm").read_text().strip(), proc)

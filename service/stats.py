@@ -52,7 +52,6 @@ ORDER_STATES = (
 # a kind's counts in a group: targets by state, and state changes inside the period
 TARGET_METRICS = (*TARGET_STATES, "blocked_in_period", "unblocked_in_period")
 _FIRST_COUNT = 4  # stats_targets' columns: unit, category, kind, period, then the counts
-_NO_TARGETS = dict.fromkeys(TARGET_METRICS, 0)  # never handed out: copied
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
 _MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
@@ -115,16 +114,9 @@ async def blocking_counts(
         counts: tuple[int, ...] = r[_FIRST_COUNT:]  # type: ignore[index]  # a record slices
         counted[name].append(counts)
         key = key_of(r)
-        g = groups.get(key)
-        if g is None:  # a kind without a row keeps the zeros (a copy of them, made below)
-            g = groups[key] = dict(zip(group_by, key, strict=True))
-            g["numbers"] = g["handsets"] = _NO_TARGETS
+        g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
         g[name] = dict(zip(TARGET_METRICS, counts, strict=True))
-    for g in groups.values():
-        for name in KIND_NAMES.values():
-            if g[name] is _NO_TARGETS:
-                g[name] = dict(_NO_TARGETS)
-    totals = {  # each metric's column summed
+    totals = {  # each metric's column summed; a kind without rows, zeros
         name: dict(zip(TARGET_METRICS, map(sum, zip(*rows, strict=True)), strict=True))
         if rows
         else _empty(TARGET_METRICS)

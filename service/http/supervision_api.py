@@ -92,6 +92,9 @@ OPERATIONS = [
 ]
 
 
+_STATS_FIELDS = tuple(f.alias or name for name, f in StatsOut.model_fields.items())
+
+
 async def _report(request: web.Request) -> dict[str, Any]:
     principal = await principal_of(request)
     q = query_model(request, StatsQuery)
@@ -114,9 +117,6 @@ async def get_stats(request: web.Request) -> web.Response:
     # validated and dumped again through the model, which took longer than counting tens of
     # thousands of groups (unit, category and day over a year).
     return json_response({k: report.get(k) for k in _STATS_FIELDS})
-
-
-_STATS_FIELDS = tuple(f.alias or name for name, f in StatsOut.model_fields.items())
 
 
 @routes.get("/v1/stats.csv")

@@ -18,12 +18,12 @@ from pydantic import ValidationError
 
 from service import review, stats, views
 from service.errors import Invalid
-from service.http.context import SETTINGS, STORE
+from service.http.context import STORE
 from service.http.problems import validation_errors
 from service.models import BlockRequestQuery, DeadRequeueIn
 from service.report_models import AttentionQuery
 from service.sessions import Session
-from service.web.pages import Form, page, render, see_other
+from service.web.pages import Form, page, render, see_other, setting_zone
 
 routes = web.RouteTableDef()
 QUEUE_ROWS = 25
@@ -72,7 +72,7 @@ def chart_start(request: web.Request, period: str) -> date | None:
     days = CHART_DAYS.get(period)
     if days is None:
         return None
-    today = datetime.now(ZoneInfo(request.app[SETTINGS].report_tz)).date()
+    today = datetime.now(ZoneInfo(setting_zone(request))).date()
     start = today - timedelta(days=days - 1)
     return start - timedelta(days=start.weekday()) if period == "week" else start
 
