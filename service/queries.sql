@@ -854,7 +854,8 @@ UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2
 -- plan: custom
 -- Targets by state, and the state changes to blocked and unblocked inside the period, a column
 -- each, per group and kind: whole months from the *_months tables, the days around them from
--- the *_days tables, and the deltas not folded yet from the *_counts tables. One row per group
+-- the *_days tables (target_unit_days, without the category, unless grouped by it: sql/0029),
+-- and the deltas not folded yet from the *_counts tables. One row per group
 -- and kind, so the caller only places the rows; the counts in the order of
 -- stats.TARGET_METRICS.
 -- The sums are of int4 (a day's or a month's count is far below 2^31), which Postgres adds in
@@ -881,7 +882,14 @@ FROM (
     FROM (
         SELECT t.*, 0::bigint AS blocked_in_period, 0::bigint AS unblocked_in_period
         FROM target_state_days t, whole_months($1, $2, $5) w
-        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+        WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+          AND NOT (t.day >= w.lo AND t.day < w.hi)
+        UNION ALL
+        SELECT t.unit_code, NULL, t.kind, t.day, t.pending, t.blocked, t.partially_blocked,
+               t.unblocked, t.rejected, t.dead, t.unroutable, t.cancelled, t.retained,
+               t.blocked_in_period, t.unblocked_in_period
+        FROM target_unit_days t, whole_months($1, $2, $5) w
+        WHERE NOT $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
         SELECT m.*, 0, 0 FROM target_state_months m, whole_months($1, $2, $5) w
@@ -903,7 +911,7 @@ FROM (
         SELECT t.unit_code, t.category, t.kind, t.day, 0, 0, 0, 0, 0, 0, 0, 0, 0, t.blocked,
                t.unblocked
         FROM target_event_days t, whole_months($1, $2, $5) w
-        WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+        WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
         SELECT m.unit_code, m.category, m.kind, m.month, 0, 0, 0, 0, 0, 0, 0, 0, 0, m.blocked,
@@ -930,8 +938,9 @@ HAVING sum(pending::int) <> 0 OR sum(blocked::int) <> 0 OR sum(partially_blocked
 -- name: stats_orders
 -- plan: custom
 -- Orders by operator and counted state, a column per state, per group: whole months from
--- order_state_months, the days around them from order_state_days, and the deltas not folded yet
--- from order_state_counts. Groups whose every count is zero are left out. Sums of int4, as in
+-- order_state_months, the days around them from order_state_days (order_unit_days, without the
+-- category, unless grouped by it: sql/0029), and the deltas not folded yet from
+-- order_state_counts. Groups whose every count is zero are left out. Sums of int4, as in
 -- stats_targets.
 SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
        CASE WHEN $4 THEN category END AS category, kind,
@@ -947,7 +956,14 @@ SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
        sum(withdrawn::int) AS withdrawn
 FROM (
     SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
-    WHERE ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+    WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+      AND NOT (t.day >= w.lo AND t.day < w.hi)
+    UNION ALL
+    SELECT t.operator_code, t.unit_code, NULL, t.kind, t.day, t.pending, t.blocked,
+           t.unblocked, t.not_subscriber, t.rejected, t.retained, t.dead, t.cancelled,
+           t.withdrawn
+    FROM order_unit_days t, whole_months($1, $2, $5) w
+    WHERE NOT $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
       AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
     SELECT m.* FROM order_state_months m, whole_months($1, $2, $5) w

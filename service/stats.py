@@ -144,7 +144,7 @@ async def blocking_counts(
             money["refunded_paise"],
         )
         + _retained(totals["numbers"]["retained"]),
-        "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
+        "groups": in_key_order(groups),
     }
 
 
@@ -202,7 +202,7 @@ async def _by_operator(
         "group_by": group_by,
         "totals": totals,
         "note": "per operator, each order counts one target at that operator",
-        "groups": [groups[k] for k in sorted(groups, key=_sort_key)],
+        "groups": in_key_order(groups),
     }
 
 
@@ -233,8 +233,14 @@ def _group(
     return g
 
 
-def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple("" if k is None else str(k) for k in key)
+def in_key_order(groups: dict[tuple[Any, ...], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups by key, a missing value (None) first: the keys' own order, which for text
+    and dates is their text's, unless a None meets a value."""
+    try:
+        keys = sorted(groups)
+    except TypeError:
+        keys = sorted(groups, key=lambda key: tuple("" if k is None else str(k) for k in key))
+    return [groups[k] for k in keys]
 
 
 def to_csv(report: dict[str, Any]) -> str:

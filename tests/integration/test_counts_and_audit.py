@@ -51,6 +51,23 @@ async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
                        GROUP BY 1, 2, 3, 4""",
         "acks_kept": """SELECT operator_code, day, outcome, bucket, sum(n) AS n
                         FROM ack_time_counts GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0""",
+        # the day rows without the category (sql/0029) against the day rows they sum
+        "target_units_days": """SELECT day, unit_code, kind, sum(pending), sum(blocked),
+                                       sum(retained), sum(bip), sum(uip) FROM (
+                                    SELECT day, unit_code, kind, pending, blocked, retained,
+                                           0 AS bip, 0 AS uip FROM target_state_days
+                                    UNION ALL
+                                    SELECT day, unit_code, kind, 0, 0, 0, blocked, unblocked
+                                    FROM target_event_days) d
+                                GROUP BY 1, 2, 3""",
+        "target_units_kept": """SELECT day, unit_code, kind, pending, blocked, retained,
+                                       blocked_in_period, unblocked_in_period
+                                FROM target_unit_days""",
+        "order_units_days": """SELECT day, operator_code, unit_code, kind, sum(blocked),
+                                      sum(unblocked), sum(rejected), sum(pending)
+                               FROM order_state_days GROUP BY 1, 2, 3, 4""",
+        "order_units_kept": """SELECT day, operator_code, unit_code, kind, blocked, unblocked,
+                                      rejected, pending FROM order_unit_days""",
     }
     return {k: sorted(tuple(r.values()) for r in await conn.fetch(sql)) for k, sql in q.items()}
 
@@ -129,6 +146,9 @@ async def test_counters_never_drift_under_a_random_mix(
         assert counts["targets_kept"] == counts["targets_raw"]
         assert counts["orders_kept"] == counts["orders_raw"]
         assert counts["acks_kept"] == counts["acks_raw"] and counts["acks_raw"]
+        assert counts["target_units_kept"] == counts["target_units_days"]
+        assert counts["order_units_kept"] == counts["order_units_days"]
+        assert counts["order_units_days"]
         assert await request_problems(conn) == []
         total = await conn.fetchval(
             "SELECT count(*) FROM targets WHERE state = 'blocked' AND kind = 'imei'"
@@ -145,11 +165,23 @@ async def test_counters_never_drift_under_a_random_mix(
     today = datetime.now(UTC).date()
     for period in ("", f"from={today.replace(day=1)}", f"from={today - timedelta(days=40)}"):
         sums = []
-        for group_by in ("", "group_by=month&", "group_by=week&", "group_by=day&"):
+        for group_by in (
+            "",
+            "group_by=month&",
+            "group_by=week&",
+            "group_by=day&",
+            "group_by=category,day&",
+        ):
             url = f"/v1/stats?{group_by}{period}"
             got = await (await client.get(url, headers=tokens["supervisor"])).json()
             sums.append(got["totals"]["handsets"])
         assert all(s == sums[0] for s in sums), period
+        by_operator = []
+        for group_by in ("operator,day", "operator,category,day", "operator,unit,day"):
+            url = f"/v1/stats?group_by={group_by}&{period}"
+            got = await (await client.get(url, headers=tokens["supervisor"])).json()
+            by_operator.append(got["totals"])
+        assert all(t == by_operator[0] for t in by_operator), period
     result = await audit.verify(store)
     assert result.ok and result.checked > 40
 

@@ -31,6 +31,8 @@ TABLES = (
     "target_state_days",
     "target_event_days",
     "order_state_days",
+    "target_unit_days",
+    "order_unit_days",
 )
 
 
