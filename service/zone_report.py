@@ -15,7 +15,6 @@ from service.money import grouped, plain_rupees, rupees, summary
 from service.store import Store
 
 _MONEY = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
-_KIND = {"msisdn": "numbers_blocked", "imei": "phone_sets_blocked"}
 _FIGURES = (
     "numbers_blocked",
     "phone_sets_blocked",
@@ -50,9 +49,10 @@ async def zone_report(
     units = await store.fetch("unit_list")
     figures = {u["code"]: dict.fromkeys(_FIGURES, 0) for u in units}
     args = (start, end, True, False, None, None, None)
-    for r in await store.fetch("stats_targets", *args):
+    for r in await store.fetch("stats_targets", *args, False):  # a row per unit
         if r["unit"] in figures:
-            figures[r["unit"]][_KIND[r["kind"]]] += r["blocked"]
+            figures[r["unit"]]["numbers_blocked"] += r["numbers_blocked"]
+            figures[r["unit"]]["phone_sets_blocked"] += r["handsets_blocked"]
     for r in await store.fetch("stats_money", *args):
         if r["unit"] in figures:
             figures[r["unit"]][_MONEY[r["kind"]]] += r["amount"]
