@@ -1029,10 +1029,10 @@ SELECT folded, kept FROM counts_fold();
 -- name: counts_compact_lock
 SELECT pg_try_advisory_xact_lock(7201003);
 
--- name: operators_health
--- Each operator's breaker, open orders (one pass over them), dead orders (the month
--- rows hold every day's counts: a dozen rows per group a year, against a row a day) and its
--- last 24 hours.
+-- name: operator_health
+-- An operator's breaker, open orders (one pass over them), dead orders (the month rows hold
+-- every day's counts: a dozen rows per group a year, against a row a day) and its last 24
+-- hours. One operator a statement, so the operators' are answered side by side.
 SELECT o.code, o.name, o.active, o.adapter_kind, o.breaker_state, o.breaker_failures,
        o.breaker_opened_at, o.rate_limit_per_s,
        q.queued, q.in_flight, q.awaiting_ack, q.overdue,
@@ -1065,7 +1065,7 @@ LEFT JOIN LATERAL (
     FROM orders WHERE operator_code = o.code AND status = 'acked'
       AND acked_at > now() - interval '24 hours'
 ) a ON true
-ORDER BY o.code;
+WHERE o.code = $1;
 
 -- name: orders_overdue_list
 SELECT id, target_id, operator_code, action, status, attempts, created_at, first_sent_at,
