@@ -50,6 +50,9 @@ FROM operators ORDER BY code;
 -- name: operator_active_codes
 SELECT code FROM operators WHERE active ORDER BY code;
 
+-- name: operator_codes
+SELECT code FROM operators ORDER BY code;
+
 -- name: operator_upsert
 INSERT INTO operators (code, name, adapter_kind, adapter_config, active)
 VALUES ($1, coalesce($2, $1), $3, $4, true)
@@ -1244,10 +1247,11 @@ SELECT (SELECT count(*) FROM m) AS folded, (SELECT count(*) FROM mi) AS kept;
 SELECT zone FROM report_zone;
 
 -- name: sla_orders
--- Operators' acknowledgements against their deadlines, per operator and period ($3: day, week,
--- month or null), for days [$1, $2) of the zone, as (outcome, time-to-ack bucket, n): orders
--- answered then (in_time or late by their deadline `due_at`) and orders dead then, from the
--- counters (sql/0018), and orders still unanswered whose deadline passed then (open), live.
+-- Operator $4's acknowledgements against their deadlines, per period ($3: day, week, month or
+-- null), for days [$1, $2) of the zone, as (outcome, time-to-ack bucket, n): orders answered
+-- then (in_time or late by their deadline `due_at`) and orders dead then, from the counters
+-- (sql/0018), and orders still unanswered whose deadline passed then (open), live. One
+-- operator a statement, so the operators' open backlogs are read side by side.
 WITH bounds AS (
     SELECT coalesce($1::date::timestamp AT TIME ZONE z.zone, '-infinity') AS lo,
            coalesce($2::date::timestamp AT TIME ZONE z.zone, 'infinity') AS hi
@@ -1258,12 +1262,13 @@ SELECT operator,
        outcome, bucket, sum(n)::bigint AS n
 FROM (
     SELECT operator_code AS operator, day, outcome, bucket, n FROM ack_time_counts
-    WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
+    WHERE operator_code = $4
+      AND ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
     UNION ALL
     SELECT o.operator_code, report_day(o.due_at), 'open', -1, 1
     FROM orders o CROSS JOIN bounds b
-    WHERE o.status IN ('queued', 'in_flight', 'sent') AND o.due_at < now()
-      AND o.due_at >= b.lo AND o.due_at < b.hi
+    WHERE o.operator_code = $4 AND o.status IN ('queued', 'in_flight', 'sent')
+      AND o.due_at < now() AND o.due_at >= b.lo AND o.due_at < b.hi
 ) x
 GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2;
 

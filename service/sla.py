@@ -6,7 +6,7 @@ import io
 from collections.abc import Sequence
 from datetime import date
 
-from service import spreadsheet
+from service import operators, spreadsheet
 from service.auth import Principal, require
 from service.case_models import SlaReport, SlaRow
 from service.errors import Invalid
@@ -44,7 +44,7 @@ async def sla_report(
     """Orders due, acknowledged in time, breached, compliance and time to acknowledge."""
     require(principal, "supervisor")  # case figures: not an admin's (configuration only)
     period = next((d for d in group_by if d in PERIODS), None)
-    rows = await store.fetch("sla_orders", start, end, period)
+    rows = await operators.per_operator(store, "sla_orders", start, end, period)
     zone = await store.fetchval("report_zone_get")
     return SlaReport(
         start=start,
