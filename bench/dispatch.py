@@ -212,6 +212,9 @@ async def main() -> None:
     p.add_argument("--per-request", type=int, default=100, help="targets per filing request")
     p.add_argument("--claim-batch", type=int, help="FRAUDBLOCK_CLAIM_BATCH for the workers")
     args = p.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {', '.join(unknown)}: use any of {','.join(VARIANTS)}")
     orders = args.orders or (200_000 if args.full else 50_000)
     results = []
     with pg.postgres(args.pg_stats) as server_url:
