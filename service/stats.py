@@ -251,8 +251,8 @@ def to_csv(report: dict[str, Any]) -> str:
     w = spreadsheet.Writer(out)
     metrics = list(report["totals"]["numbers"])
     w.writerow([*dims, "kind", *metrics, *MONEY_METRICS])
-    blank_money = [""] * len(MONEY_METRICS)
-    blank_counts = [""] * len(metrics)
+    blank_money = [None] * len(MONEY_METRICS)  # None: an empty cell, and not text to check
+    blank_counts = [None] * len(metrics)
     for g in report["groups"]:
         key = [g.get(d, "") for d in dims]
         for name in KIND_NAMES.values():
