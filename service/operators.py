@@ -28,7 +28,7 @@ async def per_operator(store: Store, name: str, *args: Any) -> list[Row]:
     operator's at once, each on a connection of its own, so Postgres answers them side by side
     (a backlog of open orders is read in about half the time on two cores); the rows in the
     operators' order."""
-    codes = [r["code"] for r in await store.fetch("operator_codes")]
+    codes = [r["code"] for r in await store.fetch("operator_list")]
     found = await asyncio.gather(*(store.fetch(name, *args, code) for code in codes))
     return [row for rows in found for row in rows]
 

@@ -50,9 +50,6 @@ FROM operators ORDER BY code;
 -- name: operator_active_codes
 SELECT code FROM operators WHERE active ORDER BY code;
 
--- name: operator_codes
-SELECT code FROM operators ORDER BY code;
-
 -- name: operator_upsert
 INSERT INTO operators (code, name, adapter_kind, adapter_config, active)
 VALUES ($1, coalesce($2, $1), $3, $4, true)
