@@ -419,9 +419,9 @@ async def test_filings_while_the_database_kills_sessions_get_201_or_503(
                 killed[0] += await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND state = 'active'"
+                    "AND state IN ('active', 'idle in transaction')"
                 )
-                await asyncio.sleep(0.03)
+                await asyncio.sleep(0.01)
         finally:
             await admin.close()
 
