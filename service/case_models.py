@@ -169,7 +169,8 @@ class CasePage(BaseModel):
 
 
 class CaseQuery(BaseModel):
-    """Filters for listing cases."""
+    """Filters for listing cases, which come newest first by the time they were opened (then
+    by id)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     unit: Code | None = None

@@ -262,7 +262,8 @@ class BlockRequestPage(BaseModel):
 
 
 class BlockRequestQuery(BaseModel):
-    """Filters for listing block requests."""
+    """Filters for listing block requests, which come newest first by the time they were filed
+    (those filed together, by id)."""
 
     model_config = ConfigDict(extra="forbid")
     unit: Code | None = None

@@ -349,6 +349,11 @@ WHERE rt.request_id = $1
 ORDER BY rt.position;
 
 -- name: request_list
+-- plan: custom
+-- Newest first by filing time (ties, a batch filed together, by id): every filter's index ends
+-- in (created_at, id), so a period is read from its end and the read stops at the page
+-- (sql/0030). $7, the last id seen, stands for its (created_at, id); planned for the filters
+-- given, so the index of the one given is taken.
 SELECT id, unit_code, case_ref, category, action, priority, status, target_count, created_at,
        updated_at
 FROM block_requests
@@ -358,8 +363,9 @@ WHERE ($1::text IS NULL OR unit_code = $1)
   AND ($4::text IS NULL OR case_ref = $4)
   AND ($5::timestamptz IS NULL OR created_at >= $5)
   AND ($6::timestamptz IS NULL OR created_at < $6)
-  AND ($7::bigint IS NULL OR id < $7)
-ORDER BY id DESC LIMIT $8;
+  AND ($7::bigint IS NULL
+       OR (created_at, id) < (SELECT a.created_at, a.id FROM block_requests a WHERE a.id = $7))
+ORDER BY created_at DESC, id DESC LIMIT $8;
 
 -- name: target_get
 SELECT id, kind, value, state, action, state_changed_at, created_at
@@ -1139,7 +1145,9 @@ INSERT INTO categories (code, label) VALUES ($1, $2)
 ON CONFLICT (code) DO NOTHING RETURNING code, label, created_at;
 
 -- name: case_list
--- A page of cases, newest first; $9: the last id seen.
+-- plan: custom
+-- A page of cases newest first by creation time, then id (sql/0030, as request_list); $8: the
+-- last id seen, standing for its (created_at, id).
 SELECT c.id, c.unit_code, c.case_ref, c.category, c.police_station, c.fir_date, c.ncrp_ack,
        c.loss_paise, c.held_paise, c.released_paise, c.refunded_paise, c.created_at,
        c.updated_at,
@@ -1153,8 +1161,9 @@ WHERE ($1::text IS NULL OR c.unit_code = $1)
   AND ($5::timestamptz IS NULL OR c.created_at >= $5)
   AND ($6::timestamptz IS NULL OR c.created_at < $6)
   AND ($7::boolean IS NULL OR (c.held_paise - c.released_paise - c.refunded_paise > 0) = $7)
-  AND ($8::bigint IS NULL OR c.id < $8)
-ORDER BY c.id DESC LIMIT $9;
+  AND ($8::bigint IS NULL
+       OR (c.created_at, c.id) < (SELECT a.created_at, a.id FROM cases a WHERE a.id = $8))
+ORDER BY c.created_at DESC, c.id DESC LIMIT $9;
 
 -- name: case_get
 SELECT id, unit_code, case_ref, category, police_station, fir_date, ncrp_ack, loss_paise,

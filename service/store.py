@@ -352,11 +352,15 @@ class Store:
         """A named query's rows, `chunk_rows` at a time, from a server-side cursor in one
         read-only snapshot: memory stays one chunk whatever the number of rows. The connection
         is held until the iteration ends (close it with `contextlib.aclosing`)."""
+        sql = self.queries[name]
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        if CUSTOM_PLAN in sql:  # planned for its arguments, as Tx._run does
+            begin += "; SET LOCAL plan_cache_mode = force_custom_plan"
         try:
             async with self._acquire() as conn:
-                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await conn.execute(begin)
                 try:
-                    cursor = await conn.cursor(self.queries[name], *args)
+                    cursor = await conn.cursor(sql, *args)
                     while rows := await cursor.fetch(chunk_rows):
                         yield rows
                 finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -140,6 +141,60 @@ async def test_block_requests_are_filtered(client: Client, tokens: Tokens, db_ur
     for bad in ({"limit": "0"}, {"limit": "501"}, {"status": "nope"}, {"colour": "red"}):
         resp = await client.get("/v1/block-requests", headers=sup, params=bad)
         assert await problem_fields(resp, 422) == set(bad)
+
+
+async def test_a_period_of_requests_comes_newest_first_by_filing_time(
+    client: Client, tokens: Tokens, db_url: str
+) -> None:
+    """Requests filed on given days (ties: a batch filed together) come in pages newest
+    first by filing time, then id, each once, whatever the filters; `from` and `to` bound it."""
+    sup = tokens["supervisor"]
+    ids = [
+        (await file(client, tokens["investigator"], body(("msisdn", f"98765 4330{i}"))))["id"]
+        for i in range(7)
+    ]
+    days = ["2026-01-05", "2026-01-03", "2026-01-05", "2025-12-30", "2026-01-04", "2026-01-05"]
+    conn = await asyncpg.connect(db_url)
+    try:  # the last one filed stays today's; the others move back, three onto one instant
+        for rid, day in zip(ids, days, strict=False):
+            await conn.execute(
+                "UPDATE block_requests SET created_at = $2::date + time '10:00' WHERE id = $1",
+                rid,
+                date.fromisoformat(day),
+            )
+    finally:
+        await conn.close()
+    by_time = sorted(zip([*days, "9999-12-31"], ids, strict=True), reverse=True)
+    newest_first = [rid for _, rid in by_time]
+
+    async def pages(**params: str) -> list[int]:
+        seen: list[int] = []
+        after: int | None = None
+        while True:
+            query = {**params, "limit": "2", **({"after": str(after)} if after else {})}
+            resp = await client.get("/v1/block-requests", headers=sup, params=query)
+            assert resp.status == 200, await resp.text()
+            page = await resp.json()
+            seen += [item["id"] for item in page["items"]]
+            if (after := page["next_after"]) is None:
+                return seen
+
+    assert await pages() == newest_first
+    assert await pages(unit="jammu") == newest_first
+    assert await pages(status="dispatching") == newest_first
+    assert await pages(category="kyc_update") == newest_first
+    in_period = [rid for day, rid in by_time if "2026-01-01" <= day < "2026-01-05"]
+    assert in_period == [ids[4], ids[1]]
+    assert await pages(**{"from": "2026-01-01T00:00:00Z", "to": "2026-01-05T00:00:00Z"}) == (
+        in_period
+    )
+    before = [rid for day, rid in by_time if day < "2026-01-05"]
+    assert await pages(to="2026-01-05T00:00:00Z", unit="jammu") == before
+    assert await pages(**{"from": "2026-01-05T00:00:00Z", "to": "2026-01-06T00:00:00Z"}) == [
+        ids[5],
+        ids[2],
+        ids[0],
+    ]
 
 
 # --- targets ------------------------------------------------------------------------------

@@ -115,6 +115,16 @@ async def test_a_case_shows_its_requests_targets_money_and_timeline(
     assert (await held.json())["account_ref"] == "XXXXXXXX7890"
     filtered = await (await client.get("/v1/cases?on_hold=true", headers=inv)).json()
     assert [c["case_ref"] for c in filtered["items"]] == ["FIR-12/2026"]
+    for query, refs in (
+        ("police_station=gandhi", ["FIR-99"]),  # any part of the name, any case
+        ("police_station=cyber%20ps", ["FIR-12/2026"]),
+        ("case_ref=FIR-9", ["FIR-99"]),  # a prefix
+        ("case_ref=FIR-", ["FIR-99", "FIR-12/2026"]),
+        ("case_ref=IR-9", []),
+        ("on_hold=false", ["FIR-99"]),
+    ):
+        found = await (await client.get(f"/v1/cases?{query}", headers=inv)).json()
+        assert [c["case_ref"] for c in found["items"]] == refs, query
     case = await (await client.get(CASE, headers=tokens["supervisor"])).json()
     assert case["money"]["on_hold_paise"] == 5_000_00
     events = [e["event"] for e in case["timeline"]]
