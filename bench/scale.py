@@ -264,6 +264,11 @@ def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read
         ("/v1/audit?action&from&to (a day)", sup,
          [f"/v1/audit?action=order.acked&from={today - timedelta(days=d)}T00:00:00Z"
           f"&to={today - timedelta(days=d)}T23:59:59Z&limit=100" for d in range(1, 300, 7)]),
+        ("/v1/audit?from (months into the log)", sup,
+         [f"/v1/audit?limit=100&from={today - timedelta(days=d)}T00:00:00Z"
+          for d in range(30, 330, 10)]),
+        ("/v1/audit?action (a rare one)", sup, ["/v1/audit?action=token.created&limit=100"]),
+        ("/v1/audit?actor (one without entries)", sup, ["/v1/audit?actor=admin:nobody&limit=100"]),
         ("/v1/block-requests (first + deep pages)", sup,
          ["/v1/block-requests?limit=50"] + [f"/v1/block-requests?limit=50&after={i}" for i in ids]),
         ("/v1/block-requests?unit=jammu", sup,

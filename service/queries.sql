@@ -1091,14 +1091,18 @@ FROM orders WHERE status = 'dead'
 ORDER BY id LIMIT $3;
 
 -- name: audit_page
+-- plan: custom
+-- Oldest first by the entry's time, then id, along an index ending in (at, id) (sql/0031);
+-- $7, the last id seen, stands for its (at, id). Planned for the filters given.
 SELECT id, at, actor, role, action, entity_type, entity_id, details, chain,
        encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
 FROM audit_log
 WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR entity_type = $2)
   AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR actor = $4)
   AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
-  AND ($7::bigint IS NULL OR id > $7) AND ($9::text[] IS NULL OR entity_type = ANY($9))
-ORDER BY id LIMIT $8;
+  AND ($7::bigint IS NULL OR (at, id) > (SELECT a.at, a.id FROM audit_log a WHERE a.id = $7))
+  AND ($9::text[] IS NULL OR entity_type = ANY($9))
+ORDER BY at, id LIMIT $8;
 
 -- name: orders_requeue_dead_matching
 -- Up to $5 dead orders, oldest first, back in the queue as order_requeue_dead puts one: of

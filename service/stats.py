@@ -341,8 +341,9 @@ CONFIGURATION_ENTITIES = ("operator", "token", "unit", "series", "escalation_end
 
 
 async def audit_page(store: Store, principal: Principal, q: AuditQuery) -> AuditPage:
-    """The audit log, oldest first, with filters and a cursor: a supervisor reads it all, an
-    admin only the entries about configuration (operators, tokens, units, series)."""
+    """The audit log, oldest first by each entry's time (then id), with filters and a cursor:
+    a supervisor reads it all, an admin only the entries about configuration (operators,
+    tokens, units, series)."""
     require(principal, "supervisor", "admin")
     entities = list(CONFIGURATION_ENTITIES) if principal.role == "admin" else None
     rows = await store.fetch(

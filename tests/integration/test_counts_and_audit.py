@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp.test_utils import TestClient
 
 from service import acks, audit, stats
@@ -357,3 +358,61 @@ async def test_periods_start_on_the_first_day_of_their_week_or_month(db_url: str
     finally:
         await conn.close()
     assert differ == 0
+
+
+async def test_audit_pages_follow_each_entrys_time_whatever_the_filters(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """Entries appended out of their time order (processes' clocks differ) come oldest first
+    by time, then id, page by page, under any filter; `from` starts the reading at its time."""
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    minutes = [5, 1, 3, 1, 0, 4]  # two entries at one instant
+    entries = [
+        (
+            base + timedelta(minutes=m),
+            audit.AuditEntry("admin:clock", "admin", "clock.set", "unit", str(i)),
+        )
+        for i, m in enumerate(minutes)
+    ]
+    rows = [
+        {
+            "at": at,
+            "actor": e.actor,
+            "role": e.role,
+            "action": e.action,
+            "entity_type": e.entity_type,
+            "entity_id": e.entity_id,
+            "details": e.details,
+            "canonical": audit.canonical(at, e).decode(),
+        }
+        for at, e in entries
+    ]
+    async with store.transaction() as tx:
+        await tx.execute("audit_append", orjson.dumps(rows).decode())
+        ids = [
+            r["id"] for r in await tx.fetch("audit_all", 0, 10_000) if r["action"] == "clock.set"
+        ]
+    assert (await audit.verify(store)).ok
+    in_time = [i for _, i in sorted(zip(minutes, ids, strict=True))]
+    assert in_time != ids
+
+    async def pages(query: str) -> list[int]:
+        seen: list[int] = []
+        after: int | None = None
+        while True:
+            cursor = f"&after={after}" if after else ""
+            resp = await client.get(
+                f"/v1/audit?limit=2&{query}{cursor}", headers=tokens["supervisor"]
+            )
+            assert resp.status == 200, await resp.text()
+            page = await resp.json()
+            seen += [e["id"] for e in page["items"]]
+            if (after := page["next_after"]) is None:
+                return seen
+
+    assert await pages("action=clock.set") == in_time
+    assert await pages("actor=admin:clock") == in_time
+    assert [i for i in await pages("entity_type=unit") if i in ids] == in_time
+    later = [i for m, i in sorted(zip(minutes, ids, strict=True)) if m >= 2]
+    assert await pages("actor=admin:clock&from=2026-03-01T00:02:00Z") == later
+    assert await pages("from=2026-03-01T00:02:00Z&to=2026-03-01T00:06:00Z") == later
