@@ -262,7 +262,7 @@ def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read
          [f"/v1/audit?entity_type=block_request&entity_id={i}" for i in ids]),
         ("/v1/audit?actor=operator:jio", sup, ["/v1/audit?actor=operator:jio&limit=100"]),
         ("/v1/audit?action&from&to (a day)", sup,
-         [f"/v1/audit?action=order.acked&from={today - timedelta(days=d)}T00:00:00Z"
+         [f"/v1/audit?action=ack.applied&from={today - timedelta(days=d)}T00:00:00Z"
           f"&to={today - timedelta(days=d)}T23:59:59Z&limit=100" for d in range(1, 300, 7)]),
         ("/v1/audit?from (months into the log)", sup,
          [f"/v1/audit?limit=100&from={today - timedelta(days=d)}T00:00:00Z"

@@ -87,6 +87,12 @@ SELECT g / 10 + 1, min(unit), 'FIR-' || (g / 10 + 1) || '/seed', min(category), 
        (SELECT min(id) FROM tokens), min(at), max(at) + interval '2 seconds'
 FROM seed_t GROUP BY g / 10;
 
+-- the requests' trigger opened their cases now; a case opens when its first request is filed
+UPDATE cases c SET created_at = s.at, updated_at = s.at
+FROM (SELECT min(unit) AS unit, 'FIR-' || (g / 10 + 1) || '/seed' AS case_ref, min(at) AS at
+      FROM seed_t GROUP BY g / 10) AS s
+WHERE c.unit_code = s.unit AND c.case_ref = s.case_ref;
+
 INSERT INTO block_requests (id, unit_code, case_ref, category, action, priority, reason,
                             status, target_count, open_targets, failed_targets, created_by,
                             created_at, updated_at)
@@ -209,13 +215,13 @@ FROM seed_t WHERE kind = 'msisdn';
 SELECT audit_append(json_agg(e ORDER BY e.at))
 FROM (
     SELECT min(t.at) AS at, 'seed-investigator' AS actor, 'investigator' AS role,
-           'block_request.filed' AS action, 'block_request' AS entity_type,
+           'request.filed.block' AS action, 'block_request' AS entity_type,
            (t.g / 10 + 1)::text AS entity_id,
            jsonb_build_object('unit', min(t.unit), 'targets', count(*)) AS details,
            '{"seed":' || (t.g / 10 + 1) || '}' AS canonical
     FROM seed_t t GROUP BY t.g / 10
     UNION ALL
-    SELECT t.at + interval '2 seconds', 'operator:' || o.op, 'operator', 'order.acked', 'order',
+    SELECT t.at + interval '2 seconds', 'operator:' || o.op, 'operator', 'ack.applied', 'order',
            o.id::text, jsonb_build_object('status', o.ack_status), '{"seed":' || o.id || '}'
     FROM seed_o o JOIN seed_t t ON t.g = o.g
     WHERE o.status = 'acked' AND o.id % 10 = 0
