@@ -44,6 +44,7 @@ class InvalidValue(StoreError):
 # A statement whose best plan depends on its arguments (a period of a day or of years) says so:
 # Postgres then plans it for each call's arguments instead of settling on a generic plan.
 CUSTOM_PLAN = "-- plan: custom"
+CUSTOM_PLANS = "plan_cache_mode = force_custom_plan"  # the setting that marker asks for
 # A hot path's transaction (a filing, a dispatched batch, an operator's acks) plans each of its
 # statements once per connection and keeps that plan. Left to choose, Postgres re-plans them on
 # every call: a custom plan for one array element is estimated cheaper than the generic plan
@@ -147,7 +148,7 @@ class Tx:
                 scope, back = "SET LOCAL", GENERIC_PLANS
             else:
                 scope, back = "SET", "RESET plan_cache_mode"
-            await self._conn.execute(f"{scope} plan_cache_mode = force_custom_plan")
+            await self._conn.execute(f"{scope} {CUSTOM_PLANS}")
             try:
                 return await call(sql, *args)
             finally:  # (in a transaction that fails, its ROLLBACK undoes the SET too)
@@ -355,7 +356,7 @@ class Store:
         sql = self.queries[name]
         begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         if CUSTOM_PLAN in sql:  # planned for its arguments, as Tx._run does
-            begin += "; SET LOCAL plan_cache_mode = force_custom_plan"
+            begin += f"; SET LOCAL {CUSTOM_PLANS}"
         try:
             async with self._acquire() as conn:
                 await conn.execute(begin)
