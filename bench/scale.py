@@ -431,6 +431,12 @@ async def main() -> None:
     p.add_argument("--data-dir", help="keep the seeded server here and reuse it next time")
     p.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN pass")
     p.add_argument("--seed-only", action="store_true", help="seed (with --data-dir) and stop")
+    p.add_argument(
+        "--only",
+        metavar="WORDS",
+        help="time only the reads whose name holds one of these comma-separated words, and "
+        "skip the export, intake and EXPLAIN passes (a quick look at a few reads)",
+    )
     args = p.parse_args()
     n = args.targets
     rng = random.Random(7)
@@ -478,6 +484,9 @@ async def main() -> None:
         for role, t in tok.items():
             auth[f"console:{role}"] = await console_session(base, t)
         reads = endpoints(n, rng, auth)
+        if args.only:
+            words = args.only.split(",")
+            reads = [r for r in reads if any(w in r[0] for w in words)]
         async with common.http_session() as s:
             for name, hs, paths in reads:
                 await timed_gets(
@@ -493,6 +502,10 @@ async def main() -> None:
             ["request", "n", "errors", "p50 ms", "p99 ms"],
             rows,
         )
+        if args.only:
+            procs.stop(service)
+            common.finish("scale", json.loads(json.dumps(figures, default=str)))
+            return
         export = await export_memory(base, tok["supervisor"], service.pid)
         figures["export"] = export
         print(

@@ -51,9 +51,8 @@ ORDER_STATES = (
 )
 # a kind's counts in a group: targets by state, and state changes inside the period
 TARGET_METRICS = (*TARGET_STATES, "blocked_in_period", "unblocked_in_period")
-# stats_targets' columns: unit, category, kind, period, then the numbers' counts and the handsets'
+# stats_targets' columns: unit, category, kind, period, then the counts of TARGET_METRICS
 _FIRST_COUNT = 4
-_HANDSETS_FROM = len(TARGET_METRICS)
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
 _MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
@@ -109,19 +108,27 @@ async def blocking_counts(
         report["totals"]["money"] = _money_totals(money_rows)
         return report
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    counted: list[tuple[int, ...]] = []
+    counted: dict[str, list[tuple[int, ...]]] = {name: [] for name in KIND_NAMES.values()}
     key_of = _key_getter(group_by)
-    for r in await store.fetch("stats_targets", *args, "kind" in group_by):  # a row per group
+    for r in await store.fetch("stats_targets", *args):  # a row per group and kind
         counts: tuple[int, ...] = r[_FIRST_COUNT:]  # type: ignore[index]  # a record slices
-        counted.append(counts)
+        name = KIND_NAMES[r["kind"]]
+        counted[name].append(counts)
         key = key_of(r)
-        groups[key] = g = dict(zip(group_by, key, strict=True))
-        g["numbers"] = dict(zip(TARGET_METRICS, counts[:_HANDSETS_FROM], strict=True))
-        g["handsets"] = dict(zip(TARGET_METRICS, counts[_HANDSETS_FROM:], strict=True))
-    sums = list(map(sum, zip(*counted, strict=True))) or [0] * (2 * _HANDSETS_FROM)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = g = dict(zip(group_by, key, strict=True))
+            g["numbers"] = g["handsets"] = None
+        g[name] = dict(zip(TARGET_METRICS, counts, strict=True))
+    for g in groups.values():  # a group without one of the kinds counts none of it
+        for name in KIND_NAMES.values():
+            if g[name] is None:
+                g[name] = _empty(TARGET_METRICS)
     totals = {  # each metric's column summed
-        "numbers": dict(zip(TARGET_METRICS, sums[:_HANDSETS_FROM], strict=True)),
-        "handsets": dict(zip(TARGET_METRICS, sums[_HANDSETS_FROM:], strict=True)),
+        name: dict(zip(TARGET_METRICS, map(sum, zip(*rows, strict=True)), strict=True))
+        if rows
+        else _empty(TARGET_METRICS)
+        for name, rows in counted.items()
     }
     money = _money_totals(money_rows)
     if "kind" not in group_by:

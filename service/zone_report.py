@@ -14,6 +14,7 @@ from service.case_models import ZoneReport, ZoneRow
 from service.money import grouped, plain_rupees, rupees, summary
 from service.store import Store
 
+_BLOCKED = {"msisdn": "numbers_blocked", "imei": "phone_sets_blocked"}  # by target kind
 _MONEY = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
 _FIGURES = (
     "numbers_blocked",
@@ -49,10 +50,9 @@ async def zone_report(
     units = await store.fetch("unit_list")
     figures = {u["code"]: dict.fromkeys(_FIGURES, 0) for u in units}
     args = (start, end, True, False, None, None, None)
-    for r in await store.fetch("stats_targets", *args, False):  # a row per unit
+    for r in await store.fetch("stats_targets", *args):  # a row per unit and kind
         if r["unit"] in figures:
-            figures[r["unit"]]["numbers_blocked"] += r["numbers_blocked"]
-            figures[r["unit"]]["phone_sets_blocked"] += r["handsets_blocked"]
+            figures[r["unit"]][_BLOCKED[r["kind"]]] += r["blocked"]
     for r in await store.fetch("stats_money", *args):
         if r["unit"] in figures:
             figures[r["unit"]][_MONEY[r["kind"]]] += r["amount"]

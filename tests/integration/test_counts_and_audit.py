@@ -226,6 +226,12 @@ async def test_stats_group_by_and_csv(client: Client, tokens: Tokens, store: Sto
         assert resp.status == 200, (group_by, await resp.text())
         got = await resp.json()  # the document is StatsOut's, field for field
         assert StatsOut.model_validate(got).model_dump(mode="json", by_alias=True) == got
+    by_kind = await (await client.get("/v1/stats?group_by=kind", headers=sup)).json()
+    kinds = {g["kind"]: g for g in by_kind["groups"]}
+    assert list(kinds["imei"]) == ["kind", "numbers", "handsets"]  # numbers first, always
+    assert kinds["imei"]["handsets"]["blocked"] == 2 and not any(kinds["imei"]["numbers"].values())
+    assert kinds["msisdn"]["numbers"]["blocked"] == 1
+    assert not any(kinds["msisdn"]["handsets"].values())
     ops = await (await client.get("/v1/stats?group_by=operator", headers=sup)).json()
     jio = next(g for g in ops["groups"] if g["operator"] == "jio")
     assert jio["handsets"]["blocked"] == 2
