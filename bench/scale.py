@@ -76,6 +76,17 @@ UNITS = (
     "poonch",
     "cps-jammu",
 )  # a request's unit, as scale_seed.sql assigns it
+# more ways of grouping a year, each with a period: the day tables at their finest
+YEAR_GROUP_BYS = (
+    "category,day",
+    "category,week",
+    "kind,day",
+    "unit,kind,day",
+    "unit,category,week",
+    "operator,category,day",
+    "operator,unit,day",
+    "operator,category,month",
+)
 GROUP_BYS = ("", "unit", "category", "operator", "kind", "day", "week", "month")
 EXPLAIN_ON = {
     "session_preload_libraries": "auto_explain",
@@ -250,6 +261,10 @@ def endpoints(n: int, rng: random.Random, auth: dict[str, Headers]) -> list[Read
          [f"/v1/stats?group_by=operator,day&{year}"]),
         ("/v1/stats?group_by=unit,category,day, a year (24,000 groups)", sup,
          [f"/v1/stats?group_by=unit,category,day&{year}"]),
+        *(
+            (f"/v1/stats?group_by={g}, a year", sup, [f"/v1/stats?group_by={g}&{year}"])
+            for g in YEAR_GROUP_BYS
+        ),
         ("/v1/operators", sup, ["/v1/operators"]),
         ("/v1/overdue (first page)", sup, ["/v1/overdue?limit=100"]),
         ("/v1/overdue?operator=jio", sup, ["/v1/overdue?operator=jio&limit=100"]),

@@ -860,11 +860,12 @@ UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2
 -- plan: custom
 -- Targets by state, and the state changes to blocked and unblocked inside the period, a column
 -- each, per group and kind: whole months from the *_months tables, the days around them from
--- the *_days tables (target_unit_days, without the category, unless grouped by it: sql/0029),
--- and the deltas not folded yet from the *_counts tables. The counts come in the order of
--- stats.TARGET_METRICS, so the caller only names them; a group's two kinds are two rows, which
--- the caller places side by side (pivoting them here took a second aggregate and a sort, half
--- the statement's time).
+-- the *_days tables (target_unit_days, without the category, unless grouped by it: sql/0029;
+-- target_category_days, without the unit, when grouped by category and not by unit, nor
+-- filtered by it: sql/0032), and the deltas not folded yet from the *_counts tables. The
+-- counts come in the order of stats.TARGET_METRICS, so the caller only names them; a group's
+-- two kinds are two rows, which the caller places side by side (pivoting them here took a
+-- second aggregate and a sort, half the statement's time).
 -- The sums are of int4 (a day's or a month's count is far below 2^31), which Postgres adds in
 -- an int8; a sum of int8 would be a numeric, several times slower on a year of day rows.
 -- A group and kind whose every count is zero is left out.
@@ -889,7 +890,8 @@ FROM (
     FROM (
         SELECT t.*, 0::bigint AS blocked_in_period, 0::bigint AS unblocked_in_period
         FROM target_state_days t, whole_months($1, $2, $5) w
-        WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+        WHERE $4 AND ($3 OR $6::text IS NOT NULL OR $7::text IS NOT NULL)
+          AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
         SELECT t.unit_code, NULL, t.kind, t.day, t.pending, t.blocked, t.partially_blocked,
@@ -897,6 +899,14 @@ FROM (
                t.blocked_in_period, t.unblocked_in_period
         FROM target_unit_days t, whole_months($1, $2, $5) w
         WHERE NOT $4
+          AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+          AND NOT (t.day >= w.lo AND t.day < w.hi)
+        UNION ALL
+        SELECT NULL, t.category, t.kind, t.day, t.pending, t.blocked, t.partially_blocked,
+               t.unblocked, t.rejected, t.dead, t.unroutable, t.cancelled, t.retained,
+               t.blocked_in_period, t.unblocked_in_period
+        FROM target_category_days t, whole_months($1, $2, $5) w
+        WHERE $4 AND NOT $3 AND $6::text IS NULL AND $7::text IS NULL
           AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
@@ -919,7 +929,8 @@ FROM (
         SELECT t.unit_code, t.category, t.kind, t.day, 0, 0, 0, 0, 0, 0, 0, 0, 0, t.blocked,
                t.unblocked
         FROM target_event_days t, whole_months($1, $2, $5) w
-        WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+        WHERE $4 AND ($3 OR $6::text IS NOT NULL OR $7::text IS NOT NULL)
+          AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
         SELECT m.unit_code, m.category, m.kind, m.month, 0, 0, 0, 0, 0, 0, 0, 0, 0, m.blocked,
@@ -947,24 +958,27 @@ HAVING sum(pending::int) <> 0 OR sum(blocked::int) <> 0 OR sum(partially_blocked
 -- plan: custom
 -- Orders by operator and counted state, a column per state, per group: whole months from
 -- order_state_months, the days around them from order_state_days (order_unit_days, without the
--- category, unless grouped by it: sql/0029), and the deltas not folded yet from
--- order_state_counts. Groups whose every count is zero are left out. Sums of int4, as in
--- stats_targets.
+-- category, unless grouped by it: sql/0029; order_category_days, without the unit, when
+-- grouped by category and not by unit, nor filtered by it: sql/0032), and the deltas not
+-- folded yet from order_state_counts; a row per group and kind, the counts in the order of
+-- stats.ORDER_STATES and then withdrawn. Groups whose every count is zero are left out. Sums
+-- of int4, as in stats_targets.
 SELECT operator_code AS operator, CASE WHEN $3 THEN unit_code END AS unit,
        CASE WHEN $4 THEN category END AS category, kind,
        period_start($5, day) AS period,
-       sum(pending::int) AS pending,
        sum(blocked::int) AS blocked,
        sum(unblocked::int) AS unblocked,
-       sum(not_subscriber::int) AS not_subscriber,
+       sum(pending::int) AS pending,
        sum(rejected::int) AS rejected,
-       sum(retained::int) AS retained,
+       sum(not_subscriber::int) AS not_subscriber,
        sum(dead::int) AS dead,
        sum(cancelled::int) AS cancelled,
+       sum(retained::int) AS retained,
        sum(withdrawn::int) AS withdrawn
 FROM (
     SELECT t.* FROM order_state_days t, whole_months($1, $2, $5) w
-    WHERE $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+    WHERE $4 AND ($3 OR $6::text IS NOT NULL OR $7::text IS NOT NULL)
+      AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
       AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
     SELECT t.operator_code, t.unit_code, NULL, t.kind, t.day, t.pending, t.blocked,
@@ -972,6 +986,14 @@ FROM (
            t.withdrawn
     FROM order_unit_days t, whole_months($1, $2, $5) w
     WHERE NOT $4 AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
+      AND NOT (t.day >= w.lo AND t.day < w.hi)
+    UNION ALL
+    SELECT t.operator_code, NULL, t.category, t.kind, t.day, t.pending, t.blocked,
+           t.unblocked, t.not_subscriber, t.rejected, t.retained, t.dead, t.cancelled,
+           t.withdrawn
+    FROM order_category_days t, whole_months($1, $2, $5) w
+    WHERE $4 AND NOT $3 AND $6::text IS NULL AND $7::text IS NULL
+      AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
       AND NOT (t.day >= w.lo AND t.day < w.hi)
     UNION ALL
     SELECT m.* FROM order_state_months m, whole_months($1, $2, $5) w

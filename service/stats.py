@@ -51,8 +51,10 @@ ORDER_STATES = (
 )
 # a kind's counts in a group: targets by state, and state changes inside the period
 TARGET_METRICS = (*TARGET_STATES, "blocked_in_period", "unblocked_in_period")
-# stats_targets' columns: unit, category, kind, period, then the counts of TARGET_METRICS
-_FIRST_COUNT = 4
+# stats_targets' columns: unit, category, kind, period, then the counts of TARGET_METRICS;
+# stats_orders': operator first, then the same, and the counts of ORDER_STATES and withdrawn
+_TARGET_COUNTS = 4
+_ORDER_COUNTS = 5
 KIND_NAMES = {"msisdn": "numbers", "imei": "handsets"}
 MONEY_METRICS = ("put_on_hold_paise", "released_paise", "refunded_paise", "still_on_hold_paise")
 _MONEY_KIND = {"hold": "put_on_hold_paise", "release": "released_paise", "refund": "refunded_paise"}
@@ -107,31 +109,11 @@ async def blocking_counts(
         report = await _by_operator(store, args, group_by, start, end)
         report["totals"]["money"] = _money_totals(money_rows)
         return report
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    counted: dict[str, list[tuple[int, ...]]] = {name: [] for name in KIND_NAMES.values()}
-    key_of = _key_getter(group_by)
-    for r in await store.fetch("stats_targets", *args):  # a row per group and kind
-        counts: tuple[int, ...] = r[_FIRST_COUNT:]  # type: ignore[index]  # a record slices
-        name = KIND_NAMES[r["kind"]]
-        counted[name].append(counts)
-        key = key_of(r)
-        g = groups.get(key)
-        if g is None:
-            groups[key] = g = dict(zip(group_by, key, strict=True))
-            g["numbers"] = g["handsets"] = None
-        g[name] = dict(zip(TARGET_METRICS, counts, strict=True))
-    for g in groups.values():  # a group without one of the kinds counts none of it
-        for name in KIND_NAMES.values():
-            if g[name] is None:
-                g[name] = _empty(TARGET_METRICS)
-    totals = {  # each metric's column summed
-        name: dict(zip(TARGET_METRICS, map(sum, zip(*rows, strict=True)), strict=True))
-        if rows
-        else _empty(TARGET_METRICS)
-        for name, rows in counted.items()
-    }
+    rows = await store.fetch("stats_targets", *args)
+    groups, totals = _place(rows, group_by, _TARGET_COUNTS, TARGET_METRICS)
     money = _money_totals(money_rows)
     if "kind" not in group_by:
+        key_of = _key_getter(group_by)
         for r in money_rows:
             key = key_of(r)
             g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
@@ -156,21 +138,44 @@ async def blocking_counts(
     }
 
 
-# (column of a stats row, metric it adds to); a metric outside the defaults appears once counted
-_ORDER_METRICS = tuple((s, s) for s in (*ORDER_STATES, "withdrawn"))
-
-
-def _add_counts(
-    group: dict[str, int],
-    totals: dict[str, int],
-    row: Row,
-    metrics: Sequence[tuple[str, str]],
-) -> None:
-    for column, metric in metrics:
-        n = row[column]
-        if n:
-            group[metric] = group.get(metric, 0) + n
-            totals[metric] = totals.get(metric, 0) + n
+def _place(
+    rows: Sequence[Row],
+    group_by: list[str],
+    first: int,
+    metrics: Sequence[str],
+    optional: str | None = None,
+) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict[str, dict[str, int]]]:
+    """Each row's counts (its columns from `first` on: the metrics in their order, then the
+    optional one) under its group and its kind's name, a group's two kinds being two rows;
+    and each kind's totals. A group without one of the kinds counts none of it. The optional
+    metric appears only where it is counted."""
+    names = (*metrics, optional) if optional else tuple(metrics)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    counted: dict[str, list[tuple[int, ...]]] = {name: [] for name in KIND_NAMES.values()}
+    key_of = _key_getter(group_by)
+    for r in rows:
+        counts: tuple[int, ...] = r[first:]  # type: ignore[index]  # a record slices
+        kind = KIND_NAMES[r["kind"]]
+        counted[kind].append(counts)
+        key = key_of(r)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = g = dict(zip(group_by, key, strict=True))
+            g["numbers"] = g["handsets"] = None
+        g[kind] = c = dict(zip(names, counts, strict=True))
+        if optional and not c[optional]:
+            del c[optional]
+    for g in groups.values():
+        for kind in KIND_NAMES.values():
+            if g[kind] is None:
+                g[kind] = _empty(metrics)
+    totals = {}
+    for kind, kind_rows in counted.items():
+        sums = map(sum, zip(*kind_rows, strict=True)) if kind_rows else [0] * len(names)
+        totals[kind] = t = dict(zip(names, sums, strict=True))
+        if optional and not t[optional]:
+            del t[optional]
+    return groups, totals
 
 
 def _money_totals(rows: Sequence[Row]) -> dict[str, int]:
@@ -196,14 +201,7 @@ async def _by_operator(
     end: date | None,
 ) -> dict[str, Any]:
     rows = await store.fetch("stats_orders", *args)
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    totals = {name: _empty(ORDER_STATES) for name in KIND_NAMES.values()}
-    key_of = _key_getter(group_by)
-    for r in rows:
-        key = key_of(r)
-        g = groups.get(key) or groups.setdefault(key, _group(key, group_by, ORDER_STATES))
-        name = KIND_NAMES[r["kind"]]
-        _add_counts(g[name], totals[name], r, _ORDER_METRICS)
+    groups, totals = _place(rows, group_by, _ORDER_COUNTS, ORDER_STATES, "withdrawn")
     return {
         "from": start,
         "to": end,

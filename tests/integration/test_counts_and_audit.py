@@ -65,6 +65,27 @@ async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
         "target_units_kept": """SELECT day, unit_code, kind, pending, blocked, retained,
                                        blocked_in_period, unblocked_in_period
                                 FROM target_unit_days""",
+        # the day rows without the unit (sql/0032) against the day rows they sum
+        "target_categories_days": """SELECT day, category, kind, sum(pending), sum(blocked),
+                                            sum(retained), sum(bip), sum(uip) FROM (
+                                         SELECT day, category, kind, pending, blocked,
+                                                retained, 0 AS bip, 0 AS uip
+                                         FROM target_state_days
+                                         UNION ALL
+                                         SELECT day, category, kind, 0, 0, 0, blocked,
+                                                unblocked
+                                         FROM target_event_days) d
+                                     GROUP BY 1, 2, 3""",
+        "target_categories_kept": """SELECT day, category, kind, pending, blocked, retained,
+                                            blocked_in_period, unblocked_in_period
+                                     FROM target_category_days""",
+        "order_categories_days": """SELECT day, operator_code, category, kind, sum(blocked),
+                                           sum(unblocked), sum(rejected), sum(pending),
+                                           sum(withdrawn)
+                                    FROM order_state_days GROUP BY 1, 2, 3, 4""",
+        "order_categories_kept": """SELECT day, operator_code, category, kind, blocked,
+                                           unblocked, rejected, pending, withdrawn
+                                    FROM order_category_days""",
         "order_units_days": """SELECT day, operator_code, unit_code, kind, sum(blocked),
                                       sum(unblocked), sum(rejected), sum(pending)
                                FROM order_state_days GROUP BY 1, 2, 3, 4""",
@@ -151,6 +172,9 @@ async def test_counters_never_drift_under_a_random_mix(
         assert counts["target_units_kept"] == counts["target_units_days"]
         assert counts["order_units_kept"] == counts["order_units_days"]
         assert counts["order_units_days"]
+        assert counts["target_categories_kept"] == counts["target_categories_days"]
+        assert counts["order_categories_kept"] == counts["order_categories_days"]
+        assert counts["order_categories_days"]
         assert await request_problems(conn) == []
         total = await conn.fetchval(
             "SELECT count(*) FROM targets WHERE state = 'blocked' AND kind = 'imei'"
@@ -173,13 +197,20 @@ async def test_counters_never_drift_under_a_random_mix(
             "group_by=week&",
             "group_by=day&",
             "group_by=category,day&",
+            "group_by=category,week&",
+            "group_by=unit,category,week&",
         ):
             url = f"/v1/stats?{group_by}{period}"
             got = await (await client.get(url, headers=tokens["supervisor"])).json()
             sums.append(got["totals"]["handsets"])
         assert all(s == sums[0] for s in sums), period
         by_operator = []
-        for group_by in ("operator,day", "operator,category,day", "operator,unit,day"):
+        for group_by in (
+            "operator,day",
+            "operator,category,day",
+            "operator,unit,day",
+            "operator,unit,category,week",
+        ):
             url = f"/v1/stats?group_by={group_by}&{period}"
             got = await (await client.get(url, headers=tokens["supervisor"])).json()
             by_operator.append(got["totals"])

@@ -158,6 +158,13 @@ async def test_an_unblock_after_a_failed_send_is_the_last_thing_the_operator_get
         assert t["state"] == "unblocked" and t["operator_states"] == {"vi": "not_blocked"}
         statuses = dict(await store.pool.fetch("SELECT action, status FROM orders"))
         assert statuses == {"block": "withdrawn", "unblock": "acked"}
+        # the withdrawn block counts at its operator, and only where there is one
+        by_operator = await get(client, tokens["supervisor"], "/v1/stats?group_by=operator")
+        [vi] = by_operator["groups"]
+        assert vi["operator"] == "vi" and vi["numbers"]["withdrawn"] == 1
+        assert "withdrawn" not in vi["handsets"] and vi["handsets"]["blocked"] == 0
+        assert by_operator["totals"]["numbers"]["withdrawn"] == 1
+        assert "withdrawn" not in by_operator["totals"]["handsets"]
 
 
 async def test_a_newer_decision_waits_for_the_outstanding_one_and_carries_a_higher_seq(
