@@ -860,12 +860,12 @@ UPDATE request_targets SET done = false WHERE request_id = $1 AND target_id = $2
 -- plan: custom
 -- Targets by state, and the state changes to blocked and unblocked inside the period, a column
 -- each, per group and kind: whole months from the *_months tables, the days around them from
--- the *_days tables (target_unit_days, without the category, unless grouped by it: sql/0029;
--- target_category_days, without the unit, when grouped by category and not by unit, nor
--- filtered by it: sql/0032), and the deltas not folded yet from the *_counts tables. The
--- counts come in the order of stats.TARGET_METRICS, so the caller only names them; a group's
--- two kinds are two rows, which the caller places side by side (pivoting them here took a
--- second aggregate and a sort, half the statement's time).
+-- target_days (sql/0033), or target_unit_days without the category unless grouped by it
+-- (sql/0029), or target_category_days without the unit when grouped by category and neither
+-- grouped nor filtered by unit (sql/0032); and the deltas not folded yet from the *_counts
+-- tables. The counts come in the order of stats.TARGET_METRICS, so the caller only names them;
+-- a group's two kinds are two rows, which the caller places side by side (pivoting them here
+-- took a second aggregate and a sort, half the statement's time).
 -- The sums are of int4 (a day's or a month's count is far below 2^31), which Postgres adds in
 -- an int8; a sum of int8 would be a numeric, several times slower on a year of day rows.
 -- A group and kind whose every count is zero is left out.
@@ -888,8 +888,10 @@ FROM (
            pending, blocked, partially_blocked, unblocked, rejected, dead, unroutable,
            cancelled, retained, blocked_in_period, unblocked_in_period
     FROM (
-        SELECT t.*, 0::bigint AS blocked_in_period, 0::bigint AS unblocked_in_period
-        FROM target_state_days t, whole_months($1, $2, $5) w
+        SELECT t.unit_code, t.category, t.kind, t.day, t.pending, t.blocked,
+               t.partially_blocked, t.unblocked, t.rejected, t.dead, t.unroutable, t.cancelled,
+               t.retained, t.blocked_in_period, t.unblocked_in_period
+        FROM target_days t, whole_months($1, $2, $5) w
         WHERE $4 AND ($3 OR $6::text IS NOT NULL OR $7::text IS NOT NULL)
           AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
           AND NOT (t.day >= w.lo AND t.day < w.hi)
@@ -925,13 +927,6 @@ FROM (
                CASE state WHEN 'retained' THEN n ELSE 0 END, 0, 0
         FROM target_state_counts
         WHERE ($1::date IS NULL OR day >= $1) AND ($2::date IS NULL OR day < $2)
-        UNION ALL
-        SELECT t.unit_code, t.category, t.kind, t.day, 0, 0, 0, 0, 0, 0, 0, 0, 0, t.blocked,
-               t.unblocked
-        FROM target_event_days t, whole_months($1, $2, $5) w
-        WHERE $4 AND ($3 OR $6::text IS NOT NULL OR $7::text IS NOT NULL)
-          AND ($1::date IS NULL OR t.day >= $1) AND ($2::date IS NULL OR t.day < $2)
-          AND NOT (t.day >= w.lo AND t.day < w.hi)
         UNION ALL
         SELECT m.unit_code, m.category, m.kind, m.month, 0, 0, 0, 0, 0, 0, 0, 0, 0, m.blocked,
                m.unblocked

@@ -65,6 +65,20 @@ async def raw_counts(conn: asyncpg.Connection[Any]) -> dict[str, Any]:
         "target_units_kept": """SELECT day, unit_code, kind, pending, blocked, retained,
                                        blocked_in_period, unblocked_in_period
                                 FROM target_unit_days""",
+        # the day rows with the changes beside the states (sql/0033) against the day rows
+        "target_all_days": """SELECT day, unit_code, category, kind, sum(pending), sum(blocked),
+                                     sum(retained), sum(bip), sum(uip) FROM (
+                                  SELECT day, unit_code, category, kind, pending, blocked,
+                                         retained, 0 AS bip, 0 AS uip
+                                  FROM target_state_days
+                                  UNION ALL
+                                  SELECT day, unit_code, category, kind, 0, 0, 0, blocked,
+                                         unblocked
+                                  FROM target_event_days) d
+                              GROUP BY 1, 2, 3, 4""",
+        "target_all_kept": """SELECT day, unit_code, category, kind, pending, blocked, retained,
+                                     blocked_in_period, unblocked_in_period
+                              FROM target_days""",
         # the day rows without the unit (sql/0032) against the day rows they sum
         "target_categories_days": """SELECT day, category, kind, sum(pending), sum(blocked),
                                             sum(retained), sum(bip), sum(uip) FROM (
@@ -172,6 +186,7 @@ async def test_counters_never_drift_under_a_random_mix(
         assert counts["target_units_kept"] == counts["target_units_days"]
         assert counts["order_units_kept"] == counts["order_units_days"]
         assert counts["order_units_days"]
+        assert counts["target_all_kept"] == counts["target_all_days"]
         assert counts["target_categories_kept"] == counts["target_categories_days"]
         assert counts["order_categories_kept"] == counts["order_categories_days"]
         assert counts["order_categories_days"]
