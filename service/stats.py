@@ -3,9 +3,11 @@ operators' health, orders needing a person, the audit log."""
 
 from __future__ import annotations
 
+import gc
 import io
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, Literal
 
@@ -110,6 +112,19 @@ async def blocking_counts(
         report["totals"]["money"] = _money_totals(money_rows)
         return report
     rows = await store.fetch("stats_targets", *args)
+    with _collector_paused():
+        return _targets_report(rows, money_rows, group_by, start, end, unit)
+
+
+def _targets_report(
+    rows: Sequence[Row],
+    money_rows: Sequence[Row],
+    group_by: list[str],
+    start: date | None,
+    end: date | None,
+    unit: str | None,
+) -> dict[str, Any]:
+    """The report from the rows read: the groups placed, money beside them, the totals."""
     groups, totals = _place(rows, group_by, _TARGET_COUNTS, TARGET_METRICS)
     money = _money_totals(money_rows)
     if "kind" not in group_by:
@@ -201,15 +216,31 @@ async def _by_operator(
     end: date | None,
 ) -> dict[str, Any]:
     rows = await store.fetch("stats_orders", *args)
-    groups, totals = _place(rows, group_by, _ORDER_COUNTS, ORDER_STATES, "withdrawn")
-    return {
-        "from": start,
-        "to": end,
-        "group_by": group_by,
-        "totals": totals,
-        "note": "per operator, each order counts one target at that operator",
-        "groups": in_key_order(groups),
-    }
+    with _collector_paused():
+        groups, totals = _place(rows, group_by, _ORDER_COUNTS, ORDER_STATES, "withdrawn")
+        return {
+            "from": start,
+            "to": end,
+            "group_by": group_by,
+            "totals": totals,
+            "note": "per operator, each order counts one target at that operator",
+            "groups": in_key_order(groups),
+        }
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Placing a report's groups makes a few dicts per group and frees none until the report
+    is sent; the cyclic garbage collector, which they never need, would walk them again and
+    again as they grow (by unit, category and day over a year at 10 M targets, 10-20 % of the
+    report's time). Nothing awaits inside, so no other request runs while it is paused."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _retained(n: int) -> str:
