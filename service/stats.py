@@ -112,7 +112,7 @@ async def blocking_counts(
         report["totals"]["money"] = _money_totals(money_rows)
         return report
     rows = await store.fetch("stats_targets", *args)
-    with _collector_paused():
+    with collector_paused():
         return _targets_report(rows, money_rows, group_by, start, end, unit)
 
 
@@ -216,7 +216,7 @@ async def _by_operator(
     end: date | None,
 ) -> dict[str, Any]:
     rows = await store.fetch("stats_orders", *args)
-    with _collector_paused():
+    with collector_paused():
         groups, totals = _place(rows, group_by, _ORDER_COUNTS, ORDER_STATES, "withdrawn")
         return {
             "from": start,
@@ -229,7 +229,7 @@ async def _by_operator(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Placing a report's groups makes a few dicts per group and frees none until the report
     is sent; the cyclic garbage collector, which they never need, would walk them again and
     again as they grow (by unit, category and day over a year at 10 M targets, 10-20 % of the

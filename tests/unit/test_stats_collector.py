@@ -6,23 +6,23 @@ import gc
 
 import pytest
 
-from service.stats import _collector_paused
+from service.stats import collector_paused
 
 
 def test_the_collector_runs_again_after_a_report_even_one_that_failed() -> None:
     assert gc.isenabled()
-    with _collector_paused():
+    with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
-    with pytest.raises(KeyError), _collector_paused():
+    with pytest.raises(KeyError), collector_paused():
         raise KeyError("a metric")
     assert gc.isenabled()
 
 
-def test_a_collector_paused_by_someone_else_stays_paused() -> None:
+def test_acollector_paused_by_someone_else_stays_paused() -> None:
     gc.disable()
     try:
-        with _collector_paused():
+        with collector_paused():
             pass
         assert not gc.isenabled()
     finally:
