@@ -113,44 +113,32 @@ async def blocking_counts(
         return report
     rows = await store.fetch("stats_targets", *args)
     with collector_paused():
-        return _targets_report(rows, money_rows, group_by, start, end, unit)
-
-
-def _targets_report(
-    rows: Sequence[Row],
-    money_rows: Sequence[Row],
-    group_by: list[str],
-    start: date | None,
-    end: date | None,
-    unit: str | None,
-) -> dict[str, Any]:
-    """The report from the rows read: the groups placed, money beside them, the totals."""
-    groups, totals = _place(rows, group_by, _TARGET_COUNTS, TARGET_METRICS)
-    money = _money_totals(money_rows)
-    if "kind" not in group_by:
-        key_of = _key_getter(group_by)
-        for r in money_rows:
-            key = key_of(r)
-            g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
-            g.setdefault("money", _money_totals([]))
-            _add_money(g["money"], r)
-        for g in groups.values():
-            g.setdefault("money", _money_totals([]))
-    return {
-        "from": start,
-        "to": end,
-        "group_by": group_by,
-        "unit": unit,
-        "totals": {**totals, "money": money},
-        "summary": press_summary(
-            totals["numbers"]["blocked"],
-            totals["handsets"]["blocked"],
-            money["put_on_hold_paise"],
-            money["refunded_paise"],
-        )
-        + _retained(totals["numbers"]["retained"]),
-        "groups": in_key_order(groups),
-    }
+        groups, totals = _place(rows, group_by, _TARGET_COUNTS, TARGET_METRICS)
+        money = _money_totals(money_rows)
+        if "kind" not in group_by:
+            key_of = _key_getter(group_by)
+            for r in money_rows:
+                key = key_of(r)
+                g = groups.get(key) or groups.setdefault(key, _group(key, group_by))
+                g.setdefault("money", _money_totals([]))
+                _add_money(g["money"], r)
+            for g in groups.values():
+                g.setdefault("money", _money_totals([]))
+        return {
+            "from": start,
+            "to": end,
+            "group_by": group_by,
+            "unit": unit,
+            "totals": {**totals, "money": money},
+            "summary": press_summary(
+                totals["numbers"]["blocked"],
+                totals["handsets"]["blocked"],
+                money["put_on_hold_paise"],
+                money["refunded_paise"],
+            )
+            + _retained(totals["numbers"]["retained"]),
+            "groups": in_key_order(groups),
+        }
 
 
 def _place(

@@ -112,6 +112,22 @@ async def client(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
         yield c
 
 
+async def ids_in_pages(
+    client: TestClient[Any, Any], path: str, headers: dict[str, str], **params: str
+) -> list[int]:
+    """The ids a list endpoint gives page by page (two a page), following `next_after`."""
+    seen: list[int] = []
+    after: int | None = None
+    while True:
+        query = {**params, "limit": "2", **({"after": str(after)} if after else {})}
+        resp = await client.get(path, headers=headers, params=query)
+        assert resp.status == 200, await resp.text()
+        page = await resp.json()
+        seen += [item["id"] for item in page["items"]]
+        if (after := page["next_after"]) is None:
+            return seen
+
+
 def body(*targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
     """A block request body with these (kind, value) targets."""
     doc: dict[str, Any] = {

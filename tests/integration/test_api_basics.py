@@ -11,7 +11,7 @@ from aiohttp import hdrs, web
 from aiohttp.test_utils import TestClient
 
 from service.http.openapi import openapi_path
-from tests.conftest import Tokens, body
+from tests.conftest import Tokens, body, ids_in_pages
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
@@ -168,16 +168,7 @@ async def test_a_period_of_requests_comes_newest_first_by_filing_time(
     newest_first = [rid for _, rid in by_time]
 
     async def pages(**params: str) -> list[int]:
-        seen: list[int] = []
-        after: int | None = None
-        while True:
-            query = {**params, "limit": "2", **({"after": str(after)} if after else {})}
-            resp = await client.get("/v1/block-requests", headers=sup, params=query)
-            assert resp.status == 200, await resp.text()
-            page = await resp.json()
-            seen += [item["id"] for item in page["items"]]
-            if (after := page["next_after"]) is None:
-                return seen
+        return await ids_in_pages(client, "/v1/block-requests", sup, **params)
 
     assert await pages() == newest_first
     assert await pages(unit="jammu") == newest_first

@@ -17,7 +17,7 @@ from service import acks, audit, stats
 from service.identifiers import luhn_check_digit
 from service.report_models import StatsOut
 from service.store import Store, StoreError
-from tests.conftest import Tokens, body
+from tests.conftest import Tokens, body, ids_in_pages
 
 Client = TestClient[Any, Any]
 CATEGORIES = ["kyc_update", "olx_marketplace", "fake_loan_app", "investment"]
@@ -440,23 +440,12 @@ async def test_audit_pages_follow_each_entrys_time_whatever_the_filters(
     in_time = [i for _, i in sorted(zip(minutes, ids, strict=True))]
     assert in_time != ids
 
-    async def pages(query: str) -> list[int]:
-        seen: list[int] = []
-        after: int | None = None
-        while True:
-            cursor = f"&after={after}" if after else ""
-            resp = await client.get(
-                f"/v1/audit?limit=2&{query}{cursor}", headers=tokens["supervisor"]
-            )
-            assert resp.status == 200, await resp.text()
-            page = await resp.json()
-            seen += [e["id"] for e in page["items"]]
-            if (after := page["next_after"]) is None:
-                return seen
+    async def pages(**params: str) -> list[int]:
+        return await ids_in_pages(client, "/v1/audit", tokens["supervisor"], **params)
 
-    assert await pages("action=clock.set") == in_time
-    assert await pages("actor=admin:clock") == in_time
-    assert [i for i in await pages("entity_type=unit") if i in ids] == in_time
+    assert await pages(action="clock.set") == in_time
+    assert await pages(actor="admin:clock") == in_time
+    assert [i for i in await pages(entity_type="unit") if i in ids] == in_time
     later = [i for m, i in sorted(zip(minutes, ids, strict=True)) if m >= 2]
-    assert await pages("actor=admin:clock&from=2026-03-01T00:02:00Z") == later
-    assert await pages("from=2026-03-01T00:02:00Z&to=2026-03-01T00:06:00Z") == later
+    assert await pages(actor="admin:clock", **{"from": "2026-03-01T00:02:00Z"}) == later
+    assert await pages(**{"from": "2026-03-01T00:02:00Z", "to": "2026-03-01T00:06:00Z"}) == later
