@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -234,6 +235,41 @@ async def test_cli_lists_every_broken_chain_and_exits_non_zero(store: Store, db_
     assert lines[1].startswith(f"  chain 0, row {edited}: hash does not match")
     assert lines[2].startswith(f"  chain 2, row {last}: the head names row {last}")
     assert len(lines) == 3 and "Traceback" not in run.err
+
+
+async def test_batches_chain_in_order_onto_the_head(store: Store, db_url: str) -> None:
+    """Large appends (a dispatch batch's acknowledgements) and a second append in the same
+    transaction link each entry to the one before, in the order given, from the chain's head."""
+    sizes = (1, 600, 37)
+    async with store.transaction() as tx:
+        for size, first in zip(sizes, (0, 1, 601), strict=True):
+            entries = [
+                audit.AuditEntry("operator:jio", "operator", "ack.applied", "order", str(i),
+                                 {"status": "blocked", "n": i})
+                for i in range(first, first + size)
+            ]  # fmt: skip
+            await audit.record(tx, entries)
+        await tx.commit()
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, at, actor, role, action, entity_type, entity_id, details, chain,"
+            " prev_hash, hash FROM audit_log WHERE action = 'ack.applied' ORDER BY id"
+        )
+        head = await conn.fetchrow("SELECT last_id, hash FROM audit_head WHERE chain = $1",
+                                   rows[0]["chain"])  # fmt: skip
+    finally:
+        await conn.close()
+    assert [r["entity_id"] for r in rows] == [str(i) for i in range(sum(sizes))]
+    prev = bytes(rows[0]["prev_hash"])
+    for r in rows:
+        assert r["chain"] == rows[0]["chain"] and bytes(r["prev_hash"]) == prev
+        entry = audit.AuditEntry(r["actor"], r["role"], r["action"], r["entity_type"],
+                                 r["entity_id"], json.loads(r["details"]))  # fmt: skip
+        prev = audit.chain_hash(prev, audit.canonical(r["at"], entry))
+        assert bytes(r["hash"]) == prev
+    assert head["last_id"] == rows[-1]["id"] and bytes(head["hash"]) == prev
+    assert (await audit.verify(store)).ok
 
 
 async def test_verify_raises_no_false_alarm_while_filings_and_acks_go_on(
