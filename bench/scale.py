@@ -140,14 +140,8 @@ async def seed(url: str, targets: int, chunk: int, *, settled: bool = False) -> 
         await conn.execute(SEQUENCES)
     finally:
         await conn.close()
-    pool = await db.create_pool(url, 1, 2)
-    try:
-        async with Store(pool).transaction() as tx:  # upkeep's fold, on the seeded deltas
-            await tx.fetchval("counts_compact_lock")
-            folded = await tx.fetchrow("counts_compact")
-        print(f"  folded the counters: {dict(folded or {})}")
-    finally:
-        await pool.close()
+    folded, took = await fold(url)  # upkeep's fold, on the seeded deltas
+    print(f"  folded the counters: {folded} in {took * 1000:.0f} ms")
     conn = await asyncpg.connect(url, command_timeout=7200)
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -156,6 +150,37 @@ async def seed(url: str, targets: int, chunk: int, *, settled: bool = False) -> 
     finally:
         await conn.close()
     return seconds
+
+
+RUN_TARGETS = 4_000  # each run files 2,000 targets live before the reads and 2,000 after
+
+
+async def next_run(url: str) -> int:
+    """The runs this database served before this one (which is counted now): each run files
+    targets of its own, new to a kept database, so that their count deltas are new too."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_runs (at timestamptz NOT NULL DEFAULT now())"
+        )
+        await conn.execute("INSERT INTO bench_runs DEFAULT VALUES")
+        return int(await conn.fetchval("SELECT count(*) FROM bench_runs")) - 1
+    finally:
+        await conn.close()
+
+
+async def fold(url: str) -> tuple[dict[str, int], float]:
+    """Upkeep's fold of the counter deltas into the day rows, in one transaction as upkeep
+    runs it: what it folded and kept, and the seconds it took (its commit included)."""
+    pool = await db.create_pool(url, 1, 2)
+    try:
+        started = time.perf_counter()
+        async with Store(pool).transaction() as tx:
+            await tx.fetchval("counts_compact_lock")
+            folded = await tx.fetchrow("counts_compact")
+        return dict(folded or {}), time.perf_counter() - started
+    finally:
+        await pool.close()
 
 
 async def seed_sightings(url: str, targets: int, chunk: int) -> None:
@@ -480,6 +505,8 @@ async def main() -> None:
             common.finish("scale", figures)
             return
         await seed_sightings(url, n, args.chunk)
+        await fold(url)  # a kept database's deltas from earlier runs: the live ones are this run's
+        first = await next_run(url) * RUN_TARGETS % (800_000 - RUN_TARGETS)  # the MSISDN series
         port = common.free_port()
         base = f"http://127.0.0.1:{port}"
         env = {"DATABASE_URL": url}
@@ -494,7 +521,7 @@ async def main() -> None:
             await pg.reset_statements(url)
         live = await intake.phase(
             base, tok["investigator"], name="live filings", per_request=2, requests=1000,
-            concurrency=8, first=0, time_limit=60, url=url,
+            concurrency=8, first=first, time_limit=60, url=url,
         )  # fmt: skip
         figures["live_filings"] = live["requests"]
         auth = {role: {"Authorization": f"Bearer {t}"} for role, t in tok.items()}
@@ -531,7 +558,7 @@ async def main() -> None:
         )
         single = await intake.phase(
             base, tok["investigator"], name="1 target", per_request=1, requests=2000,
-            concurrency=16, first=10_000, time_limit=30, url=url,
+            concurrency=16, first=first + 2_000, time_limit=30, url=url,
         )  # fmt: skip
         figures["intake_single"] = single
         figures["service_peak_rss_mb"] = round(common.peak_rss_mb(service.pid), 1)
@@ -544,6 +571,15 @@ async def main() -> None:
         if args.pg_stats:
             await pg.print_top_statements(url, "costliest statements of the reads")
         procs.stop(service)
+        # the run's filings were counted as deltas (the service ran without upkeep): upkeep's
+        # fold of them costs what they are, whatever the history beneath them
+        folded, took = await fold(url)
+        figures["fold"] = {**folded, "filings": live["requests"] + single["requests"],
+                           "ms": round(took * 1000, 1)}  # fmt: skip
+        print(
+            f"\nupkeep's fold of this run's {figures['fold']['filings']:,} filings: "
+            f"{folded['folded']:,} deltas into {folded['kept']:,} day rows in {took * 1000:.0f} ms"
+        )
         if not args.no_explain:
             scans = await explain_pass(base, url, reads, start_service)
             figures["seq_scans"] = {r[0]: r[2] for r in scans}
