@@ -20,7 +20,7 @@ def configure_logging(
     factory: Callable[..., Any]
     binary = getattr(sys.stderr, "buffer", None)  # none when stderr is a text buffer (tests)
     if use_json:
-        # orjson, writing bytes: a line costs about a third of what the stdlib encoder and a
+        # orjson, writing bytes: a line costs under half of what the stdlib encoder and a
         # text stream take (every request logs one); a value it cannot encode goes as its repr
         renderer = structlog.processors.JSONRenderer(
             serializer=orjson.dumps if binary else _json_text,
