@@ -19,7 +19,7 @@ def test_the_collector_runs_again_after_a_report_even_one_that_failed() -> None:
     assert gc.isenabled()
 
 
-def test_acollector_paused_by_someone_else_stays_paused() -> None:
+def test_a_collector_paused_by_someone_else_stays_paused() -> None:
     gc.disable()
     try:
         with collector_paused():
